@@ -1,0 +1,61 @@
+"""One exception root for everything taskrun reports to a user.
+
+Each error carries the process exit code it stands for; the CLI catches
+`TaskrunError` in one place and turns it into a message and that code.
+A failing *task* is never an exception: it is a result with a status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_TASKS_FAILED = 1  # a task of the plan failed, timed out or was skipped
+EXIT_INVALID = 2  # the task file or the command line is invalid; nothing ran
+EXIT_INTERNAL = 3  # taskrun itself failed (a bug, or results could not be written)
+EXIT_SIGHUP = 129
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class TaskrunError(Exception):
+    """Base of every error taskrun reports; `exit_code` is what the process returns."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class UsageError(TaskrunError):
+    """The command line asks for something impossible (unknown task, bad flag value)."""
+
+    exit_code = EXIT_INVALID
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """One thing wrong with a task file, at a position (1-based line and column)."""
+
+    line: int
+    column: int
+    path: str  # dotted key path, e.g. "tasks.build.timeout"; "" for the whole file
+    message: str
+    file: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class TaskFileError(TaskrunError):
+    """The task file is invalid; holds every problem found, in file order."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class OutputError(TaskrunError):
+    """A result (summary, report) could not be written."""
+
+    exit_code = EXIT_INTERNAL

@@ -1,0 +1,156 @@
+"""The data that flows from the task file to the summary.
+
+Frozen, keyword-only dataclasses holding tuples, so every value is hashable and
+picklable (a distributed worker receives `AttemptSpec` and returns `AttemptResult`).
+Standard library only: a worker imports this module and `proc`, nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Status(str, enum.Enum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DEFAULT_SHELL = "/bin/sh"
+DEFAULT_KILL_GRACE_S = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSpec:
+    """One task as the file declares it (defaults of the file not yet applied)."""
+
+    name: str
+    cmd: str | tuple[str, ...]  # a string runs through the shell; a tuple runs directly
+    description: str | None = None
+    needs: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    retries: int = 0
+    retry_delay_s: float = 0.0
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None  # absolute, already resolved against the task file's folder
+    allow_failure: bool = False
+    tags: tuple[str, ...] = ()
+    line: int = 0  # where the task's name stands in the file (1-based)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFile:
+    """A validated task file."""
+
+    path: str  # as the user named it
+    folder: str  # absolute folder of the file: default cwd of tasks
+    sha256: str
+    version: int
+    pool: int | None
+    timeout_s: float | None
+    env: tuple[tuple[str, str], ...]
+    shell: str
+    fail_fast: bool
+    tasks: tuple[TaskSpec, ...]  # in file order
+
+    def task(self, name: str) -> TaskSpec:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptSpec:
+    """Everything needed to run one attempt of one command, anywhere."""
+
+    task: str
+    attempt: int  # 1-based
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]  # the complete environment of the command
+    cwd: str
+    timeout_s: float | None
+    kill_grace_s: float
+    stdout_path: str
+    stderr_path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptResult:
+    """How one attempt ended. Times are Unix epoch seconds (wall clock)."""
+
+    exit_code: int | None  # None when a signal ended the command
+    signal: str | None  # e.g. "SIGKILL"
+    timed_out: bool
+    pid: int | None  # None when the command could not start
+    started_at: float
+    finished_at: float
+    duration_s: float
+    reason: str | None = None  # why it could not start, or how it was stopped
+    cancelled: bool = False  # stopped because the run was cancelled
+    stray_killed: int = 0  # processes left behind by the command and killed
+    worker: str | None = None  # where it ran, for distributed backends
+    host: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskResult:
+    """The outcome of one task of the plan: its last attempt, and every attempt."""
+
+    name: str
+    status: Status
+    allow_failure: bool = False
+    reason: str | None = None
+    attempts: tuple[AttemptResult, ...] = ()
+    stdout_path: str | None = None
+    stderr_path: str | None = None
+
+    @property
+    def last(self) -> AttemptResult | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def __bool__(self) -> bool:
+        """Whether the task counts as done for the run and for what needs it."""
+        if self.status is Status.SUCCESS:
+            return True
+        return self.allow_failure and self.status in (Status.FAILED, Status.TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedTask:
+    """A task with the file's defaults and the command line's overrides applied."""
+
+    spec: TaskSpec
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]  # added to the runner's environment
+    cwd: str
+    timeout_s: float | None
+    kill_grace_s: float = DEFAULT_KILL_GRACE_S
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """What will run: tasks in file order, a pool size, and the run-wide switches."""
+
+    taskfile: TaskFile
+    tasks: tuple[PlannedTask, ...]
+    pool: int
+    fail_fast: bool
+    targets: tuple[str, ...] = ()  # what the user named; empty for the whole file
+    order: tuple[str, ...] = field(default=())  # readiness order with an unbounded pool
+
+    def __len__(self) -> int:
+        return len(self.tasks)
