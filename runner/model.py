@@ -41,6 +41,7 @@ class TaskSpec:
     cwd: str | None = None  # absolute, already resolved against the task file's folder
     allow_failure: bool = False
     tags: tuple[str, ...] = ()
+    kill_grace_s: float | None = None
     line: int = 0  # where the task's name stands in the file (1-based)
 
 
@@ -58,6 +59,7 @@ class TaskFile:
     shell: str
     fail_fast: bool
     tasks: tuple[TaskSpec, ...]  # in file order
+    kill_grace_s: float | None = None
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
