@@ -1,0 +1,125 @@
+"""The `taskrun` command: flags in, exit code out. Parsing and printing only;
+the work is done by load, plan, session and console.
+
+Exit codes: 0 every task succeeded (or failed with allow_failure); 1 a task
+failed, timed out or was skipped; 2 invalid task file or command line, nothing
+ran; 3 taskrun itself failed; 128+N stopped by signal N (130 SIGINT, 143 SIGTERM).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_SIGINT, TaskFileError, TaskrunError
+
+DEBUG_VAR = "TASKRUN_DEBUG"
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+def _err(text: str) -> None:
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def main_command(
+    file: Annotated[Optional[Path], typer.Argument(help="The task file (YAML).", show_default=False)] = None,
+    targets: Annotated[Optional[list[str]], typer.Argument(help="Tasks to run, with what they need; default all.",
+                                                           show_default=False)] = None,
+    pool: Annotated[Optional[int], typer.Option("-j", "--pool", min=1, max=4096,
+                                                help="How many tasks run at once (overrides the file).")] = None,
+    timeout: Annotated[Optional[str], typer.Option(help="Default timeout of each task, e.g. 90s, 5m (overrides the file).")] = None,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="On the first failure, start nothing new and stop what runs.")] = False,
+    validate: Annotated[bool, typer.Option("--validate", help="Only check the file; exit 0 if valid, 2 if not.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and run nothing.")] = False,
+    summary: Annotated[str, typer.Option("-o", "--summary", help="Where to write the JSON summary; '-' for stdout.")] = "taskrun-summary.json",
+    log_dir: Annotated[Optional[str], typer.Option("--log-dir", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the task file's JSON Schema and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print taskrun's version and exit.")] = False,
+) -> None:
+    """Run the tasks of a YAML task file in parallel and write a JSON summary."""
+    try:
+        code = _dispatch(file=file, targets=tuple(targets or ()), pool=pool, timeout=timeout,
+                         fail_fast=fail_fast, validate=validate, dry_run=dry_run, summary=summary,
+                         log_dir=log_dir, schema=schema, version=version)
+    except TaskFileError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        code = exc.exit_code
+    except TaskrunError as exc:
+        _err(f"taskrun: {exc}")
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        _err("taskrun: interrupted")
+        code = EXIT_SIGINT
+    except Exception as exc:  # a bug: one line, the traceback on request
+        if os.environ.get(DEBUG_VAR):
+            traceback.print_exc()
+        _err(f"taskrun: internal error: {exc!r} (set {DEBUG_VAR}=1 to see the traceback)")
+        code = EXIT_INTERNAL
+    raise typer.Exit(code)
+
+
+def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, summary, log_dir,
+              schema, version) -> int:
+    if version:
+        print(f"taskrun {__version__}")
+        return EXIT_OK
+    if schema:
+        from .load import schema_text
+
+        sys.stdout.write(schema_text())
+        return EXIT_OK
+    if file is None:
+        _err("taskrun: missing the task file: taskrun FILE [TASK ...] (see --help)")
+        return EXIT_INVALID
+
+    from .durations import parse_duration
+    from .errors import UsageError
+    from .load import load_taskfile
+    from .plan import make_plan
+
+    timeout_s = None
+    if timeout is not None:
+        try:
+            timeout_s = parse_duration(timeout)
+        except ValueError as exc:
+            raise UsageError(f"--timeout: {exc}") from None
+    taskfile = load_taskfile(str(file))
+    plan = make_plan(taskfile, targets, pool=pool, timeout_s=timeout_s, fail_fast=fail_fast or None)
+    if validate:
+        _err(f"{file}: valid ({len(taskfile.tasks)} tasks)")
+        return EXIT_OK
+
+    from .console import Console
+
+    to_stdout = summary == "-"
+    console = Console(sys.stderr if to_stdout else sys.stdout, width=max(len(t.name) for t in plan.tasks))
+    if dry_run:
+        console.show_plan(plan)
+        return EXIT_OK
+
+    from .backends import LocalBackend
+    from .session import RunOptions, run_session
+
+    options = RunOptions(summary_path=summary, log_dir=log_dir, argv=tuple(sys.argv))
+    return run_session(
+        plan, console,
+        lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
+        options, backend_factory=lambda wake_fd: LocalBackend(wake_fd=wake_fd),
+    )
+
+
+def main() -> None:
+    app()

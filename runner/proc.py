@@ -1,0 +1,360 @@
+"""One attempt of one command, from spawn to the last process of its tree.
+
+Model:
+- The command starts in its own session (so its own process group, pgid == pid),
+  stdin from /dev/null, stdout and stderr written straight to log files. No pipe
+  connects it to the runner, so a grandchild that keeps its output open can
+  never hang the runner, and the logs survive whatever happens to the runner.
+- The runner watches the group leader through a pidfd and learns its status with
+  WNOWAIT, leaving it unreaped (a zombie keeps its pid and so its group id from
+  being recycled) until the rest of the group is gone.
+- Stopping (timeout, cancel, or processes left behind by a command that exited)
+  is one ladder: SIGTERM to the group, SIGKILL after the grace period, then wait
+  for the group to be empty, then reap the leader.
+- When the runner is a child subreaper, processes orphaned by the command are
+  adopted by it; those that escaped the group with setsid are recognised by the
+  TASKRUN_ATTEMPT_ID they inherited and stopped with the group.
+
+Standard library and `model` only: a distributed worker imports this module.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from .model import AttemptResult, AttemptSpec
+
+ATTEMPT_ID_VAR = "TASKRUN_ATTEMPT_ID"
+PR_SET_CHILD_SUBREAPER = 36
+STRAY_POLL_S = 0.02  # how often a group being stopped is checked for members
+KILL_WAIT_S = 5.0  # after SIGKILL, how long to wait for the group to vanish (D state)
+_SELF = str(os.getpid())
+
+
+def become_subreaper() -> bool:
+    """Adopt the orphans of our commands (Linux), so none escapes the sweep."""
+    global _SUBREAPER
+    if not _SUBREAPER:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            _SUBREAPER = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _SUBREAPER = False
+    return _SUBREAPER
+
+
+def own_children() -> set[int]:
+    """Pids of this process's children (its own and adopted ones), from /proc."""
+    pids: set[int] = set()
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return pids
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/children", "rb") as f:
+                pids.update(int(p) for p in f.read().split())
+        except OSError:
+            continue
+    return pids
+
+
+def _stat(pid: str) -> tuple[bytes, int, int] | None:
+    """(state, ppid, pgrp) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0], int(fields[1]), int(fields[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _attempt_id(pid: str) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            for item in f.read().split(b"\0"):
+                if item.startswith(b"TASKRUN_ATTEMPT_ID="):
+                    return item[len(b"TASKRUN_ATTEMPT_ID="):]
+    except OSError:
+        pass
+    return None
+
+
+def group_members(pgid: int, attempt_id: str, leader: int) -> list[int]:
+    """Live processes of an attempt: its process group, plus adopted escapees of it."""
+    me = os.getpid()
+    want = attempt_id.encode()
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == leader:
+            continue
+        st = _stat(entry)
+        if st is None or st[0] in (b"Z", b"X"):
+            continue
+        if st[2] == pgid or (st[1] == me and _attempt_id(entry) == want):
+            members.append(int(entry))
+    return members
+
+
+def signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"SIG{num}"
+
+
+def _send(pids: list[int], pgid: int, sig: int) -> None:
+    for target, kill in ((pgid, os.killpg), *((p, os.kill) for p in pids)):
+        try:
+            kill(target, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # the pid was reused by someone else's process
+            pass
+
+
+@dataclass(slots=True, eq=False)
+class Attempt:
+    """A running attempt; a small state machine driven by `on_exit` and `tick`."""
+
+    spec: AttemptSpec
+    pid: int | None = None
+    pidfd: int | None = None
+    result: AttemptResult | None = None
+    started_at: float = 0.0
+    _t0: float = 0.0  # monotonic start
+    _deadline: float | None = None  # monotonic: when the timeout fires
+    _kill_at: float | None = None  # monotonic: when SIGKILL follows SIGTERM
+    _give_up_at: float | None = None  # monotonic: stop waiting for an unkillable group
+    _status: tuple[int | None, str | None] | None = None  # (exit code, signal) once the leader ended
+    _ended_mono: float = 0.0
+    _timed_out: bool = False
+    _cancelled: bool = False
+    _reason: str | None = None
+    _poll_at: float | None = None  # monotonic: next check of a group being emptied
+    _strays: set[int] = field(default_factory=set)
+    _popen: subprocess.Popen | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    @property
+    def attempt_id(self) -> str:
+        return f"{self.spec.task}#{self.spec.attempt}@{_SELF}"
+
+    def start(self) -> None:
+        spec = self.spec
+        self.started_at = time.time()
+        self._t0 = time.monotonic()
+        env = dict(spec.env)
+        env[ATTEMPT_ID_VAR] = self.attempt_id
+        out = err = -1
+        try:
+            out = _open_log(spec.stdout_path)
+            err = _open_log(spec.stderr_path)
+            self._popen = subprocess.Popen(
+                spec.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=spec.cwd, env=env,
+                start_new_session=True,  # own group, so a timeout reaches grandchildren too
+            )
+        except OSError as exc:
+            self._fail_to_start(exc)
+            return
+        finally:
+            for fd in (out, err):
+                if fd >= 0:
+                    os.close(fd)
+        self.pid = self._popen.pid
+        self.pidfd = os.pidfd_open(self.pid)
+        if spec.timeout_s is not None:
+            self._deadline = self._t0 + spec.timeout_s
+
+    def _fail_to_start(self, exc: OSError) -> None:
+        spec = self.spec
+        if isinstance(exc, FileNotFoundError) and exc.filename == spec.cwd and not os.path.isdir(spec.cwd):
+            code, reason = 127, f"working directory not found: {spec.cwd}"
+        elif isinstance(exc, NotADirectoryError) and exc.filename == spec.cwd:
+            code, reason = 127, f"working directory is not a folder: {spec.cwd}"
+        elif isinstance(exc, FileNotFoundError):
+            code, reason = 127, f"command not found: {spec.argv[0]}"
+        elif isinstance(exc, PermissionError):
+            code, reason = 126, f"permission denied: {exc.filename or spec.argv[0]}"
+        elif exc.errno == errno.ENOEXEC:
+            code, reason = 126, f"not an executable: {spec.argv[0]}"
+        else:
+            code, reason = 126, f"could not start: {exc.strerror or exc}"
+        now = time.time()
+        self.result = AttemptResult(
+            exit_code=code, signal=None, timed_out=False, pid=None, started_at=self.started_at,
+            finished_at=now, duration_s=round(now - self.started_at, 6), reason=reason,
+        )
+
+    # -- driven by the loop ---------------------------------------------------
+
+    def on_exit(self) -> None:
+        """The leader's pidfd became readable: take its status, keep it unreaped."""
+        info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+        if info is None:  # spurious wakeup
+            return
+        self._ended_mono = time.monotonic()
+        if info.si_code == os.CLD_EXITED:
+            self._status = (info.si_status, None)
+        else:
+            self._status = (None, signal_name(info.si_status))
+        self._settle()
+
+    def _settle(self) -> None:
+        """After the leader ended: finish now, or stop what it left behind first."""
+        members = group_members(self.pid, self.attempt_id, self.pid) if self._may_have_members() else []
+        if not members:
+            self._finish()
+            return
+        self._strays.update(members)
+        self._poll_at = time.monotonic() + STRAY_POLL_S
+        if self._kill_at is None:
+            self.stop(reason=self._reason)
+        elif self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+            self._finish()
+
+    def _may_have_members(self) -> bool:
+        # Fast path (a few microseconds instead of a /proc scan): once the leader
+        # is dead, every survivor of its tree was adopted by us (subreaper) or
+        # lives under such an adoptee, so no child of ours other than a running
+        # leader means an empty group.
+        if self._kill_at is not None or not _SUBREAPER:
+            return True
+        return bool(own_children() - _LIVE_LEADERS)
+
+    def stop(self, *, reason: str | None, timed_out: bool = False, cancelled: bool = False,
+             force: bool = False) -> None:
+        """Start (or hurry) the ladder: SIGTERM now, SIGKILL after the grace period."""
+        if self.done or self.pid is None:
+            return
+        now = time.monotonic()
+        self._timed_out |= timed_out and self._status is None
+        self._cancelled |= cancelled and self._status is None
+        if reason and (self._reason is None or timed_out or cancelled):
+            self._reason = reason
+        if self._kill_at is None:
+            self._kill_at = now + self.spec.kill_grace_s
+            _send(sorted(self._strays), self.pid, signal.SIGTERM)
+        if force and self._kill_at > now:
+            self._kill_at = now
+        self.tick()
+
+    def next_attention(self) -> float | None:
+        """Monotonic time at which `tick` must run, if any."""
+        if self.done:
+            return None
+        times = [t for t in (self._deadline if self._kill_at is None else None,
+                             self._kill_at if self._give_up_at is None else None,
+                             self._poll_at if self._status is not None else None) if t is not None]
+        return min(times) if times else None
+
+    def tick(self) -> None:
+        """Advance deadlines: fire the timeout, the SIGKILL, re-check a draining group."""
+        if self.done or self.pid is None:
+            return
+        now = time.monotonic()
+        if self._kill_at is None and self._deadline is not None and now >= self._deadline:
+            self.stop(reason=f"timed out after {self.spec.timeout_s:g}s", timed_out=True)
+            return
+        if self._kill_at is not None and now >= self._kill_at and self._give_up_at is None:
+            self._give_up_at = now + KILL_WAIT_S
+            members = group_members(self.pid, self.attempt_id, self.pid)
+            self._strays.update(members)
+            _send(members, self.pid, signal.SIGKILL)
+        if self._status is not None:
+            self._settle()
+
+    def _finish(self) -> None:
+        code, sig = self._status
+        try:
+            os.waitpid(self.pid, 0)  # the group is empty: now the leader may go
+        except ChildProcessError:
+            pass
+        if self._popen is not None:
+            self._popen.returncode = code if code is not None else -1  # reaped here, not by Popen
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+        _LIVE_LEADERS.discard(self.pid)
+        ended = self.started_at + (self._ended_mono - self._t0)
+        reason = self._reason
+        if self._strays and not (self._timed_out or self._cancelled):
+            reason = reason or f"stopped {len(self._strays)} process(es) the command left running"
+        self.result = AttemptResult(
+            exit_code=code, signal=sig, timed_out=self._timed_out, pid=self.pid,
+            started_at=self.started_at, finished_at=ended,
+            duration_s=round(self._ended_mono - self._t0, 6), reason=reason,
+            cancelled=self._cancelled, stray_killed=len(self._strays),
+        )
+
+
+# Per process, like the kernel state they mirror: whether this process adopts
+# orphans, and the leaders of its attempts not yet finished (children of ours
+# that are not strays).
+_SUBREAPER = False
+_LIVE_LEADERS: set[int] = set()
+
+
+def _open_log(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+
+
+def launch(spec: AttemptSpec) -> Attempt:
+    """Start an attempt; if it could not start, `done` is already true."""
+    attempt = Attempt(spec)
+    attempt.start()
+    if attempt.pid is not None:
+        _LIVE_LEADERS.add(attempt.pid)
+    return attempt
+
+
+def reap_orphans() -> int:
+    """Reap adopted children that have exited; kill and reap those still alive
+    that belong to no running attempt. Returns how many were killed."""
+    killed = 0
+    for pid in own_children() - _LIVE_LEADERS:
+        st = _stat(str(pid))
+        if st is not None and st[0] not in (b"Z", b"X"):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    return killed
+
+
+def run_attempt(spec: AttemptSpec, should_stop=lambda: False) -> AttemptResult:
+    """Run one attempt to its end, blocking (for workers that run one at a time).
+
+    `should_stop` is polled every 100 ms; when it returns true the attempt is
+    stopped with the usual ladder and reported as cancelled.
+    """
+    attempt = launch(spec)
+    if attempt.done:
+        return attempt.result
+    with selectors.DefaultSelector() as sel:
+        sel.register(attempt.pidfd, selectors.EVENT_READ)
+        while not attempt.done:
+            wake = attempt.next_attention()
+            timeout = 0.1 if wake is None else max(0.0, min(0.1, wake - time.monotonic()))
+            if sel.select(timeout) and attempt._status is None:
+                sel.unregister(attempt.pidfd)
+                attempt.on_exit()
+            if should_stop() and not attempt.done:
+                attempt.stop(reason="cancelled", cancelled=True)
+            attempt.tick()
+    return attempt.result

@@ -1,0 +1,239 @@
+"""The loop that runs a plan: a DAG over a pool of N slots.
+
+A task becomes ready when everything it needs has succeeded (or failed with
+`allow_failure`); ready tasks start in priority order (file order by default)
+while a slot is free. The loop then blocks in the backend until an attempt
+ends, a retry is due, or a stop is requested. A failed attempt with retries
+left is started again after its delay; a task that finally fails makes every
+task that needs it, directly or not, `skipped`. A stop (fail_fast, or a signal)
+starts nothing new, marks what did not start `cancelled` and stops what runs.
+
+The backend and the listener are given, never imported: the same loop drives
+the local pool and a distributed one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult
+
+
+class Listener(Protocol):
+    def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None: ...
+
+    def attempt_ended(self, task: PlannedTask, attempt: int, result: AttemptResult,
+                      retry_in_s: float | None) -> None: ...
+
+    def task_ended(self, result: TaskResult) -> None: ...
+
+
+class Backend(Protocol):
+    def start(self, key: str, spec: AttemptSpec) -> int | None: ...
+
+    def wait(self, timeout_s: float | None) -> list[tuple[str, AttemptResult]]: ...
+
+    def stop(self, key: str, *, reason: str, cancelled: bool = True, force: bool = False) -> None: ...
+
+    def stop_all(self, *, reason: str, force: bool = False) -> None: ...
+
+
+@dataclass(slots=True)
+class StopRequest:
+    """Set from a signal handler; read by the loop after each wakeup."""
+
+    signum: int | None = None
+    count: int = 0
+    reason: str | None = None
+
+    def request(self, signum: int | None, reason: str) -> None:
+        self.signum = signum if self.signum is None else self.signum
+        self.reason = self.reason or reason
+        self.count += 1
+
+
+@dataclass(slots=True)
+class _State:
+    task: PlannedTask
+    index: int
+    waiting: int  # needs not yet satisfied
+    dependents: list[str] = field(default_factory=list)
+    attempts: list[AttemptResult] = field(default_factory=list)
+    result: TaskResult | None = None
+    running: bool = False
+
+
+class Scheduler:
+    """Runs one plan once. `results()` is valid at any moment, so a summary can
+    still be written if the loop is interrupted by an error of taskrun's own."""
+
+    def __init__(self, plan: Plan, backend: Backend, listener: Listener, *, log_dir: Path,
+                 run_id: str, stop: StopRequest | None = None,
+                 base_env: Mapping[str, str] | None = None,
+                 priority: Mapping[str, float] | None = None) -> None:
+        self.plan = plan
+        self.backend = backend
+        self.listener = listener
+        self.log_dir = log_dir
+        self.run_id = run_id
+        self.stop = stop or StopRequest()
+        self.base_env = dict(os.environ if base_env is None else base_env)
+        self.stopping = False
+        self.fail_fast_cause: str | None = None
+        self._forced = False
+        self._state = {t.name: _State(task=t, index=i, waiting=len(t.spec.needs))
+                       for i, t in enumerate(plan.tasks)}
+        for t in plan.tasks:
+            for need in t.spec.needs:
+                self._state[need].dependents.append(t.name)
+        # Ready heap entries: (priority, file index, name). Higher priority first.
+        prio = priority or {}
+        self._key = {n: (-prio.get(n, 0.0), s.index) for n, s in self._state.items()}
+        self._ready: list[tuple[tuple[float, int], str]] = [
+            (self._key[n], n) for n, s in self._state.items() if s.waiting == 0]
+        heapq.heapify(self._ready)
+        self._retries: list[tuple[float, int, str]] = []  # (monotonic due, index, name)
+        self._running = 0
+
+    # -- the loop --------------------------------------------------------------
+
+    def run(self) -> list[TaskResult]:
+        while True:
+            self._check_stop()
+            self._start_ready()
+            if self._running == 0 and (self.stopping or not self._retries):
+                break
+            timeout = None
+            if self._retries and not self.stopping:
+                timeout = max(0.0, self._retries[0][0] - time.monotonic())
+            for name, result in self.backend.wait(timeout):
+                self._attempt_ended(name, result)
+            self._promote_retries()
+        self._cancel_pending("the run was stopped")
+        return self.results()
+
+    def _check_stop(self) -> None:
+        if self.stop.count and not self.stopping:
+            self._begin_stop(self.stop.reason or "interrupted")
+        if self.stop.count > 1 and not self._forced:
+            self._forced = True  # a second signal: no more grace
+            self.backend.stop_all(reason=self.stop.reason or "interrupted", force=True)
+
+    def _begin_stop(self, reason: str) -> None:
+        self.stopping = True
+        self._cancel_pending(reason)
+        self.backend.stop_all(reason=reason)
+
+    def _start_ready(self) -> None:
+        while self._ready and self._running < self.plan.pool and not self.stopping:
+            _, name = heapq.heappop(self._ready)
+            self._launch(self._state[name])
+
+    def _launch(self, st: _State) -> None:
+        attempt = len(st.attempts) + 1
+        task = st.task
+        folder = self.log_dir / task.name
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env = dict(self.base_env)
+        env.update(task.env)
+        env.update(TASKRUN_TASK=task.name, TASKRUN_ATTEMPT=str(attempt), TASKRUN_RUN_ID=self.run_id)
+        spec = AttemptSpec(
+            task=task.name, attempt=attempt, argv=task.argv, env=tuple(env.items()), cwd=task.cwd,
+            timeout_s=task.timeout_s, kill_grace_s=task.kill_grace_s,
+            stdout_path=str(folder / f"attempt-{attempt}.stdout"),
+            stderr_path=str(folder / f"attempt-{attempt}.stderr"),
+        )
+        st.running = True
+        self._running += 1
+        pid = self.backend.start(task.name, spec)
+        self.listener.task_started(task, attempt, pid)
+
+    def _promote_retries(self) -> None:
+        now = time.monotonic()
+        while self._retries and self._retries[0][0] <= now:
+            _, _, name = heapq.heappop(self._retries)
+            heapq.heappush(self._ready, (self._key[name], name))
+
+    def _attempt_ended(self, name: str, result: AttemptResult) -> None:
+        st = self._state[name]
+        st.running = False
+        self._running -= 1
+        st.attempts.append(result)
+        task = st.task
+        retry = (not result and not result.cancelled and not self.stopping
+                 and len(st.attempts) <= task.spec.retries)
+        delay = task.spec.retry_delay_s if retry else None
+        self.listener.attempt_ended(task, len(st.attempts), result, delay)
+        if retry:
+            heapq.heappush(self._retries, (time.monotonic() + delay, st.index, name))
+            return
+        if result:
+            self._finish(st, Status.SUCCESS, None)
+        elif result.cancelled:
+            self._finish(st, Status.CANCELLED, result.reason or "cancelled")
+        else:
+            status = Status.TIMEOUT if result.timed_out else Status.FAILED
+            self._finish(st, status, result.reason)
+
+    def _finish(self, st: _State, status: Status, reason: str | None) -> None:
+        last_paths = (None, None)
+        if st.attempts:
+            folder = self.log_dir / st.task.name
+            n = len(st.attempts)
+            last_paths = (str(folder / f"attempt-{n}.stdout"), str(folder / f"attempt-{n}.stderr"))
+        st.result = TaskResult(
+            name=st.task.name, status=status, allow_failure=st.task.spec.allow_failure,
+            reason=reason, attempts=tuple(st.attempts),
+            stdout_path=last_paths[0], stderr_path=last_paths[1],
+        )
+        self.listener.task_ended(st.result)
+        if st.result:
+            for d in st.dependents:
+                dep = self._state[d]
+                dep.waiting -= 1
+                if dep.waiting == 0 and dep.result is None and not self.stopping:
+                    heapq.heappush(self._ready, (self._key[d], d))
+            return
+        if status in (Status.FAILED, Status.TIMEOUT):
+            self._skip_dependents(st)
+            if self.plan.fail_fast and not self.stopping:
+                self.fail_fast_cause = st.task.name
+                self._begin_stop(f"fail_fast: '{st.task.name}' {'timed out' if status is Status.TIMEOUT else 'failed'}")
+
+    def _skip_dependents(self, failed: _State) -> None:
+        word = "timed out" if failed.result.status is Status.TIMEOUT else failed.result.status.value
+        stack = [(d, f"needs '{failed.task.name}', which {word}") for d in failed.dependents]
+        while stack:
+            name, reason = stack.pop()
+            st = self._state[name]
+            if st.result is not None or st.running:
+                continue
+            st.result = TaskResult(name=name, status=Status.SKIPPED, allow_failure=st.task.spec.allow_failure,
+                                   reason=reason)
+            self.listener.task_ended(st.result)
+            stack.extend((d, f"needs '{name}', which was skipped") for d in st.dependents)
+
+    def _cancel_pending(self, reason: str) -> None:
+        """Every task not running and not ended (waiting, ready, or between retries): cancelled."""
+        self._ready.clear()
+        self._retries.clear()
+        for st in self._state.values():
+            if st.result is None and not st.running:
+                self._finish(st, Status.CANCELLED, reason)
+
+    # -- results ---------------------------------------------------------------
+
+    def results(self) -> list[TaskResult]:
+        """Every task of the plan in file order; one not finished is `cancelled`."""
+        out = []
+        for st in self._state.values():
+            out.append(st.result if st.result is not None else TaskResult(
+                name=st.task.name, status=Status.CANCELLED, allow_failure=st.task.spec.allow_failure,
+                reason="taskrun stopped before this task ended", attempts=tuple(st.attempts)))
+        return out

@@ -1,0 +1,141 @@
+"""One run of a plan, start to record: the log folder, signal handling, the
+scheduler over a backend, and the summary written in `finally:` so that an
+interrupt or an error of taskrun's own still leaves the record.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import EXIT_INTERNAL, OutputError, TaskrunError
+from .model import Plan
+from .schedule import Scheduler, StopRequest
+from .summary import RunInfo, build_summary, dump_summary, run_status, write_atomic
+
+STOP_SIGNALS = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)",
+                signal.SIGHUP: "hung up (SIGHUP)"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    summary_path: str = "taskrun-summary.json"  # "-" for stdout
+    log_dir: str | None = None  # the runs folder; default .taskrun/runs next to the task file
+    tail_lines: int = 50
+    argv: tuple[str, ...] = ()
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def make_log_dir(plan: Plan, options: RunOptions, run_id: str) -> Path:
+    runs = Path(options.log_dir) if options.log_dir else Path(plan.taskfile.folder) / ".taskrun" / "runs"
+    path = runs / run_id
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the log folder {path}: {exc.strerror or exc} (use --log-dir)") from exc
+    return path
+
+
+@contextmanager
+def catch_stop_signals(stop: StopRequest):
+    """Turn SIGINT/SIGTERM/SIGHUP into a stop request, and wake the loop through a pipe."""
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def handler(signum, _frame):
+        stop.request(signum, STOP_SIGNALS.get(signum, "stopped"))
+        try:
+            os.write(w, b"!")
+        except OSError:
+            pass
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield r
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        os.close(r)
+        os.close(w)
+
+
+def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_factory) -> int:
+    """Run the plan and write its summary; return the exit code.
+
+    `report(results, duration_s, summary_path)` prints the closing report;
+    `backend_factory(wake_fd)` makes the backend.
+    """
+    run_id = new_run_id()
+    log_dir = make_log_dir(plan, options, run_id)
+    stop = StopRequest()
+    started = time.time()
+    scheduler = None
+    error: BaseException | None = None
+    with catch_stop_signals(stop) as wake_fd:
+        backend = backend_factory(wake_fd)
+        try:
+            scheduler = Scheduler(plan, backend, listener, log_dir=log_dir, run_id=run_id, stop=stop)
+            scheduler.run()
+        except BaseException as exc:  # record first, then let the CLI report it
+            error = exc
+            try:
+                backend.stop_all(reason=f"taskrun failed: {exc}", force=True)
+                while backend.running:
+                    backend.wait(0.5)
+            except Exception:
+                pass
+        finally:
+            backend.close()
+        results = scheduler.results() if scheduler else []
+        finished = time.time()
+        signum = stop.signum
+        status, code = run_status(results, stopped_by_signal=signum is not None)
+        if signum is not None:
+            code = 128 + signum
+        if error is not None:
+            status, code = ("cancelled" if isinstance(error, KeyboardInterrupt) else "failed"), EXIT_INTERNAL
+        reason = stop.reason
+        if reason is None and scheduler is not None and scheduler.fail_fast_cause:
+            reason = f"fail_fast: stopped after '{scheduler.fail_fast_cause}' failed"
+        if reason is None and error is not None:
+            reason = f"taskrun failed: {error!r}"
+        info = RunInfo(
+            run_id=run_id, argv=options.argv, started_at=started, finished_at=finished,
+            log_dir=str(log_dir), status=status, exit_code=code,
+            signal=signal.Signals(signum).name if signum else None, reason=reason,
+        )
+        summary = build_summary(plan, results, info, tail_lines=options.tail_lines)
+        text = dump_summary(summary)
+        shown_path = None if options.summary_path == "-" else options.summary_path
+        try:
+            if options.summary_path == "-":
+                _write_stdout(text)
+            else:
+                write_atomic(options.summary_path, text)
+        except OutputError as exc:
+            sys.stderr.write(f"taskrun: {exc}; the summary follows on stderr\n{text}")
+            report(results, finished - started, None)
+            raise
+        report(results, finished - started, shown_path)
+    if error is not None:
+        raise error
+    return code
+
+
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise OutputError(f"cannot write the summary to stdout: {exc.strerror or exc}") from exc
+
+
+__all__ = ["RunOptions", "run_session", "TaskrunError"]

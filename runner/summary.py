@@ -1,0 +1,197 @@
+"""The run's record: results -> the summary JSON (schemas/summary.schema.json), written atomically."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .errors import EXIT_OK, EXIT_TASKS_FAILED, OutputError
+from .model import AttemptResult, Plan, Status, TaskResult
+
+TAIL_LINES = 50
+TAIL_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
+    """What the summary says about the run as a whole."""
+
+    run_id: str
+    argv: tuple[str, ...]
+    started_at: float
+    finished_at: float
+    log_dir: str | None
+    status: str  # success | failed | cancelled
+    exit_code: int
+    signal: str | None = None  # the signal that stopped the run, if any
+    reason: str | None = None
+
+
+def run_status(results: list[TaskResult], stopped_by_signal: bool) -> tuple[str, int]:
+    """The run's status and exit code (signals map to 128 + number in the CLI)."""
+    if stopped_by_signal:
+        return "cancelled", EXIT_TASKS_FAILED
+    if all(results):
+        return "success", EXIT_OK
+    return "failed", EXIT_TASKS_FAILED
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def read_tail(path: str | None, lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str | None:
+    """The last `lines` lines of a log, at most `max_bytes`, decoded with replacement characters."""
+    if path is None or lines <= 0:
+        return None if path is None else ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read(max_bytes)
+    except OSError:
+        return None
+    if size > max_bytes:  # drop the partial first line
+        cut = data.find(b"\n")
+        data = data[cut + 1:] if cut >= 0 else data
+    text = data.decode("utf-8", errors="replace")
+    return "".join(text.splitlines(keepends=True)[-lines:])
+
+
+def attempt_record(a: AttemptResult, stdout_log: str | None, stderr_log: str | None) -> dict:
+    return {
+        "exit_code": a.exit_code,
+        "signal": a.signal,
+        "timed_out": a.timed_out,
+        "cancelled": a.cancelled,
+        "pid": a.pid,
+        "started_at": iso(a.started_at),
+        "finished_at": iso(a.finished_at),
+        "duration_s": round(a.duration_s, 3),
+        "reason": a.reason,
+        "stray_killed": a.stray_killed,
+        "stdout_log": stdout_log,
+        "stderr_log": stderr_log,
+        "worker": a.worker,
+        "host": a.host,
+    }
+
+
+def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
+    spec = plan_task.spec
+    last = result.last
+    attempts = []
+    for n, a in enumerate(result.attempts, start=1):
+        out = err = None
+        if result.stdout_path:
+            folder = os.path.dirname(result.stdout_path)
+            out, err = (os.path.join(folder, f"attempt-{n}.{s}") for s in ("stdout", "stderr"))
+        attempts.append(attempt_record(a, out, err))
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "cmd": spec.cmd if isinstance(spec.cmd, str) else list(spec.cmd),
+        "status": result.status.value,
+        "exit_code": last.exit_code if last else None,
+        "signal": last.signal if last else None,
+        "pid": last.pid if last else None,
+        "started_at": iso(last.started_at) if last else None,
+        "finished_at": iso(last.finished_at) if last else None,
+        "duration_s": round(last.duration_s, 3) if last else None,
+        "allow_failure": spec.allow_failure,
+        "needs": list(spec.needs),
+        "tags": list(spec.tags),
+        "timeout_s": plan_task.timeout_s,
+        "reason": result.reason,
+        "stray_killed": sum(a.stray_killed for a in result.attempts),
+        "stdout_tail": read_tail(result.stdout_path, tail_lines),
+        "stderr_tail": read_tail(result.stderr_path, tail_lines),
+        "stdout_log": result.stdout_path,
+        "stderr_log": result.stderr_path,
+        "worker": last.worker if last else None,
+        "host": last.host if last else None,
+        "attempts": attempts,
+    }
+
+
+def build_summary(plan: Plan, results: list[TaskResult], info: RunInfo, *,
+                  tail_lines: int = TAIL_LINES) -> dict:
+    counts = Counter(r.status.value for r in results)
+    by_name = {r.name: r for r in results}
+    return {
+        "version": 1,
+        "taskrun_version": __version__,
+        "run_id": info.run_id,
+        "file": plan.taskfile.path,
+        "file_sha256": plan.taskfile.sha256,
+        "status": info.status,
+        "exit_code": info.exit_code,
+        "signal": info.signal,
+        "reason": info.reason,
+        "pool": plan.pool,
+        "fail_fast": plan.fail_fast,
+        "targets": list(plan.targets),
+        "host": socket.gethostname(),
+        "user": _user(),
+        "command": list(info.argv),
+        "cwd": os.getcwd(),
+        "log_dir": info.log_dir,
+        "started_at": iso(info.started_at),
+        "finished_at": iso(info.finished_at),
+        "duration_s": round(info.finished_at - info.started_at, 3),
+        "counts": {s.value: counts.get(s.value, 0) for s in Status},
+        "tasks": [task_record(t, by_name[t.name], tail_lines) for t in plan.tasks],
+    }
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def dump_summary(summary: dict) -> str:
+    return json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Replace `path` with `text` so that a crash at any moment leaves the old or the new file."""
+    target = Path(path)
+    folder = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass  # the rename is done; some filesystems cannot fsync a folder
