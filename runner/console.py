@@ -95,7 +95,7 @@ class Console:
 
     def task_ended(self, result: TaskResult) -> None:
         status = result.status
-        if not result.attempts or (status is Status.CANCELLED and result.last and not result.last.cancelled):
+        if not result.attempts or (status is Status.CANCELLED and not result.last.cancelled):
             word = "skip " if status is Status.SKIPPED else "cancel"
             self.line(f"{clock()} {word} {self.name(result.name)} {self.paint(status.value, 'warn')} ({result.reason})")
             return

@@ -90,7 +90,6 @@ def attempt_record(a: AttemptResult, stdout_log: str | None, stderr_log: str | N
 
 def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
     spec = plan_task.spec
-    last = result.last
     attempts = []
     for n, a in enumerate(result.attempts, start=1):
         out = err = None
@@ -98,17 +97,13 @@ def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
             folder = os.path.dirname(result.stdout_path)
             out, err = (os.path.join(folder, f"attempt-{n}.{s}") for s in ("stdout", "stderr"))
         attempts.append(attempt_record(a, out, err))
+    last = attempts[-1] if attempts else {}
     return {
         "name": spec.name,
         "description": spec.description,
         "cmd": spec.cmd if isinstance(spec.cmd, str) else list(spec.cmd),
         "status": result.status.value,
-        "exit_code": last.exit_code if last else None,
-        "signal": last.signal if last else None,
-        "pid": last.pid if last else None,
-        "started_at": iso(last.started_at) if last else None,
-        "finished_at": iso(last.finished_at) if last else None,
-        "duration_s": round(last.duration_s, 3) if last else None,
+        **{key: last.get(key) for key in ("exit_code", "signal", "pid", "started_at", "finished_at", "duration_s")},
         "allow_failure": spec.allow_failure,
         "needs": list(spec.needs),
         "tags": list(spec.tags),
@@ -119,8 +114,8 @@ def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
         "stderr_tail": read_tail(result.stderr_path, tail_lines),
         "stdout_log": result.stdout_path,
         "stderr_log": result.stderr_path,
-        "worker": last.worker if last else None,
-        "host": last.host if last else None,
+        "worker": last.get("worker"),
+        "host": last.get("host"),
         "attempts": attempts,
     }
 
