@@ -113,12 +113,19 @@ class TaskResult:
     allow_failure: bool = False
     reason: str | None = None
     attempts: tuple[AttemptResult, ...] = ()
-    stdout_path: str | None = None
-    stderr_path: str | None = None
+    logs: tuple[tuple[str, str], ...] = ()  # (stdout, stderr) log paths of each attempt
 
     @property
     def last(self) -> AttemptResult | None:
         return self.attempts[-1] if self.attempts else None
+
+    @property
+    def stdout_path(self) -> str | None:
+        return self.logs[-1][0] if self.logs else None
+
+    @property
+    def stderr_path(self) -> str | None:
+        return self.logs[-1][1] if self.logs else None
 
     def __bool__(self) -> bool:
         """Whether the task counts as done for the run and for what needs it."""

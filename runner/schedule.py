@@ -25,6 +25,13 @@ from typing import Protocol
 from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult
 
 
+def log_paths(log_dir: Path, task: str, attempt: int) -> tuple[str, str]:
+    """Flat files in the run's folder: `build.stdout`, then `build~2.stdout` for a retry.
+    `~` cannot occur in a task name, so no two tasks' files can collide."""
+    stem = f"{log_dir}/{task}" if attempt == 1 else f"{log_dir}/{task}~{attempt}"
+    return f"{stem}.stdout", f"{stem}.stderr"
+
+
 class Listener(Protocol):
     def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None: ...
 
@@ -65,6 +72,7 @@ class _State:
     waiting: int  # needs not yet satisfied
     dependents: list[str] = field(default_factory=list)
     attempts: list[AttemptResult] = field(default_factory=list)
+    logs: list[tuple[str, str]] = field(default_factory=list)
     result: TaskResult | None = None
     running: bool = False
 
@@ -138,16 +146,15 @@ class Scheduler:
     def _launch(self, st: _State) -> None:
         attempt = len(st.attempts) + 1
         task = st.task
-        folder = self.log_dir / task.name
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stdout_path, stderr_path = log_paths(self.log_dir, task.name, attempt)
+        st.logs.append((stdout_path, stderr_path))
         env = dict(self.base_env)
         env.update(task.env)
         env.update(TASKRUN_TASK=task.name, TASKRUN_ATTEMPT=str(attempt), TASKRUN_RUN_ID=self.run_id)
         spec = AttemptSpec(
             task=task.name, attempt=attempt, argv=task.argv, env=tuple(env.items()), cwd=task.cwd,
             timeout_s=task.timeout_s, kill_grace_s=task.kill_grace_s,
-            stdout_path=str(folder / f"attempt-{attempt}.stdout"),
-            stderr_path=str(folder / f"attempt-{attempt}.stderr"),
+            stdout_path=stdout_path, stderr_path=stderr_path,
         )
         st.running = True
         self._running += 1
@@ -182,15 +189,9 @@ class Scheduler:
             self._finish(st, status, result.reason)
 
     def _finish(self, st: _State, status: Status, reason: str | None) -> None:
-        last_paths = (None, None)
-        if st.attempts:
-            folder = self.log_dir / st.task.name
-            n = len(st.attempts)
-            last_paths = (str(folder / f"attempt-{n}.stdout"), str(folder / f"attempt-{n}.stderr"))
         st.result = TaskResult(
             name=st.task.name, status=status, allow_failure=st.task.spec.allow_failure,
-            reason=reason, attempts=tuple(st.attempts),
-            stdout_path=last_paths[0], stderr_path=last_paths[1],
+            reason=reason, attempts=tuple(st.attempts), logs=tuple(st.logs[:len(st.attempts)]),
         )
         self.listener.task_ended(st.result)
         if st.result:
@@ -235,5 +236,6 @@ class Scheduler:
         for st in self._state.values():
             out.append(st.result if st.result is not None else TaskResult(
                 name=st.task.name, status=Status.CANCELLED, allow_failure=st.task.spec.allow_failure,
-                reason="taskrun stopped before this task ended", attempts=tuple(st.attempts)))
+                reason="taskrun stopped before this task ended", attempts=tuple(st.attempts),
+                logs=tuple(st.logs[:len(st.attempts)])))
         return out

@@ -90,13 +90,7 @@ def attempt_record(a: AttemptResult, stdout_log: str | None, stderr_log: str | N
 
 def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
     spec = plan_task.spec
-    attempts = []
-    for n, a in enumerate(result.attempts, start=1):
-        out = err = None
-        if result.stdout_path:
-            folder = os.path.dirname(result.stdout_path)
-            out, err = (os.path.join(folder, f"attempt-{n}.{s}") for s in ("stdout", "stderr"))
-        attempts.append(attempt_record(a, out, err))
+    attempts = [attempt_record(a, *logs) for a, logs in zip(result.attempts, result.logs)]
     last = attempts[-1] if attempts else {}
     return {
         "name": spec.name,

@@ -1,0 +1,115 @@
+"""The schema ships inside the package, byte for byte, however taskrun is installed.
+
+`schemas/` (where users and editors find the files) and `runner/schemas/` (the
+package data the validator reads) are two copies; the first test keeps them
+identical. The others install taskrun four ways into fresh virtual
+environments and check that the installed command prints the same bytes and
+validates a file with them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ("taskfile.schema.json", "summary.schema.json")
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_schema_copies_are_identical(name):
+    published = (ROOT / "schemas" / name).read_bytes()
+    packaged = (ROOT / "runner" / "schemas" / name).read_bytes()
+    assert published == packaged, f"schemas/{name} and runner/schemas/{name} differ: copy one over the other"
+
+
+def _source_copy(dest: Path) -> Path:
+    """The project's files as a checkout holds them (tracked and new, not ignored)."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    for rel in listed.stdout.splitlines():
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def _venv(path: Path) -> Path:
+    # System site-packages give the venv taskrun's dependencies without a download;
+    # taskrun itself is installed into the venv, which comes first on its path.
+    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(path)
+    return path / "bin"
+
+
+def _pip_install(bin_dir: Path, *target: str) -> None:
+    subprocess.run([bin_dir / "python", "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", *target], check=True, capture_output=True)
+
+
+def _check_installed(bin_dir: Path, tmp: Path, expect_under: Path | None = None) -> None:
+    out = subprocess.run([bin_dir / "taskrun", "--schema"], capture_output=True, check=True, cwd=tmp)
+    assert out.stdout == (ROOT / "schemas" / "taskfile.schema.json").read_bytes()
+    where = subprocess.run([bin_dir / "python", "-c", "import runner; print(runner.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=tmp).stdout.strip()
+    if expect_under is not None:
+        assert Path(where).is_relative_to(expect_under), where
+    bad = tmp / "bad.yaml"
+    bad.write_text("version: 1\ntasks:\n  a:\n    cmd: true\n    timout: 5s\n")
+    res = subprocess.run([bin_dir / "taskrun", str(bad), "--validate"], capture_output=True, text=True, cwd=tmp)
+    assert res.returncode == 2, res.stderr
+    assert "timout: unknown key (did you mean 'timeout'?)" in res.stderr
+
+
+def _build(kind: str, src: Path, out: Path) -> Path:
+    code = f"from setuptools import build_meta as b; print(b.build_{kind}({str(out)!r}))"
+    res = subprocess.run([sys.executable, "-c", code], cwd=src, capture_output=True, text=True, check=True)
+    return out / res.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_wheel_install(tmp_path):
+    src = _source_copy(tmp_path / "src")
+    wheel = _build("wheel", src, tmp_path / "dist")
+    bin_dir = _venv(tmp_path / "venv")
+    _pip_install(bin_dir, str(wheel))
+    _check_installed(bin_dir, tmp_path, expect_under=tmp_path / "venv")
+
+
+@pytest.mark.slow
+def test_sdist_install(tmp_path):
+    src = _source_copy(tmp_path / "src")
+    sdist = _build("sdist", src, tmp_path / "dist")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    assert {"schemas/taskfile.schema.json", "runner/schemas/taskfile.schema.json", "tasks/demo.yaml"} <= names
+    bin_dir = _venv(tmp_path / "venv")
+    _pip_install(bin_dir, str(sdist))
+    _check_installed(bin_dir, tmp_path, expect_under=tmp_path / "venv")
+
+
+@pytest.mark.slow
+def test_editable_install(tmp_path):
+    src = _source_copy(tmp_path / "src")
+    bin_dir = _venv(tmp_path / "venv")
+    _pip_install(bin_dir, "-e", str(src))
+    _check_installed(bin_dir, tmp_path, expect_under=src)
+
+
+@pytest.mark.slow
+def test_install_from_git_clone(tmp_path):
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, capture_output=True)
+    bin_dir = _venv(tmp_path / "venv")
+    _pip_install(bin_dir, str(clone))
+    _check_installed(bin_dir, tmp_path, expect_under=tmp_path / "venv")
