@@ -317,7 +317,8 @@ class TestRetries:
         first, second = r.backend.specs
         assert (first.attempt, second.attempt) == (1, 2)
         assert dict(second.env)["TASKRUN_ATTEMPT"] == "2"
-        assert second.stdout_path == str(tmp_path / "logs" / "flaky" / "attempt-2.stdout")
+        assert (first.stdout_path, second.stdout_path) == (str(tmp_path / "logs" / "flaky.stdout"),
+                                                           str(tmp_path / "logs" / "flaky~2.stdout"))
         assert r.results[0].stdout_path == second.stdout_path
 
     def test_the_slot_is_free_during_the_retry_delay(self, run):
@@ -371,4 +372,4 @@ class TestAttemptSpec:
         assert (env["TASKRUN_TASK"], env["TASKRUN_ATTEMPT"], env["TASKRUN_RUN_ID"]) == ("a", "1", "run-1")
         assert s.argv == ("/bin/sh", "-c", "run a")
         assert (s.cwd, s.timeout_s, s.kill_grace_s) == ("/proj/sub", 3.0, 0.5)
-        assert s.stderr_path == str(tmp_path / "logs" / "a" / "attempt-1.stderr")
+        assert s.stderr_path == str(tmp_path / "logs" / "a.stderr")
