@@ -37,7 +37,7 @@ def new_run_id() -> str:
 
 def make_log_dir(plan: Plan, options: RunOptions, run_id: str) -> Path:
     runs = Path(options.log_dir) if options.log_dir else Path(plan.taskfile.folder) / ".taskrun" / "runs"
-    path = runs / run_id
+    path = runs.absolute() / run_id  # commands start in their own folder: no relative path may leak
     try:
         path.mkdir(mode=0o700, parents=True)
     except OSError as exc:
