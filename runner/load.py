@@ -1,0 +1,471 @@
+"""Task file path -> validated `TaskFile`, or `TaskFileError` holding every problem found.
+
+The stages, each adding problems rather than stopping at the first:
+
+1. read: a regular file under `MAX_BYTES`, opened without blocking, UTF-8 (a BOM is fine);
+2. YAML (`yamlsrc`): data plus the position of every key, duplicate and
+   non-string keys, unsafe tags, alias and nesting budgets;
+3. the JSON Schema (`runner/schemas/taskfile.schema.json`), one `iter_errors`
+   pass, each error put in plain words at the position of its key;
+4. what a schema cannot say: durations that are not finite, empty commands,
+   `needs` naming no task or the task itself, dependency cycles.
+
+Problems come out sorted by position, so the file reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import functools
+import hashlib
+import json
+import math
+import os
+import stat
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+from runner import yamlsrc
+from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration
+from runner.errors import Problem, TaskFileError
+from runner.model import DEFAULT_SHELL, TaskFile, TaskSpec
+
+MAX_BYTES = 8 * 1024 * 1024  # a task file is a few KiB; refuse before parsing anything bigger
+MAX_SUGGESTIONS = 50  # did-you-mean for unknown `needs`: each one compares against every task name
+DURATION_KEYS = ("timeout", "kill_grace", "retry_delay")
+TASK_NAME_HINT = "use letters, digits and _ . : - and start with a letter or digit"
+ENV_NAME_HINT = "use letters, digits and _, not starting with a digit"
+BOOL_HINT = "YAML reads unquoted yes/no/on/off as booleans: quote it"
+
+Path = tuple[Any, ...]
+
+
+# --- the schema ------------------------------------------------------------------
+
+
+@functools.cache
+def schema_text() -> str:
+    """The packaged JSON Schema of task files, exactly as shipped."""
+    return resources.files("runner").joinpath("schemas/taskfile.schema.json").read_text(encoding="utf-8")
+
+
+@functools.cache
+def schema_validator() -> Any:
+    """A validator for `schema_text()`, built once on first use."""
+    import jsonschema  # imported here: it costs tens of milliseconds, and most commands never validate
+
+    schema = json.loads(schema_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+# --- reading the file -------------------------------------------------------------
+
+
+def _file_problem(shown: str, message: str, line: int = 1, column: int = 1) -> TaskFileError:
+    return TaskFileError([Problem(line, column, "", message, shown)])
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"))
+
+
+def _check_kind(shown: str, st: os.stat_result) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise _file_problem(shown, "is a directory, not a task file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        raise _file_problem(shown, f"is {kind}, not a regular file: taskrun reads task files from regular files only")
+    if st.st_size > MAX_BYTES:
+        raise _file_problem(shown, f"the file is too large ({st.st_size:,} bytes; the limit is {MAX_BYTES // 2**20} MiB)")
+
+
+def _os_message(e: OSError) -> str:
+    if e.errno == errno.ENOENT:
+        return "no such file"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "cannot read the file: permission denied"
+    if e.errno == errno.ENOTDIR:
+        return "no such file (a part of the path is not a directory)"
+    return f"cannot read the file: {os.strerror(e.errno) if e.errno else e}"
+
+
+def read_source(shown: str) -> bytes:
+    """The bytes of a regular task file; a FIFO or device is refused, never waited on."""
+    try:
+        _check_kind(shown, os.stat(shown))
+        # O_NONBLOCK: should the path turn into a FIFO after the stat, open() must not wait for a writer.
+        fd = os.open(shown, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        try:
+            _check_kind(shown, os.fstat(fd))
+            chunks, size = [], 0
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_BYTES:  # it grew after the stat
+                    raise _file_problem(shown, f"the file is too large (the limit is {MAX_BYTES // 2**20} MiB)")
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise _file_problem(shown, _os_message(e)) from None
+
+
+def decode_source(shown: str, raw: bytes) -> str:
+    """UTF-8 text without its BOM; an invalid byte is reported where it stands."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_start = raw.rfind(b"\n", 0, e.start) + 1
+        column = len(raw[line_start:e.start].decode("utf-8", "replace")) + 1
+        if line_start == 0 and raw.startswith(b"\xef\xbb\xbf"):
+            column -= 1  # the BOM is not a column
+        raise _file_problem(shown, f"the file is not UTF-8 text (byte 0x{raw[e.start]:02x}); save it as UTF-8",
+                            raw.count(b"\n", 0, e.start) + 1, column) from None
+    return text.removeprefix("\ufeff")
+
+
+# --- describing values in messages ------------------------------------------------
+
+_TYPE_NAMES = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+               "object": "a mapping", "array": "a list", "null": "null"}
+
+
+def describe(value: Any, wants_string: bool = False) -> str:
+    """How YAML read a value, e.g. 'boolean true', 'a list', "a string ('5 minutes')"."""
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        text = f"boolean {str(value).lower()}"
+        return f"{text} ({BOOL_HINT})" if wants_string else text
+    if isinstance(value, (int, float)):
+        text = f"the number {_short(value)}"
+        return f"{text} (quote it)" if wants_string else text
+    if isinstance(value, str):
+        return f"a string ({_short(value)})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if type(value).__name__ in ("date", "datetime"):
+        return "a date (quote it)" if wants_string else "a date"
+    if isinstance(value, bytes):
+        return "binary data"
+    return f"a {type(value).__name__}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _expected(types: Any) -> str:
+    names = [_TYPE_NAMES.get(t, t) for t in ([types] if isinstance(types, str) else types)]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _suggest(word: Any, choices: Any) -> str:
+    match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _duration_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return f"expected a duration ({DURATION_HINT}), got {describe(value)}"
+    try:
+        parse_duration(value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+# --- schema errors in plain English ----------------------------------------------
+
+
+def _is_task(path: Path) -> bool:
+    return len(path) == 2 and path[0] == "tasks"
+
+
+def _is_cmd(path: Path) -> bool:
+    return _is_task(path) or (len(path) == 3 and path[0] == "tasks" and path[2] == "cmd")
+
+
+def explain(error: Any) -> Iterator[tuple[Path, str]]:
+    """(key path, message) pairs for one jsonschema error."""
+    path = tuple(error.absolute_path)
+    kind, value, expected, schema = error.validator, error.instance, error.validator_value, error.schema
+    if "propertyNames" in error.relative_schema_path:  # the error is about a key, not a value
+        if path == ("tasks",):
+            yield path + (value,), f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
+        else:
+            yield path + (value,), f"{value!r} is not a valid variable name ({ENV_NAME_HINT})"
+    elif isinstance(schema, dict) and schema.get("pattern") == DURATION_PATTERN and kind in (
+            "type", "pattern", "minimum", "maximum"):
+        message = _duration_problem(value)
+        if message:
+            yield path, message
+    elif kind == "type":
+        wants_string = "string" in ([expected] if isinstance(expected, str) else expected)
+        yield path, f"expected {_expected(expected)}, got {describe(value, wants_string)}"
+    elif kind == "const" and path == ("version",):
+        yield path, f"unsupported version {_short(value)} (this taskrun reads version {expected})"
+    elif kind == "required":
+        for key in expected:
+            if key not in value:
+                yield path, f"missing required key {key!r}"
+    elif kind == "additionalProperties":
+        known = schema.get("properties", {})
+        for key in value:
+            if key not in known:
+                yield path + (key,), f"unknown key{_suggest(key, known)}"
+    elif kind in ("minLength", "pattern", "minItems") and _is_cmd(path):
+        yield path, "the command is empty"
+    elif kind == "pattern" and len(path) == 4 and path[2] == "needs":
+        yield path, f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
+    elif kind == "minLength":
+        yield path, "must not be empty"
+    elif kind == "minProperties" and path == ("tasks",):
+        yield path, "no tasks: define at least one"
+    elif kind == "minimum":
+        yield path, f"must be at least {expected}, got {_short(value)}"
+    elif kind == "maximum":
+        yield path, f"must be at most {expected}, got {_short(value)}"
+    elif kind == "uniqueItems":
+        seen: set = set()
+        for i, item in enumerate(value):
+            try:
+                if item in seen:
+                    yield path + (i,), f"{_short(item)} is listed twice"
+                seen.add(item)
+            except TypeError:  # an unhashable item is a type error of its own
+                continue
+    else:
+        yield path, error.message if len(error.message) <= 200 else error.message[:197] + "..."
+
+
+# --- the checker ---------------------------------------------------------------------
+
+
+def _key_noun(parent: Path) -> str:
+    if parent == ("tasks",):
+        return "task names"
+    if parent and parent[-1] == "env":
+        return "variable names"
+    return "keys"
+
+
+class _Problems:
+    """Problems of one file, each placed at its key path's position."""
+
+    def __init__(self, shown: str, source: yamlsrc.Source) -> None:
+        self.shown = shown
+        self.source = source
+        self.found: dict[Problem, None] = dict.fromkeys(source.problems)  # ordered set
+        self.paths: set[Path] = set()
+
+    def add(self, path: Path, message: str) -> None:
+        line, column = self.source.position(path)
+        self.paths.add(path)
+        dotted = ".".join(str(p) for p in path)
+        self.found[Problem(line, column, dotted, message, self.shown)] = None
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+
+def _check_values(data: dict, report: _Problems) -> None:
+    """What the schema cannot say about values that have the right type."""
+    groups: list[tuple[Path, dict, tuple[str, ...]]] = [((), data, ("timeout", "kill_grace"))]
+    tasks = data.get("tasks")
+    if isinstance(tasks, dict):
+        groups += [(("tasks", name), spec, DURATION_KEYS) for name, spec in tasks.items() if isinstance(spec, dict)]
+    for base, mapping, duration_keys in groups:
+        for key in duration_keys:
+            value = mapping.get(key)
+            if value is not None and not isinstance(value, bool) and isinstance(value, (int, float, str)):
+                message = _duration_problem(value)
+                if message:
+                    report.add(base + (key,), message)
+        cmd = mapping.get("cmd") if base else None
+        if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
+            if not any(c.strip() for c in cmd):
+                report.add(base + ("cmd",), "the command is empty")
+            elif not cmd[0].strip():
+                report.add(base + ("cmd", 0), "the program (the first item) is empty")
+
+
+def _check_graph(tasks: dict, report: _Problems) -> None:
+    """`needs` that name no task or the task itself; dependency cycles, each once."""
+    edges: dict[str, list[tuple[str, int]]] = {}
+    suggestions = 0
+    for name, spec in tasks.items():
+        needs = spec.get("needs") if isinstance(spec, dict) else None
+        if not isinstance(needs, list):
+            continue
+        out = edges.setdefault(name, [])
+        for i, dep in enumerate(needs):
+            if not isinstance(dep, str):
+                continue
+            path = ("tasks", name, "needs", i)
+            if dep == name:
+                report.add(path, "a task cannot need itself")
+            elif dep in tasks:
+                out.append((dep, i))
+            elif path not in report.paths:  # not already reported as an invalid name
+                hint = ""
+                if suggestions < MAX_SUGGESTIONS:
+                    suggestions += 1
+                    hint = _suggest(dep, tasks)
+                report.add(path, f"unknown task {dep!r}{hint}")
+    order = {name: i for i, name in enumerate(tasks)}
+    for component in _strong_components(edges, order):
+        start = min(component, key=order.__getitem__)
+        cycle, first_index = _cycle_through(start, component, edges)
+        report.add(("tasks", start, "needs", first_index), "dependency cycle: " + " -> ".join(cycle))
+
+
+def _strong_components(edges: dict[str, list[tuple[str, int]]], order: dict[str, int]) -> list[set[str]]:
+    """Strongly connected components with more than one task (Tarjan's, without recursion)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[set[str]] = []
+    for root in sorted(edges, key=order.__getitem__):
+        if root in index:
+            continue
+        work = [(root, iter(edges.get(root, ())))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, successors = work[-1]
+            for dep, _i in successors:
+                if dep not in index:
+                    index[dep] = low[dep] = len(index)
+                    stack.append(dep)
+                    on_stack.add(dep)
+                    work.append((dep, iter(edges.get(dep, ()))))
+                    break
+                if dep in on_stack:
+                    low[node] = min(low[node], index[dep])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(component)
+    return found
+
+
+def _cycle_through(start: str, component: set[str], edges: dict[str, list[tuple[str, int]]]) -> tuple[list[str], int]:
+    """The shortest cycle from `start` back to itself, and the `needs` index of its first step."""
+    parent: dict[str, str] = {}
+    queue = [start]
+    for node in queue:  # breadth-first; the queue grows while we walk it
+        for dep, _i in edges.get(node, ()):
+            if dep == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(parent[path[-1]])
+                path.reverse()
+                first = path[1] if len(path) > 1 else start
+                index = next(i for d, i in edges[start] if d == first)
+                return path + [start], index
+            if dep in component and dep not in parent and dep != start:
+                parent[dep] = node
+                queue.append(dep)
+    raise AssertionError("a strongly connected component has a cycle through each member")
+
+
+# --- the TaskFile --------------------------------------------------------------------
+
+
+def _env(mapping: dict | None) -> tuple[tuple[str, str], ...]:
+    def text(v: Any) -> str:
+        return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+    return tuple((k, text(v)) for k, v in (mapping or {}).items())
+
+
+def _duration(value: Any) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
+    if isinstance(spec, str):
+        return TaskSpec(name=name, cmd=spec, line=line)
+    cmd = spec["cmd"]
+    cwd = spec.get("cwd")
+    return TaskSpec(
+        name=name,
+        cmd=tuple(cmd) if isinstance(cmd, list) else cmd,
+        description=spec.get("description"),
+        needs=tuple(spec.get("needs", ())),
+        timeout_s=_duration(spec.get("timeout")),
+        kill_grace_s=_duration(spec.get("kill_grace")),
+        retries=int(spec.get("retries", 0)),
+        retry_delay_s=_duration(spec.get("retry_delay")) or 0.0,
+        env=_env(spec.get("env")),
+        cwd=os.path.normpath(os.path.join(folder, cwd)) if cwd is not None else None,
+        allow_failure=spec.get("allow_failure", False),
+        tags=tuple(spec.get("tags", ())),
+        line=line,
+    )
+
+
+def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
+    """Read, parse and validate a task file; raise TaskFileError with every problem found."""
+    shown = os.fspath(path)
+    raw = read_source(shown)
+    source = yamlsrc.parse_yaml(decode_source(shown, raw), file=shown, key_noun=_key_noun)
+    data = source.data
+    report = _Problems(shown, source)
+    if data is None and not report:
+        raise _file_problem(shown, "the file is empty: a task file needs 'version: 1' and 'tasks:'")
+    if not isinstance(data, dict):
+        line, column = source.position(())
+        report.found[Problem(line, column, "", "the top level must be a mapping with 'version' and 'tasks', "
+                             f"got {describe(data)}", shown)] = None
+        raise TaskFileError(list(report.found))
+    for error in schema_validator().iter_errors(data):
+        for where, message in explain(error):
+            report.add(where, message)
+    _check_values(data, report)
+    if isinstance(data.get("tasks"), dict):
+        _check_graph(data["tasks"], report)
+    if report:
+        raise TaskFileError(list(report.found))
+
+    folder = os.path.dirname(os.path.abspath(shown))
+    pool = data.get("pool")
+    return TaskFile(
+        path=shown,
+        folder=folder,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        version=int(data["version"]),
+        pool=int(pool) if pool is not None else None,
+        timeout_s=_duration(data.get("timeout")),
+        kill_grace_s=_duration(data.get("kill_grace")),
+        env=_env(data.get("env")),
+        shell=data.get("shell", DEFAULT_SHELL),
+        fail_fast=data.get("fail_fast", False),
+        tasks=tuple(
+            _build_task(name, spec, folder, source.positions[("tasks", name)][0])
+            for name, spec in data["tasks"].items()
+        ),
+    )
