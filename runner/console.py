@@ -8,6 +8,7 @@ A closed output (`taskrun ... | head -1`) silences the console; the run goes on.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from typing import TextIO
@@ -117,8 +118,9 @@ class Console:
             needs = ", ".join(t.spec.needs) or "-"
             retries = f"  retries {t.spec.retries}" if t.spec.retries else ""
             self.line(f"{i:>4}. {name.ljust(width)}  timeout {format_duration(t.timeout_s):<7} needs {needs}{retries}")
-            cmd = t.spec.cmd if isinstance(t.spec.cmd, str) else " ".join(t.spec.cmd)
-            self.line(f"      {' ' * width}  $ {cmd}")
+            cmd = t.spec.cmd if isinstance(t.spec.cmd, str) else shlex.join(t.spec.cmd)
+            pad = " " * (width + 8)
+            self.line(f"{pad}$ " + f"\n{pad}  ".join(cmd.rstrip("\n").splitlines()))
 
     def report(self, plan: Plan, results: list[TaskResult], *, duration_s: float,
                summary_path: str | None) -> None:
