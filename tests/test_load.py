@@ -1,0 +1,684 @@
+"""The loader: task file -> TaskFile, or every problem with its exact position and wording."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from runner import yamlsrc
+from runner.durations import DURATION_PATTERN
+from runner.errors import TaskFileError
+from runner.load import MAX_BYTES, load_taskfile, schema_text, schema_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """A fresh working folder, so files are named as a user would name them."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(text: str, name: str = "tasks.yaml") -> str:
+    Path(name).write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return name
+
+
+def problems(text: str | bytes, name: str = "tasks.yaml") -> list[str]:
+    if isinstance(text, bytes):
+        Path(name).write_bytes(text)
+    else:
+        write(text, name)
+    with pytest.raises(TaskFileError) as caught:
+        load_taskfile(name)
+    return [str(p) for p in caught.value.problems]
+
+
+# --- good files --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tasks").glob("*.yaml")), ids=lambda p: p.name)
+def test_repository_task_files_load(path):
+    taskfile = load_taskfile(path)
+    assert taskfile.tasks
+    assert taskfile.version == 1
+
+
+def test_a_full_file_becomes_a_taskfile(here):
+    write("""
+        version: 1
+        pool: 4
+        timeout: 1h30m
+        kill_grace: 250ms
+        fail_fast: true
+        shell: /bin/bash
+        env: {B: 2, A: "x", FLAG: yes, NOPE: false, PI: 3.5}
+        tasks:
+          lint: ruff check .
+          test:
+            cmd: [pytest, -q]
+            description: Unit tests
+            needs: [lint]
+            timeout: 90
+            kill_grace: 1s
+            retries: 2
+            retry_delay: 2s
+            env: {CI: true}
+            cwd: sub/dir
+            allow_failure: true
+            tags: [fast, unit]
+    """)
+    tf = load_taskfile("tasks.yaml")
+    assert tf.path == "tasks.yaml"
+    assert tf.folder == str(here)
+    assert tf.sha256 == hashlib.sha256(Path("tasks.yaml").read_bytes()).hexdigest()
+    assert (tf.version, tf.pool, tf.timeout_s, tf.kill_grace_s) == (1, 4, 5400.0, 0.25)
+    assert (tf.shell, tf.fail_fast) == ("/bin/bash", True)
+    assert tf.env == (("B", "2"), ("A", "x"), ("FLAG", "true"), ("NOPE", "false"), ("PI", "3.5"))  # file order
+    lint, test = tf.tasks
+    assert (lint.name, lint.cmd, lint.line, lint.needs, lint.timeout_s) == ("lint", "ruff check .", 9, (), None)
+    assert test.cmd == ("pytest", "-q")
+    assert test.line == 10
+    assert test.description == "Unit tests"
+    assert test.needs == ("lint",)
+    assert (test.timeout_s, test.kill_grace_s, test.retries, test.retry_delay_s) == (90.0, 1.0, 2, 2.0)
+    assert test.env == (("CI", "true"),)
+    assert test.cwd == str(here / "sub" / "dir")  # need not exist yet: a missing cwd fails at run time
+    assert (test.allow_failure, test.tags) == (True, ("fast", "unit"))
+
+
+def test_defaults_of_a_minimal_file(here):
+    write("""
+        version: 1
+        tasks:
+          a: echo a
+    """)
+    tf = load_taskfile(Path("tasks.yaml"))
+    assert tf.path == "tasks.yaml"
+    assert (tf.pool, tf.timeout_s, tf.kill_grace_s, tf.env, tf.shell, tf.fail_fast) == (
+        None, None, None, (), "/bin/sh", False)
+    assert tf.tasks[0].cwd is None
+
+
+def test_absolute_cwd_is_kept(here):
+    write("""
+        version: 1
+        tasks:
+          a: {cmd: pwd, cwd: /tmp}
+    """)
+    assert load_taskfile("tasks.yaml").tasks[0].cwd == "/tmp"
+
+
+def test_anchors_and_merge_keys_are_allowed(here):
+    write("""
+        version: 1
+        tasks:
+          base: &base
+            cmd: echo base
+            timeout: 5m
+            env: &env {A: "1"}
+          build:
+            <<: *base
+            cmd: make
+          test:
+            cmd: pytest
+            env: *env
+    """)
+    tf = load_taskfile("tasks.yaml")
+    assert tf.task("build").cmd == "make"  # the mapping's own key wins over the merged one
+    assert tf.task("build").timeout_s == 300.0
+    assert tf.task("test").env == (("A", "1"),)
+
+
+def test_a_bom_is_fine_and_lines_still_count_from_one(here):
+    Path("tasks.yaml").write_bytes(b"\xef\xbb\xbfversion: 1\ntasks:\n  a: echo\n  b: {cmd: x, timout: 1}\n")
+    with pytest.raises(TaskFileError) as caught:
+        load_taskfile("tasks.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        "tasks.yaml:4:15: tasks.b.timout: unknown key (did you mean 'timeout'?)"]
+    Path("ok.yaml").write_bytes(b"\xef\xbb\xbfversion: 1\ntasks:\n  a: echo\n")
+    assert load_taskfile("ok.yaml").tasks[0].line == 3
+
+
+# --- schema errors in plain English ---------------------------------------------------
+
+
+def test_the_issue_example_and_every_problem_in_file_order(here):
+    text = "version: 1\ntasks:\n" + "".join(f"  t{i}: echo {i}\n" for i in range(7)) + """\
+  build:
+    cmd: make
+    timeout: 5 minutes
+    timout: 5m
+"""
+    assert problems(text) == [
+        "tasks.yaml:12:5: tasks.build.timeout: '5 minutes' is not a duration (use 90s, 5m, 1h30m or seconds)",
+        "tasks.yaml:13:5: tasks.build.timout: unknown key (did you mean 'timeout'?)",
+    ]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("version: 1\ntasks:\n  a:\n    cmd: [make, [x]]\n",
+                 ["tasks.yaml:4:17: tasks.a.cmd.1: expected a string, got a list"], id="item-type"),
+    pytest.param("version: 1\ntasks:\n  a:\n    cmd: {x: 1}\n",
+                 ["tasks.yaml:4:5: tasks.a.cmd: expected a string or a list, got a mapping"], id="cmd-type"),
+    pytest.param("version: 1\ntasks:\n  a: 5\n",
+                 ["tasks.yaml:3:3: tasks.a: expected a string or a mapping, got the number 5 (quote it)"],
+                 id="task-type"),
+    pytest.param("version: 1\ntasks:\n  a:\n",
+                 ["tasks.yaml:3:3: tasks.a: expected a string or a mapping, got nothing (an empty value)"],
+                 id="task-empty"),
+    pytest.param("version: 1\ntasks:\n  a:\n    description: x\n",
+                 ["tasks.yaml:3:3: tasks.a: missing required key 'cmd'"], id="required-cmd"),
+    pytest.param("tasks:\n  a: echo\n", ["tasks.yaml:1:1: missing required key 'version'"], id="required-version"),
+    pytest.param("version: 2\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:1:1: version: unsupported version 2 (this taskrun reads version 1)"], id="version"),
+    pytest.param("version: '1'\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:1:1: version: unsupported version '1' (this taskrun reads version 1)"],
+                 id="version-string"),
+    pytest.param("version: 1\ntasks: {}\n", ["tasks.yaml:2:1: tasks: no tasks: define at least one"], id="no-tasks"),
+    pytest.param("version: 1\npool: 0\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: pool: must be at least 1, got 0"], id="pool-min"),
+    pytest.param("version: 1\npool: 100000\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: pool: must be at most 4096, got 100000"], id="pool-max"),
+    pytest.param("version: 1\npool: true\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: pool: expected a whole number, got boolean true"], id="pool-bool"),
+    pytest.param("version: 1\npool: .inf\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: pool: expected a whole number, got the number inf"], id="pool-inf"),
+    pytest.param("version: 1\npool: 2.5\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: pool: expected a whole number, got the number 2.5"], id="pool-float"),
+    pytest.param("version: 1\ntasks:\n  a: {cmd: x, retries: 1000000000000}\n",
+                 ["tasks.yaml:3:15: tasks.a.retries: must be at most 100, got 1000000000000"], id="retries-max"),
+    pytest.param("version: 1\ntasks:\n  a: {cmd: x, retries: -1}\n",
+                 ["tasks.yaml:3:15: tasks.a.retries: must be at least 0, got -1"], id="retries-min"),
+    pytest.param("version: 1\ntimeout: .inf\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: timeout: inf is not a duration: it must be a finite number of seconds >= 0"],
+                 id="timeout-inf"),
+    pytest.param("version: 1\ntimeout: .nan\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: timeout: nan is not a duration: it must be a finite number of seconds >= 0"],
+                 id="timeout-nan"),
+    pytest.param("version: 1\ntasks:\n  a: {cmd: x, timeout: 99999999999}\n",
+                 ["tasks.yaml:3:15: tasks.a.timeout: 99999999999 is too long: at most 31622400 seconds (366 days)"],
+                 id="timeout-huge"),
+    pytest.param("version: 1\ntasks:\n  a: {cmd: x, kill_grace: -1}\n",
+                 ["tasks.yaml:3:15: tasks.a.kill_grace: -1 is not a duration: it must be a finite number of "
+                  "seconds >= 0"], id="kill-grace-negative"),
+    pytest.param("version: 1\ntasks:\n  a: {cmd: x, retry_delay: true}\n",
+                 ["tasks.yaml:3:15: tasks.a.retry_delay: expected a duration (use 90s, 5m, 1h30m or seconds), "
+                  "got boolean true"], id="retry-delay-bool"),
+    pytest.param("version: 1\nfail_fast: maybe\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: fail_fast: expected true or false, got a string ('maybe')"], id="bool-type"),
+    pytest.param("version: 1\ntasks:\n  a: {cmd: x, tags: [a, a]}\n",
+                 ["tasks.yaml:3:25: tasks.a.tags.1: 'a' is listed twice"], id="unique-tags"),
+    pytest.param("version: 1\nshell: ''\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: shell: must not be empty"], id="shell-empty"),
+    pytest.param("version: 1\ntasks:\n  a: {cmd: x, env: {1X: y, OK: [1]}}\n",
+                 ["tasks.yaml:3:21: tasks.a.env.1X: '1X' is not a valid variable name (use letters, digits and _, "
+                  "not starting with a digit)",
+                  "tasks.yaml:3:28: tasks.a.env.OK: expected a string, a number or true or false, got a list"],
+                 id="env"),
+    pytest.param("version: 1\nverison: 1\ntasks:\n  a: echo\n",
+                 ["tasks.yaml:2:1: verison: unknown key (did you mean 'version'?)"], id="unknown-top"),
+    pytest.param("version: 1\ntasks:\n  a: {cmd: x, zzz: 1}\n",
+                 ["tasks.yaml:3:15: tasks.a.zzz: unknown key"], id="unknown-no-suggestion"),
+])
+def test_schema_problems(here, text, expected):
+    assert problems(text) == expected
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "-x", ".hidden", "a b"])
+def test_task_names_that_could_escape_a_folder_are_refused(here, name):
+    assert problems(f'version: 1\ntasks:\n  "{name}": echo\n') == [
+        f"tasks.yaml:3:3: tasks.{name}: {name!r} is not a valid task name "
+        "(use letters, digits and _ . : - and start with a letter or digit)"]
+
+
+@pytest.mark.parametrize(("cmd", "where"), [
+    ('""', "tasks.a.cmd"), ('"   "', "tasks.a.cmd"), ("[]", "tasks.a.cmd"), ('[""]', "tasks.a.cmd"),
+    ('[" ", ""]', "tasks.a.cmd"),
+])
+def test_empty_commands(here, cmd, where):
+    assert problems(f"version: 1\ntasks:\n  a:\n    cmd: {cmd}\n") == [f"tasks.yaml:4:5: {where}: the command is empty"]
+
+
+def test_empty_command_given_as_the_task_itself(here):
+    assert problems('version: 1\ntasks:\n  a: "  "\n  b: ""\n') == [
+        "tasks.yaml:3:3: tasks.a: the command is empty",
+        "tasks.yaml:4:3: tasks.b: the command is empty",
+    ]
+
+
+def test_an_empty_program_in_a_list_command(here):
+    assert problems('version: 1\ntasks:\n  a:\n    cmd: ["", x]\n') == [
+        "tasks.yaml:4:11: tasks.a.cmd.0: the program (the first item) is empty"]
+
+
+# --- YAML 1.1 surprises ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "true", "False"])
+def test_unquoted_booleans_where_a_string_is_expected(here, word):
+    value = str(word.lower() in ("yes", "on", "true")).lower()
+    assert problems(f"version: 1\ntasks:\n  a:\n    cmd: {word}\n    description: {word}\n") == [
+        f"tasks.yaml:4:5: tasks.a.cmd: expected a string or a list, got boolean {value} "
+        "(YAML reads unquoted yes/no/on/off as booleans: quote it)",
+        f"tasks.yaml:5:5: tasks.a.description: expected a string, got boolean {value} "
+        "(YAML reads unquoted yes/no/on/off as booleans: quote it)",
+    ]
+
+
+def test_booleans_in_env_become_strings(here):
+    write("version: 1\nenv: {A: yes, B: off, C: 7}\ntasks:\n  a: echo\n")
+    assert load_taskfile("tasks.yaml").env == (("A", "true"), ("B", "false"), ("C", "7"))
+
+
+def test_task_names_that_are_not_strings(here):
+    assert problems("version: 1\ntasks:\n  1: echo one\n  off: echo off\n  null: echo null\n") == [
+        "tasks.yaml:3:3: tasks.1: task names must be strings; quote it (YAML reads unquoted 1 as a number)",
+        "tasks.yaml:4:3: tasks.off: task names must be strings; quote it (YAML reads unquoted off as boolean false)",
+        "tasks.yaml:5:3: tasks.null: task names must be strings; quote it (YAML reads unquoted null as null)",
+    ]
+
+
+def test_quoted_task_names_are_fine(here):
+    write('version: 1\ntasks:\n  "1": echo one\n  "on": echo on\n')
+    assert [t.name for t in load_taskfile("tasks.yaml").tasks] == ["1", "on"]
+
+
+def test_keys_that_are_lists(here):
+    assert problems("version: 1\ntasks:\n  a: echo\n  ? [x, y]\n  : echo\n") == [
+        "tasks.yaml:4:5: tasks: task names must be strings, not a list"]
+
+
+def test_a_needs_item_read_as_a_boolean(here):
+    assert problems("version: 1\ntasks:\n  'on': echo\n  b: {cmd: x, needs: [on]}\n") == [
+        "tasks.yaml:4:23: tasks.b.needs.0: expected a string, got boolean true "
+        "(YAML reads unquoted yes/no/on/off as booleans: quote it)"]
+
+
+def test_unquoted_dates_where_a_string_is_expected(here):
+    assert problems("version: 1\ntasks:\n  a: {cmd: x, description: 2024-01-01}\n") == [
+        "tasks.yaml:3:15: tasks.a.description: expected a string, got a date (quote it)"]
+
+
+# --- duplicate keys --------------------------------------------------------------------
+
+
+def test_duplicate_keys_point_at_the_second_and_name_the_first(here):
+    assert problems("""
+        version: 1
+        tasks:
+          build: make
+          test:
+            cmd: pytest
+            env: {A: 1, A: 2}
+            cmd: tox
+          build: make all
+    """) == [
+        "tasks.yaml:6:17: tasks.test.env.A: duplicate key (first at line 6; YAML would keep only the last)",
+        "tasks.yaml:7:5: tasks.test.cmd: duplicate key (first at line 5; YAML would keep only the last)",
+        "tasks.yaml:8:3: tasks.build: duplicate key (first at line 3; YAML would keep only the last)",
+    ]
+
+
+def test_duplicate_top_level_keys(here):
+    assert problems("version: 1\ntasks:\n  a: echo\nversion: 1\n") == [
+        "tasks.yaml:4:1: version: duplicate key (first at line 1; YAML would keep only the last)"]
+
+
+def test_keys_that_are_duplicates_after_yaml_normalisation(here):
+    assert problems("version: 1\ntasks:\n  a: echo\nenv:\n  yes: a\n  true: b\n") == [
+        "tasks.yaml:5:3: env.yes: variable names must be strings; quote it "
+        "(YAML reads unquoted yes as boolean true)",
+        "tasks.yaml:6:3: env.true: duplicate key: YAML reads 'yes' (line 5) and 'true' as the same key "
+        "(boolean true); quote them",
+        "tasks.yaml:6:3: env.true: variable names must be strings; quote it "
+        "(YAML reads unquoted true as boolean true)",
+    ]
+
+
+def test_a_merged_key_overridden_by_the_mapping_is_not_a_duplicate(here):
+    write("version: 1\ntasks:\n  a: &a {cmd: x, timeout: 1}\n  b: {<<: *a, timeout: 2}\n")
+    assert load_taskfile("tasks.yaml").task("b").timeout_s == 2.0
+
+
+# --- needs -------------------------------------------------------------------------------
+
+
+def test_needs_naming_unknown_tasks_or_itself(here):
+    assert problems("""
+        version: 1
+        tasks:
+          build: make
+          test:
+            cmd: pytest
+            needs: [biuld, test, nothing-like-it]
+    """) == [
+        "tasks.yaml:6:13: tasks.test.needs.0: unknown task 'biuld' (did you mean 'build'?)",
+        "tasks.yaml:6:20: tasks.test.needs.1: a task cannot need itself",
+        "tasks.yaml:6:26: tasks.test.needs.2: unknown task 'nothing-like-it'",
+    ]
+
+
+def test_needs_with_an_invalid_name_is_reported_once(here):
+    assert problems("version: 1\ntasks:\n  a: {cmd: x, needs: [../up]}\n") == [
+        "tasks.yaml:3:23: tasks.a.needs.0: '../up' is not a valid task name "
+        "(use letters, digits and _ . : - and start with a letter or digit)"]
+
+
+def test_a_cycle_is_printed_and_reported_once(here):
+    assert problems("""
+        version: 1
+        tasks:
+          setup: echo
+          a: {cmd: x, needs: [setup, b]}
+          b: {cmd: x, needs: [c]}
+          c: {cmd: x, needs: [a]}
+    """) == ["tasks.yaml:4:30: tasks.a.needs.1: dependency cycle: a -> b -> c -> a"]
+
+
+def test_separate_cycles_are_each_reported(here):
+    assert problems("""
+        version: 1
+        tasks:
+          a: {cmd: x, needs: [b]}
+          b: {cmd: x, needs: [a]}
+          c: {cmd: x, needs: [d]}
+          d: {cmd: x, needs: [c, a]}
+    """) == [
+        "tasks.yaml:3:23: tasks.a.needs.0: dependency cycle: a -> b -> a",
+        "tasks.yaml:5:23: tasks.c.needs.0: dependency cycle: c -> d -> c",
+    ]
+
+
+def test_a_component_with_several_cycles_is_reported_once_with_its_shortest_cycle(here):
+    assert problems("""
+        version: 1
+        tasks:
+          a: {cmd: x, needs: [b, c]}
+          b: {cmd: x, needs: [c]}
+          c: {cmd: x, needs: [a, b]}
+    """) == ["tasks.yaml:3:26: tasks.a.needs.1: dependency cycle: a -> c -> a"]
+
+
+def test_a_long_chain_is_not_a_cycle(here):
+    lines = ["version: 1", "tasks:", "  t0: echo"] + [f"  t{i}: {{cmd: echo, needs: [t{i - 1}]}}" for i in range(1, 3000)]
+    Path("tasks.yaml").write_text("\n".join(lines) + "\n")
+    assert len(load_taskfile("tasks.yaml").tasks) == 3000
+
+
+# --- the file itself ---------------------------------------------------------------------
+
+
+def test_yaml_syntax_errors_have_their_position(here):
+    assert problems("version: 1\ntasks:\n  a: [echo\n  b: x\n") == [
+        "tasks.yaml:4:4: invalid YAML: did not find expected ',' or ']' "
+        "(while parsing a flow sequence at line 3, column 6)"]
+
+
+def test_tabs_for_indentation(here):
+    assert problems("version: 1\ntasks:\n\ta: echo\n") == [
+        "tasks.yaml:3:1: invalid YAML: found character that cannot start any token "
+        "(while scanning for the next token at line 3, column 1)"]
+
+
+def test_control_characters(here):
+    assert problems("version: 1\ntasks:\n  é: \x01\n") == [
+        "tasks.yaml:3:6: invalid YAML: control characters are not allowed (character U+0001)"]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
+def test_an_empty_file(here, text):
+    assert problems(text) == [
+        "tasks.yaml:1:1: the file is empty: a task file needs 'version: 1' and 'tasks:'"]
+
+
+@pytest.mark.parametrize(("text", "got"), [("- a\n- b\n", "a list"), ("hello\n", "a string ('hello')")])
+def test_a_top_level_that_is_not_a_mapping(here, text, got):
+    assert problems(text) == [
+        f"tasks.yaml:1:1: the top level must be a mapping with 'version' and 'tasks', got {got}"]
+
+
+def test_two_documents(here):
+    assert problems("version: 1\ntasks: {a: x}\n---\nversion: 1\n") == [
+        "tasks.yaml:3:1: a second YAML document ('---'): a task file holds one document"]
+
+
+def test_a_python_tag_is_an_error_not_an_exception(here):
+    assert problems("version: 1\ntasks:\n  a: !!python/object/apply:os.system [echo hi]\n") == [
+        "tasks.yaml:3:3: tasks.a: expected a string or a mapping, got a list",
+        "tasks.yaml:3:6: tasks.a: unsupported tag !!python/object/apply:os.system: task files hold plain "
+        "strings, numbers, booleans, lists and mappings",
+    ]
+
+
+def test_a_bad_explicit_scalar(here):
+    assert problems("version: 1\npool: !!int four\ntasks:\n  a: echo\n") == [
+        "tasks.yaml:2:1: pool: expected a whole number, got a string ('four')",
+        "tasks.yaml:2:7: pool: cannot read 'four' as !!int: invalid literal for int() with base 10: 'four'",
+    ]
+
+
+def test_unknown_and_recursive_aliases(here):
+    assert problems("version: 1\ntasks:\n  a: *nowhere\n  b: &b {cmd: x, tags: [*b]}\n") == [
+        "tasks.yaml:3:3: tasks.a: expected a string or a mapping, got nothing (an empty value)",
+        "tasks.yaml:3:6: tasks.a: unknown alias *nowhere (no anchor &nowhere before it)",
+        "tasks.yaml:4:25: tasks.b.tags.0: alias *b refers to a value that contains it",
+        "tasks.yaml:4:25: tasks.b.tags.0: expected a string, got nothing (an empty value)",
+    ]
+
+
+def test_a_missing_file(here):
+    with pytest.raises(TaskFileError) as caught:
+        load_taskfile("nope.yaml")
+    assert str(caught.value) == "nope.yaml:1:1: no such file"
+
+
+def test_a_directory(here):
+    os.mkdir("adir")
+    with pytest.raises(TaskFileError) as caught:
+        load_taskfile("adir")
+    assert str(caught.value) == "adir:1:1: is a directory, not a task file"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file(here):
+    write("version: 1\ntasks: {a: x}\n")
+    os.chmod("tasks.yaml", 0)
+    with pytest.raises(TaskFileError) as caught:
+        load_taskfile("tasks.yaml")
+    assert str(caught.value) == "tasks.yaml:1:1: cannot read the file: permission denied"
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(here):
+    os.mkfifo("fifo.yaml")
+    outcome: list[str] = []
+
+    def load() -> None:
+        try:
+            load_taskfile("fifo.yaml")
+        except TaskFileError as e:
+            outcome.append(str(e))
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():  # unblock the reader so the test process can end
+        with open("fifo.yaml", "w"):
+            pass
+        pytest.fail("load_taskfile blocked on a FIFO")
+    assert outcome == ["fifo.yaml:1:1: is a FIFO, not a regular file: taskrun reads task files from regular files only"]
+
+
+def test_a_device_is_refused(here):
+    with pytest.raises(TaskFileError) as caught:
+        load_taskfile("/dev/zero")
+    assert str(caught.value) == (
+        "/dev/zero:1:1: is a character device, not a regular file: taskrun reads task files from regular files only")
+
+
+def test_a_file_that_is_not_utf8(here):
+    assert problems(b"version: 1\ntasks:\n  a: echo caf\xe9\n") == [
+        "tasks.yaml:3:14: the file is not UTF-8 text (byte 0xe9); save it as UTF-8"]
+
+
+def test_a_utf16_file(here):
+    assert problems("version: 1\n".encode("utf-16")) == [
+        "tasks.yaml:1:1: the file is not UTF-8 text (byte 0xff); save it as UTF-8"]
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing(here):
+    with open("tasks.yaml", "wb") as f:  # sparse: nothing is written, and parsing it would take seconds
+        f.truncate(MAX_BYTES + 1)
+    started = time.perf_counter()
+    assert problems_of("tasks.yaml") == [
+        f"tasks.yaml:1:1: the file is too large ({MAX_BYTES + 1:,} bytes; the limit is 8 MiB)"]
+    assert time.perf_counter() - started < 0.5
+
+
+def problems_of(name: str) -> list[str]:
+    with pytest.raises(TaskFileError) as caught:
+        load_taskfile(name)
+    return [str(p) for p in caught.value.problems]
+
+
+# --- hostile YAML --------------------------------------------------------------------------
+
+BILLION_LAUGHS = """\
+version: 1
+tasks:
+  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_an_alias_bomb_is_refused_quickly_in_little_memory(here):
+    write(BILLION_LAUGHS)
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        found = problems_of("tasks.yaml")
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == ["tasks.yaml:9:10: tasks.g.0: aliases expand this file to more than 1,000,000 values; "
+                     "refusing to read it (is it an alias bomb?)"]
+    assert elapsed < 0.5
+    assert peak < 5 * 2**20
+
+
+def test_aliases_under_the_budget_are_fine(here):
+    write("version: 1\ntasks:\n  x: &x [a, b]\n  y: {cmd: [*x, *x]}\n")
+    # the aliases are read; the task whose cmd holds lists is then a plain schema error
+    assert problems_of("tasks.yaml") == [
+        "tasks.yaml:3:3: tasks.x: expected a string or a mapping, got a list",
+        "tasks.yaml:4:13: tasks.y.cmd.0: expected a string, got a list",
+        "tasks.yaml:4:17: tasks.y.cmd.1: expected a string, got a list",
+    ]
+
+
+@pytest.mark.parametrize(("nested", "where"), [
+    pytest.param("  a: " + "[" * 1_000_000, "3:104", id="flow-sequences"),
+    pytest.param("  a: " + "{a: " * 1_000_000, "3:398", id="flow-mappings"),
+    pytest.param("  a:\n    " + "- " * 1_000_000 + "x", "4:201", id="block-sequences"),
+])
+def test_deep_nesting_is_refused_quickly(here, nested, where):
+    # libyaml's composer recurses in C (this would crash the interpreter) and its scanner slows
+    # down quadratically with flow nesting: the loader stops reading at the 100th level.
+    write("version: 1\ntasks:\n" + nested + "\n")
+    started = time.perf_counter()
+    assert problems_of("tasks.yaml") == [f"tasks.yaml:{where}: nested more than 100 levels deep"]
+    assert time.perf_counter() - started < 1.0
+
+
+# --- yamlsrc on its own --------------------------------------------------------------------
+
+
+def test_positions_of_keys_and_items():
+    source = yamlsrc.parse_yaml("a:\n  b: 1\n  c: [x, {d: y}]\n- 1\n"[:-4])
+    assert source.data == {"a": {"b": 1, "c": ["x", {"d": "y"}]}}
+    assert source.positions == {
+        (): (1, 1), ("a",): (1, 1), ("a", "b"): (2, 3), ("a", "c"): (3, 3),
+        ("a", "c", 0): (3, 7), ("a", "c", 1): (3, 10), ("a", "c", 1, "d"): (3, 11),
+    }
+    assert source.position(("a", "c", 1, "d", "missing", 3)) == (3, 11)  # the nearest parent
+    assert source.position(("zzz",)) == (1, 1)
+
+
+def test_yamlsrc_reads_like_pyyaml_safe_load():
+    import yaml
+
+    text = textwrap.dedent("""
+        base: &base {a: 1, b: [x, y]}
+        other: &other {b: 2, c: 3}
+        merged: {<<: [*base, *other], c: 4}
+        scalars: [1, 1.5, 0x10, .inf, ~, yes, No, "yes", 2024-01-02, '', !!str 5]
+        text: |
+          two
+          lines
+    """)
+    assert yamlsrc.parse_yaml(text).data == yaml.safe_load(text)
+
+
+def test_yamlsrc_uses_libyaml_when_present():
+    import yaml
+
+    assert yamlsrc.Loader is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+# --- the schema and the module ------------------------------------------------------------
+
+
+def test_schema_text_is_the_packaged_schema():
+    assert schema_text() == (ROOT / "runner" / "schemas" / "taskfile.schema.json").read_text(encoding="utf-8")
+    assert schema_text() == (ROOT / "schemas" / "taskfile.schema.json").read_text(encoding="utf-8")
+    assert schema_validator() is schema_validator()
+    assert schema_validator().schema == json.loads(schema_text())
+
+
+def test_duration_pattern_is_the_schemas():
+    schema = json.loads(schema_text())
+    task = schema["properties"]["tasks"]["additionalProperties"]["properties"]
+    for where in (schema["properties"]["timeout"], schema["properties"]["kill_grace"], task["timeout"],
+                  task["kill_grace"], task["retry_delay"]):
+        assert where["pattern"] == DURATION_PATTERN
+
+
+def test_import_does_not_load_jsonschema():
+    code = "import sys, runner.load; print('jsonschema' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
+
+
+def test_ten_thousand_tasks_load_fast(here):
+    lines = ["version: 1", "tasks:"]
+    for i in range(10_000):
+        lines += [f"  t{i}:", f"    cmd: echo {i}", f"    timeout: 5m"]
+        if i:
+            lines.append(f"    needs: [t{i - 1}, t{i // 2}]" if i // 2 != i - 1 else f"    needs: [t{i - 1}]")
+    Path("tasks.yaml").write_text("\n".join(lines) + "\n")
+    schema_validator()  # built once per process; not what this measures
+    started = time.perf_counter()
+    tf = load_taskfile("tasks.yaml")
+    elapsed = time.perf_counter() - started
+    assert len(tf.tasks) == 10_000
+    assert tf.tasks[-1].needs == ("t9998", "t4999")
+    assert elapsed < 1.5
