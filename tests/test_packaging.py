@@ -52,7 +52,7 @@ def _venv(path: Path) -> Path:
 
 def _pip_install(bin_dir: Path, *target: str) -> None:
     subprocess.run([bin_dir / "python", "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", *target], check=True, capture_output=True)
+                    "--disable-pip-version-check", *target], check=True, capture_output=True)
 
 
 def _check_installed(bin_dir: Path, tmp: Path, expect_under: Path | None = None) -> None:
@@ -70,9 +70,11 @@ def _check_installed(bin_dir: Path, tmp: Path, expect_under: Path | None = None)
 
 
 def _build(kind: str, src: Path, out: Path) -> Path:
-    code = f"from setuptools import build_meta as b; print(b.build_{kind}({str(out)!r}))"
-    res = subprocess.run([sys.executable, "-c", code], cwd=src, capture_output=True, text=True, check=True)
-    return out / res.stdout.strip().splitlines()[-1]
+    """Build with PyPA's `build`, as a release would (isolated build environment)."""
+    subprocess.run([sys.executable, "-m", "build", f"--{kind}", "--outdir", str(out), str(src)],
+                   capture_output=True, text=True, check=True)
+    (built,) = out.iterdir()
+    return built
 
 
 @pytest.mark.slow
