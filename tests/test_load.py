@@ -554,19 +554,7 @@ def problems_of(name: str) -> list[str]:
 
 # --- hostile YAML --------------------------------------------------------------------------
 
-BILLION_LAUGHS = """\
-version: 1
-tasks:
-  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-"""
+BILLION_LAUGHS = (Path(__file__).parent / "files" / "billion-laughs.yaml").read_text()
 
 
 def test_an_alias_bomb_is_refused_quickly_in_little_memory(here):
