@@ -447,7 +447,8 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
     for error in errors:
         if error.validator != "type" and tuple(error.absolute_path) in mistyped:
             continue  # `pool: .inf` is not a whole number; that it is also too big adds nothing
-        for where, message in explain(error):
+        explained = list(explain(error)) or [(tuple(error.absolute_path), error.message)]  # never drop one
+        for where, message in explained:
             report.add(where, message)
     _check_values(data, report)
     if isinstance(data.get("tasks"), dict):
@@ -469,7 +470,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         shell=data.get("shell", DEFAULT_SHELL),
         fail_fast=data.get("fail_fast", False),
         tasks=tuple(
-            _build_task(name, spec, folder, source.positions[("tasks", name)][0])
+            _build_task(name, spec, folder, source.position(("tasks", name))[0])
             for name, spec in data["tasks"].items()
         ),
     )

@@ -248,6 +248,9 @@ class _Composer:
             return
         if top is not None and isinstance(top.items, list) and path is not None:
             self.positions[path] = _pos(mark)
+        if key_pos and path is not None:  # the keys of an aliased mapping: where they are written
+            for k, pos in key_pos.items():
+                self.positions[path + (k,)] = pos
         self.add(value, size, mark, key_pos)
 
     def on_scalar(self, event: Any) -> None:

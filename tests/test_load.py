@@ -141,6 +141,16 @@ def test_anchors_and_merge_keys_are_allowed(here):
     assert tf.task("test").env == (("A", "1"),)
 
 
+def test_tasks_given_through_an_alias(here):
+    write("""
+        version: 1
+        env: &tasks {a: echo, b: ls}
+        tasks: *tasks
+    """)
+    tf = load_taskfile("tasks.yaml")
+    assert [(t.name, t.line) for t in tf.tasks] == [("a", 2), ("b", 2)]  # where the keys are written
+
+
 def test_a_bom_is_fine_and_lines_still_count_from_one(here):
     Path("tasks.yaml").write_bytes(b"\xef\xbb\xbfversion: 1\ntasks:\n  a: echo\n  b: {cmd: x, timout: 1}\n")
     with pytest.raises(TaskFileError) as caught:
