@@ -144,7 +144,7 @@ class _Composer:
     # --- where the next node goes -------------------------------------------------
 
     def child_path(self) -> Path | None:
-        """Key path of the node that starts now, recording its position if it is an item."""
+        """Key path of the node that starts now; None where nothing gets a position."""
         if not self.stack:
             return ()
         top = self.stack[-1]
@@ -258,7 +258,7 @@ class _Composer:
         mark = event.start_mark
         self.total += 1
         if self.total > MAX_VALUES:
-            self.count(0, mark, None)
+            self.count(0, mark, self.child_path())  # reports and stops
         text = event.value
         tag = event.tag
         if tag is None or tag == "!":
