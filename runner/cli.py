@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -34,7 +33,7 @@ def _err(text: str) -> None:
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 def main_command(
-    file: Annotated[Optional[Path], typer.Argument(help="The task file (YAML).", show_default=False)] = None,
+    file: Annotated[Optional[str], typer.Argument(help="The task file (YAML).", show_default=False)] = None,
     targets: Annotated[Optional[list[str]], typer.Argument(help="Tasks to run, with what they need; default all.",
                                                            show_default=False)] = None,
     pool: Annotated[Optional[int], typer.Option("-j", "--pool", min=1, max=4096,
@@ -96,7 +95,7 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
             timeout_s = parse_duration(timeout)
         except ValueError as exc:
             raise UsageError(f"--timeout: {exc}") from None
-    taskfile = load_taskfile(str(file))
+    taskfile = load_taskfile(file)
     plan = make_plan(taskfile, targets, pool=pool, timeout_s=timeout_s, fail_fast=fail_fast or None)
     if validate:
         _err(f"{file}: valid ({len(taskfile.tasks)} tasks)")

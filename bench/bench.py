@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""taskrun against its peers, side by side in one run: medians and ratios.
+
+    pip install . && apt-get install parallel hyperfine make   # peers (optional ones are skipped)
+    pip install go-task-bin                                    # go-task
+    python3 bench/bench.py                  # every section
+    python3 bench/bench.py dispatch startup # some sections
+    python3 bench/bench.py --quick          # fewer runs and smaller N, to try it out
+
+Sections:
+  dispatch    N trivial tasks at pool P: ms per task and the ratio to xargs -P (paired, same run)
+  efficiency  makespan / ideal for sleeps on a pool, with a timeout on every task
+  startup     --version, --validate, a one-task run, against `python -c pass` and go-task
+  bigfile     load + validate + plan (--dry-run) of 5,000- and 10,000-task files: time, peak memory
+  history     makespan with and without --history on a file whose order is bad
+
+Every figure is the median of several runs; ratios are taken run by run (A1/B1,
+A2/B2, ...) with the runs interleaved, so drift of a shared machine cancels out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def find_taskrun() -> str:
+    """The installed console script itself (a version manager's shim would add its own start-up)."""
+    script = Path(sysconfig.get_path("scripts")) / "taskrun"
+    return str(script) if script.exists() else (shutil.which("taskrun") or sys.exit("taskrun is not installed"))
+
+
+def find_gotask() -> str | None:
+    script = Path(sysconfig.get_path("scripts")) / "task"
+    if script.exists():
+        return str(script)
+    found = shutil.which("go-task") or shutil.which("task")
+    return found
+
+
+def timed(cmd: list[str] | str, cwd: Path, shell: bool = False) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB, the largest process of the tree) of one run."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, shell=shell, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({proc.returncode}): {cmd}")
+    return wall, usage.ru_maxrss
+
+
+def compare(commands: dict[str, tuple], runs: int, cwd: Path) -> dict[str, list[tuple[float, int]]]:
+    """Run every command `runs` times, interleaved, after one warm-up each."""
+    for cmd, shell in commands.values():
+        timed(cmd, cwd, shell)
+    out: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (cmd, shell) in commands.items():
+            out[name].append(timed(cmd, cwd, shell))
+    return out
+
+
+def med(values) -> float:
+    return statistics.median(values)
+
+
+def paired_ratio(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> float:
+    return med([x[0] / y[0] for x, y in zip(a, b)])
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+    sys.stdout.flush()
+
+
+def write_taskfile(path: Path, tasks: dict, pool: int, **top) -> Path:
+    doc = {"version": 1, "pool": pool, **top, "tasks": tasks}
+    path.write_text(json.dumps(doc))  # JSON is YAML
+    return path
+
+
+# -- sections ------------------------------------------------------------------
+
+def bench_dispatch(tmp: Path, quick: bool, runs: int) -> None:
+    taskrun = find_taskrun()
+    gotask = find_gotask()
+    rows = []
+    for n in ((300,) if quick else (1000, 5000)):
+        for pool in (2, 8):
+            d = tmp / f"dispatch-{n}-{pool}"
+            d.mkdir()
+            write_taskfile(d / "tasks.yaml", {f"t{i}": {"cmd": ["true"], "timeout": "1m"} for i in range(n)}, pool)
+            (d / "Makefile").write_text(
+                ".PHONY: all " + " ".join(f"t{i}" for i in range(n)) + "\nall: "
+                + " ".join(f"t{i}" for i in range(n)) + "\n"
+                + "".join(f"t{i}:\n\t@true\n" for i in range(n)))
+            cmds = {
+                "xargs -P": (f"seq {n} | xargs -P {pool} -n 1 true", True),
+                "taskrun": ([taskrun, "tasks.yaml", "-o", "summary.json"], False),
+                "make -j": (["make", "-s", f"-j{pool}", "all"], False),
+            }
+            if shutil.which("parallel"):
+                cmds["GNU parallel"] = (f"seq {n} | parallel -j {pool} true", True)
+            if gotask:
+                (d / "Taskfile.yml").write_text(
+                    "version: '3'\ntasks:\n  default:\n    deps: [" + ", ".join(f"t{i}" for i in range(n)) + "]\n"
+                    + "".join(f"  t{i}:\n    cmds: [/bin/true]\n" for i in range(n)))
+                cmds["go-task"] = ([gotask, f"--concurrency={pool}", "--silent"], False)
+            res = compare(cmds, runs, d)
+            base = res["xargs -P"]
+            for name, samples in res.items():
+                rows.append([n, pool, name, f"{med(s[0] for s in samples) / n * 1000:.3f}",
+                             f"{paired_ratio(samples, base):.2f}x", f"{med(s[1] for s in samples) / 1024:.0f}"])
+    table("Dispatch overhead: N trivial tasks (`true`, run directly), pool P",
+          ["N", "P", "runner", "ms/task", "vs xargs -P", "peak MiB"], rows)
+
+
+def bench_efficiency(tmp: Path, quick: bool, runs: int) -> None:
+    taskrun = find_taskrun()
+    rows = []
+    for n, secs, pool in ((64, 0.25, 8), (200, 0.05, 16)):
+        d = tmp / f"eff-{n}"
+        d.mkdir()
+        write_taskfile(d / "tasks.yaml", {f"s{i}": {"cmd": ["sleep", str(secs)], "timeout": "1m"} for i in range(n)}, pool)
+        ideal = n / pool * secs
+        spans, walls = [], []
+        for _ in range(runs):
+            wall, _ = timed([taskrun, "tasks.yaml", "-o", "summary.json"], d)
+            spans.append(json.loads((d / "summary.json").read_text())["duration_s"])
+            walls.append(wall)
+        rows.append([f"{n} x sleep {secs}", pool, f"{ideal:.2f}", f"{med(spans):.3f}", f"{med(spans) / ideal:.3f}x",
+                     f"{med(walls):.3f}"])
+    table("Parallel efficiency (every task with a timeout)",
+          ["tasks", "pool", "ideal s", "makespan s", "makespan/ideal", "whole process s"], rows)
+
+
+def bench_startup(tmp: Path, quick: bool, runs: int) -> None:
+    taskrun = find_taskrun()
+    gotask = find_gotask()
+    d = tmp / "startup"
+    d.mkdir()
+    shutil.copy(ROOT / "tasks" / "demo.yaml", d / "demo.yaml")
+    write_taskfile(d / "one.yaml", {"one": {"cmd": ["true"]}}, 1)
+    cmds = {
+        "python -c pass": ([sys.executable, "-c", "pass"], False),
+        "taskrun --version": ([taskrun, "--version"], False),
+        "taskrun demo.yaml --validate": ([taskrun, "demo.yaml", "--validate"], False),
+        "taskrun one.yaml (true)": ([taskrun, "one.yaml", "-o", "summary.json"], False),
+    }
+    if gotask:
+        (d / "Taskfile.yml").write_text("version: '3'\ntasks:\n  default:\n    cmds: [/bin/true]\n")
+        cmds["go-task --version"] = ([gotask, "--version"], False)
+        cmds["go-task one task (true)"] = ([gotask, "--silent"], False)
+    res = compare(cmds, runs * 2, d)
+    base = res["python -c pass"]
+    rows = [[name, f"{med(s[0] for s in samples) * 1000:.1f}", f"{paired_ratio(samples, base):.2f}x"]
+            for name, samples in res.items()]
+    table("Start-up (whole process)", ["command", "median ms", "vs python -c pass"], rows)
+
+
+def big_file(path: Path, n: int) -> Path:
+    tasks = {}
+    for i in range(n):
+        needs = [f"t{j}" for j in (i - 1, i - 7, i - 31) if j >= 0 and i % 3]
+        tasks[f"t{i}"] = {"cmd": f"echo {i}", "needs": needs, "timeout": "5m", "tags": ["bulk"]}
+    return write_taskfile(path, tasks, 8, timeout="10m")
+
+
+def bench_bigfile(tmp: Path, quick: bool, runs: int) -> None:
+    taskrun = find_taskrun()
+    rows = []
+    for n in ((2000,) if quick else (5000, 10000)):
+        d = tmp / f"big-{n}"
+        d.mkdir()
+        big_file(d / "tasks.yaml", n)
+        res = compare({"dry-run": ([taskrun, "tasks.yaml", "--dry-run"], False)}, runs, d)["dry-run"]
+        rows.append([n, f"{med(s[0] for s in res):.3f}", f"{max(s[1] for s in res) / 1024:.0f}"])
+    table("Big files: load + validate + plan (--dry-run)", ["tasks", "median s", "peak MiB"], rows)
+
+
+def bench_history(tmp: Path, quick: bool, runs: int) -> None:
+    """File order is bad: short tasks first, the long ones and a hidden chain last."""
+    taskrun = find_taskrun()
+    d = tmp / "history"
+    d.mkdir()
+    unit = 0.1 if quick else 0.2
+    tasks = {f"short{i}": {"cmd": ["sleep", f"{unit:g}"]} for i in range(12)}
+    tasks["chain1"] = {"cmd": ["sleep", f"{unit:g}"]}
+    tasks["chain2"] = {"cmd": ["sleep", f"{2 * unit:g}"], "needs": ["chain1"]}
+    tasks["chain3"] = {"cmd": ["sleep", f"{4 * unit:g}"], "needs": ["chain2"]}
+    for i in range(3):
+        tasks[f"long{i}"] = {"cmd": ["sleep", f"{6 * unit:g}"]}
+    pool = 4
+    write_taskfile(d / "tasks.yaml", tasks, pool)
+    total = sum(float(t["cmd"][1]) for t in tasks.values())
+    bound = max(7 * unit, total / pool)
+    subprocess.run([taskrun, "tasks.yaml", "-o", "history.json"], cwd=d, check=True, capture_output=True)
+
+    def spans(extra: list[str]) -> list[float]:
+        out = []
+        for _ in range(runs):
+            subprocess.run([taskrun, "tasks.yaml", "-o", "summary.json", *extra], cwd=d, check=True,
+                           capture_output=True)
+            out.append(json.loads((d / "summary.json").read_text())["duration_s"])
+        return out
+
+    plain = spans(["--no-history"])
+    smart = spans(["--history", "history.json"])
+    table("Scheduling with history (pool 4)", ["order", "makespan s", "vs lower bound"], [
+        ["lower bound max(critical path, work/pool)", f"{bound:.2f}", "1.00x"],
+        ["file order (--no-history)", f"{med(plain):.2f}", f"{med(plain) / bound:.2f}x"],
+        ["longest remaining path first (--history)", f"{med(smart):.2f}", f"{med(smart) / bound:.2f}x"],
+    ])
+
+
+SECTIONS = {"dispatch": bench_dispatch, "efficiency": bench_efficiency, "startup": bench_startup,
+            "bigfile": bench_bigfile, "history": bench_history}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sections", nargs="*", choices=[[], *SECTIONS], default=[])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, smaller N")
+    parser.add_argument("--runs", type=int, default=None, help="runs per command (default 5, quick 3)")
+    args = parser.parse_args()
+    runs = args.runs or (3 if args.quick else 5)
+    print(f"# taskrun benchmarks: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {runs} runs each")
+    with tempfile.TemporaryDirectory(prefix="taskrun-bench-") as tmp:
+        for name in args.sections or SECTIONS:
+            SECTIONS[name](Path(tmp), args.quick, runs)
+
+
+if __name__ == "__main__":
+    main()
