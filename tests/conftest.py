@@ -127,4 +127,12 @@ def by_name(summary: dict) -> dict[str, dict]:
     return {t["name"]: t for t in summary["tasks"]}
 
 
+def check(r: subprocess.CompletedProcess[str], code: int) -> subprocess.CompletedProcess[str]:
+    """Assert the exit code of a finished `taskrun`, and that no traceback reached the user."""
+    assert r.returncode == code, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stdout
+    return r
+
+
 PY = sys.executable

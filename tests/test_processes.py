@@ -1,0 +1,175 @@
+"""Each command's process tree through the real `taskrun`: its own session, stdin
+from /dev/null, timeouts that reach grandchildren, the SIGTERM -> grace -> SIGKILL
+ladder, and processes left behind. The `taskrun` fixture fails a test that
+leaves any process alive; the upper bounds on durations only prove that taskrun
+did not wait for a `sleep 300`."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import by_name, check
+
+NOT_WAITED = 20  # seconds: far below any `sleep 300`, far above a noisy machine's delays
+# A background process that leaves the command's session and group, then writes its
+# pid to `escaped`; the command goes on only once the escape has happened.
+ESCAPE = ("setsid sh -c 'echo $$ > escaped.tmp; mv escaped.tmp escaped; exec sleep 300' &"
+          " while [ ! -e escaped ]; do sleep 0.01; done")
+
+
+def run_one(taskrun, task_yaml: str, *args: str, code: int, head: str = "kill_grace: 0.5\n") -> dict:
+    """Run a file with the one task `t` and return its summary record."""
+    taskrun.write("tasks.yaml", f"version: 1\n{head}tasks:\n  t:\n" + task_yaml)
+    check(taskrun("tasks.yaml", *args), code)
+    return by_name(taskrun.summary())["t"]
+
+
+class TestTimeout:
+    def test_timeout_kills_the_whole_group_grandchildren_included(self, taskrun):
+        t = run_one(taskrun, "    cmd: sleep 300 & sleep 300 & echo started; wait\n    timeout: 0.5\n", code=1)
+        assert t["status"] == "timeout"
+        assert t["exit_code"] is None and t["signal"] == "SIGTERM"
+        assert t["reason"] == "timed out after 0.5s"
+        assert t["attempts"][0]["timed_out"] is True
+        assert t["stdout_tail"] == "started\n"
+        assert 0.5 <= t["duration_s"] < NOT_WAITED
+
+    def test_grandchildren_get_sigterm_first_to_clean_up(self, taskrun):
+        # a long grace: the run ends early only if the grandchild got SIGTERM, not a late SIGKILL
+        cleanup = 'trap \\"echo term > cleaned; exit 0\\" TERM; while :; do sleep 0.05; done'
+        t = run_one(taskrun, f'    cmd: sh -c "{cleanup}" & wait\n    timeout: 0.5\n    kill_grace: 30\n', code=1)
+        assert (t["status"], t["signal"]) == ("timeout", "SIGTERM")
+        assert (taskrun.cwd / "cleaned").read_text() == "term\n"
+        assert t["duration_s"] < NOT_WAITED
+        assert taskrun.summary()["duration_s"] < NOT_WAITED
+
+    def test_nested_shells_are_reached(self, taskrun):
+        t = run_one(taskrun, "    cmd: sh -c 'sh -c \"sleep 300\" & sleep 300 & wait'\n    timeout: 0.5\n", code=1)
+        assert (t["status"], t["signal"]) == ("timeout", "SIGTERM")
+        assert t["duration_s"] < NOT_WAITED
+
+    def test_a_command_ignoring_sigterm_gets_sigkill_after_the_grace(self, taskrun):
+        t = run_one(taskrun, "    cmd: trap '' TERM; sleep 300\n    timeout: 0.5\n", code=1)
+        assert t["status"] == "timeout"
+        assert t["exit_code"] is None and t["signal"] == "SIGKILL"
+        assert 0.5 + 0.5 <= t["duration_s"] < NOT_WAITED
+
+    def test_task_kill_grace_wins_over_the_files(self, taskrun):
+        t = run_one(taskrun, "    cmd: trap '' TERM; sleep 300\n    timeout: 0.2\n    kill_grace: 1.5\n",
+                    code=1, head="kill_grace: 0.1\n")
+        assert t["signal"] == "SIGKILL"
+        assert t["duration_s"] >= 0.2 + 1.5
+
+    def test_file_kill_grace_replaces_the_default(self, taskrun):
+        t = run_one(taskrun, "    cmd: trap '' TERM; sleep 300\n    timeout: 0.2\n", code=1,
+                    head="kill_grace: 0.3\n")
+        assert t["signal"] == "SIGKILL"
+        # the default grace (5s) would make it at least 5.2s
+        assert 0.2 + 0.3 <= t["duration_s"] < 0.2 + 5
+
+    @pytest.mark.slow
+    def test_default_kill_grace_is_five_seconds(self, taskrun):
+        t = run_one(taskrun, "    cmd: trap '' TERM; sleep 300\n    timeout: 0.2\n", code=1, head="")
+        assert t["signal"] == "SIGKILL"
+        assert 0.2 + 5 <= t["duration_s"] < 0.2 + 5 + NOT_WAITED
+
+    def test_a_grandchild_holding_stdout_open_does_not_hang_the_run(self, taskrun):
+        # the grandchild ignores SIGTERM and keeps the task's stdout open
+        t = run_one(taskrun, "    cmd: echo before; sh -c \"trap '' TERM; sleep 300\" & wait\n    timeout: 0.5\n",
+                    code=1)
+        assert t["status"] == "timeout"
+        assert t["stdout_tail"] == "before\n"
+        assert t["duration_s"] < NOT_WAITED
+
+    def test_a_process_escaped_with_setsid_is_killed_on_timeout(self, taskrun):
+        t = run_one(taskrun, f"    cmd: {ESCAPE}; sleep 300\n    timeout: 0.5\n", code=1)
+        assert t["status"] == "timeout"
+        assert t["stray_killed"] >= 1
+        assert _gone(int((taskrun.cwd / "escaped").read_text()))
+
+    def test_timeout_zero_means_no_time_at_all(self, taskrun):
+        t = run_one(taskrun, "    cmd: sleep 300\n    timeout: 0\n", code=1)
+        assert t["status"] == "timeout"
+        assert t["duration_s"] < NOT_WAITED
+
+
+class TestLeftovers:
+    def test_background_child_left_running_is_killed_and_the_task_succeeds(self, taskrun):
+        t = run_one(taskrun, "    cmd: sleep 300 & echo ok\n", code=0)
+        assert t["status"] == "success"
+        assert t["exit_code"] == 0 and t["signal"] is None
+        assert t["stray_killed"] >= 1
+        assert t["stdout_tail"] == "ok\n"
+        assert t["duration_s"] < NOT_WAITED
+        assert taskrun.summary()["duration_s"] < NOT_WAITED
+
+    def test_a_leftover_that_ignores_sigterm_is_killed_after_the_grace(self, taskrun):
+        t = run_one(taskrun, "    cmd: sh -c \"trap '' TERM; sleep 300\" & echo ok\n", code=0)
+        assert (t["status"], t["exit_code"]) == ("success", 0)
+        assert t["stray_killed"] >= 1
+        assert taskrun.summary()["duration_s"] < NOT_WAITED
+
+    def test_a_leftover_escaped_with_setsid_is_killed(self, taskrun):
+        t = run_one(taskrun, f"    cmd: {ESCAPE}; echo ok\n", code=0)
+        assert (t["status"], t["exit_code"]) == ("success", 0)
+        assert t["stray_killed"] >= 1
+        assert _gone(int((taskrun.cwd / "escaped").read_text()))
+        assert taskrun.summary()["duration_s"] < NOT_WAITED
+
+    def test_a_failing_command_with_a_leftover_keeps_its_exit_code(self, taskrun):
+        t = run_one(taskrun, "    cmd: sleep 300 & exit 4\n", code=1)
+        assert (t["status"], t["exit_code"]) == ("failed", 4)
+        assert t["stray_killed"] >= 1
+
+    def test_no_leftover_means_none_killed(self, taskrun):
+        t = run_one(taskrun, "    cmd: sleep 0.1 & wait; echo ok\n", code=0)
+        assert t["stray_killed"] == 0
+        assert t["reason"] is None
+
+
+class TestSessionAndStdin:
+    def test_stdin_is_dev_null(self, taskrun):
+        t = run_one(taskrun, "    cmd: readlink /proc/self/fd/0\n", code=0)
+        assert t["stdout_tail"] == "/dev/null\n"
+
+    def test_cat_ends_at_once(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  t:\n    cmd: cat\n    timeout: 60\n")
+        check(taskrun("tasks.yaml", input="taskrun's own stdin is not for the tasks\n"), 0)
+        t = by_name(taskrun.summary())["t"]
+        assert (t["status"], t["stdout_tail"]) == ("success", "")
+        assert t["duration_s"] < NOT_WAITED
+
+    def test_reading_stdin_gets_eof(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  t: if read line; then echo got; else echo eof; fi\n")
+        check(taskrun("tasks.yaml", input="a line\n"), 0)
+        assert by_name(taskrun.summary())["t"]["stdout_tail"] == "eof\n"
+
+    def test_each_command_leads_its_own_session_and_group(self, taskrun):
+        t = run_one(taskrun, "    cmd: ps -o pid=,pgid=,sid= -p $$\n", code=0)
+        pid, pgid, sid = (int(x) for x in t["stdout_tail"].split())
+        assert pid == pgid == sid == t["pid"]
+        assert sid != os.getsid(0)
+
+    def test_stdout_and_stderr_are_kept_apart(self, taskrun):
+        t = run_one(taskrun, "    cmd: echo out; echo err >&2\n", code=0)
+        assert (t["stdout_tail"], t["stderr_tail"]) == ("out\n", "err\n")
+
+
+class TestKilledBySignal:
+    @pytest.mark.parametrize("sig", ["KILL", "TERM"])
+    def test_a_command_killed_by_a_signal(self, taskrun, sig):
+        t = run_one(taskrun, f"    cmd: kill -{sig} $$\n", code=1)
+        assert t["status"] == "failed"
+        assert t["exit_code"] is None and t["signal"] == f"SIG{sig}"
+        assert t["attempts"][0]["timed_out"] is False
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie not yet reaped counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except OSError:
+        return True
