@@ -44,6 +44,8 @@ def main_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and run nothing.")] = False,
     summary: Annotated[str, typer.Option("-o", "--summary", help="Where to write the JSON summary; '-' for stdout.")] = "taskrun-summary.json",
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
+    history: Annotated[Optional[str], typer.Option("--history", help="An earlier summary of this file: start the longest remaining chains first (default: the previous summary, if any).")] = None,
+    no_history: Annotated[bool, typer.Option("--no-history", help="Start ready tasks in file order, ignoring earlier runs.")] = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the task file's JSON Schema and exit.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print taskrun's version and exit.")] = False,
 ) -> None:
@@ -51,7 +53,8 @@ def main_command(
     try:
         code = _dispatch(file=file, targets=tuple(targets or ()), pool=pool, timeout=timeout,
                          fail_fast=fail_fast, validate=validate, dry_run=dry_run, summary=summary,
-                         log_dir=log_dir, schema=schema, version=version)
+                         log_dir=log_dir, history=history, no_history=no_history, schema=schema,
+                         version=version)
     except TaskFileError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -71,7 +74,7 @@ def main_command(
 
 
 def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, summary, log_dir,
-              schema, version) -> int:
+              history, no_history, schema, version) -> int:
     if version:
         print(f"taskrun {__version__}")
         return EXIT_OK
@@ -102,17 +105,29 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
         return EXIT_OK
 
     from .console import Console
+    from .history import estimate, read_durations
 
     to_stdout = summary == "-"
     console = Console(sys.stderr if to_stdout else sys.stdout, width=max(len(t.name) for t in plan.tasks))
+    if history is not None and no_history:
+        raise UsageError("--history and --no-history contradict each other")
+    recorded = None
+    if history is not None:
+        recorded = read_durations(history)
+        if recorded is None:
+            raise UsageError(f"--history {history}: not a readable taskrun summary")
+    elif not no_history:
+        recorded = read_durations("taskrun-summary.json" if to_stdout else summary, file)
+    estimated = estimate(plan, recorded) if recorded else None
     if dry_run:
-        console.show_plan(plan)
+        console.show_plan(plan, estimated)
         return EXIT_OK
 
     from .backends import LocalBackend
     from .session import RunOptions, run_session
 
-    options = RunOptions(summary_path=summary, log_dir=log_dir, argv=tuple(sys.argv))
+    options = RunOptions(summary_path=summary, log_dir=log_dir, argv=tuple(sys.argv),
+                         priority=estimated.priority if estimated else None)
     return run_session(
         plan, console,
         lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),

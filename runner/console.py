@@ -108,12 +108,18 @@ class Console:
 
     # -- plan and report ---------------------------------------------------------
 
-    def show_plan(self, plan: Plan) -> None:
+    def show_plan(self, plan: Plan, estimated=None) -> None:
+        """The plan in order of readiness; with history, in the order the run will start them."""
         self.line(f"plan for {plan.taskfile.path}: {len(plan)} task(s), pool {plan.pool}"
                   f"{', fail_fast' if plan.fail_fast else ''}")
         by_name = {t.name: t for t in plan.tasks}
         width = max((len(n) for n in plan.order), default=4)
-        for i, name in enumerate(plan.order, start=1):
+        order = plan.order
+        if estimated is not None:
+            from .plan import readiness_order
+
+            order = readiness_order([t.spec for t in plan.tasks], estimated.priority)
+        for i, name in enumerate(order, start=1):
             t = by_name[name]
             needs = ", ".join(t.spec.needs) or "-"
             retries = f"  retries {t.spec.retries}" if t.spec.retries else ""
@@ -121,6 +127,10 @@ class Console:
             cmd = t.spec.cmd if isinstance(t.spec.cmd, str) else shlex.join(t.spec.cmd)
             pad = " " * (width + 8)
             self.line(f"{pad}$ " + f"\n{pad}  ".join(cmd.rstrip("\n").splitlines()))
+        if estimated is not None:
+            self.line(f"estimated makespan {estimated.makespan_s:.2f}s on pool {plan.pool}"
+                      f" (from {estimated.known} of {len(plan)} recorded durations)")
+            self.line(f"critical path {estimated.critical_s:.2f}s: {' -> '.join(estimated.critical_path)}")
 
     def report(self, plan: Plan, results: list[TaskResult], *, duration_s: float,
                summary_path: str | None) -> None:

@@ -64,24 +64,26 @@ def plan_task(taskfile: TaskFile, spec: TaskSpec, default_timeout_s: float | Non
     )
 
 
-def readiness_order(tasks: list[TaskSpec]) -> list[str]:
-    """Kahn's order with file order breaking ties: how an unbounded pool starts them."""
+def readiness_order(tasks: list[TaskSpec], priority: dict[str, float] | None = None) -> list[str]:
+    """Kahn's order, highest priority first, file order breaking ties: how an
+    unbounded pool starts them."""
+    prio = priority or {}
     index = {t.name: i for i, t in enumerate(tasks)}
     waiting = {t.name: len(t.needs) for t in tasks}
     dependents: dict[str, list[str]] = {t.name: [] for t in tasks}
     for t in tasks:
         for need in t.needs:
             dependents[need].append(t.name)
-    ready = [index[n] for n, count in waiting.items() if count == 0]
+    ready = [(-prio.get(n, 0.0), index[n]) for n, count in waiting.items() if count == 0]
     heapq.heapify(ready)
     order = []
     while ready:
-        name = tasks[heapq.heappop(ready)].name
+        name = tasks[heapq.heappop(ready)[1]].name
         order.append(name)
         for d in dependents[name]:
             waiting[d] -= 1
             if waiting[d] == 0:
-                heapq.heappush(ready, index[d])
+                heapq.heappush(ready, (-prio.get(d, 0.0), index[d]))
     return order
 
 

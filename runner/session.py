@@ -29,6 +29,7 @@ class RunOptions:
     log_dir: str | None = None  # the runs folder; default .taskrun/runs next to the task file
     tail_lines: int = 50
     argv: tuple[str, ...] = ()
+    priority: dict[str, float] | None = None  # start order of ready tasks (history); None: file order
 
 
 def new_run_id() -> str:
@@ -82,7 +83,8 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
     with catch_stop_signals(stop) as wake_fd:
         backend = backend_factory(wake_fd)
         try:
-            scheduler = Scheduler(plan, backend, listener, log_dir=log_dir, run_id=run_id, stop=stop)
+            scheduler = Scheduler(plan, backend, listener, log_dir=log_dir, run_id=run_id, stop=stop,
+                                  priority=options.priority)
             scheduler.run()
         except BaseException as exc:  # record first, then let the CLI report it
             error = exc

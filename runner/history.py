@@ -1,0 +1,104 @@
+"""Plans that use history: how long each task took last time orders what starts first.
+
+Without history, ready tasks start in file order. With durations from an
+earlier summary of the same task file, a ready task's priority is the longest
+remaining path through the dependency graph starting at it (its own estimated
+duration plus the longest chain of tasks that wait for it): the classic
+critical-path list scheduling, which keeps the long chains and the slow shards
+from being started last. Tasks with no recorded duration count as the median of
+those that have one. Ties keep file order.
+
+Pure functions over a `Plan` and a mapping of durations; no clock, no process.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import statistics
+from dataclasses import dataclass
+
+from .model import Plan
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Estimate:
+    durations: dict[str, float]  # estimated seconds of every task of the plan
+    priority: dict[str, float]  # longest remaining path from each task, seconds
+    critical_path: tuple[str, ...]
+    critical_s: float
+    makespan_s: float  # simulated on the plan's pool, in priority order
+    known: int  # how many tasks had a recorded duration
+
+
+def read_durations(summary_path: str, taskfile_path: str | None = None) -> dict[str, float] | None:
+    """Durations of the tasks that ran in an earlier summary.
+
+    With `taskfile_path`, only a summary of that same file counts (the default
+    history is whatever summary was left in the folder). None when the summary
+    is missing, unreadable or from another file: history is a hint.
+    """
+    try:
+        with open(summary_path, encoding="utf-8") as f:
+            data = json.load(f)
+        if taskfile_path is not None and os.path.realpath(data["file"]) != os.path.realpath(taskfile_path):
+            return None
+        return {t["name"]: float(t["duration_s"]) for t in data["tasks"]
+                if t.get("duration_s") is not None and t.get("status") in ("success", "failed", "timeout")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def estimate(plan: Plan, recorded: dict[str, float]) -> Estimate:
+    names = [t.name for t in plan.tasks]
+    known = {n: recorded[n] for n in names if n in recorded}
+    fallback = statistics.median(known.values()) if known else 1.0
+    durations = {n: known.get(n, fallback) for n in names}
+    dependents: dict[str, list[str]] = {n: [] for n in names}
+    for t in plan.tasks:
+        for need in t.spec.needs:
+            dependents[need].append(t.name)
+    # Longest remaining path, computed in reverse readiness order (a topological order).
+    priority: dict[str, float] = {}
+    nxt: dict[str, str | None] = {}
+    for name in reversed(plan.order):
+        best = max(dependents[name], key=lambda d: priority[d], default=None)
+        priority[name] = durations[name] + (priority[best] if best else 0.0)
+        nxt[name] = best
+    index = {n: i for i, n in enumerate(names)}
+    start = max(names, key=lambda n: (priority[n], -index[n]), default=None)
+    path = []
+    while start is not None:
+        path.append(start)
+        start = nxt[start]
+    return Estimate(
+        durations=durations, priority=priority, critical_path=tuple(path),
+        critical_s=priority[path[0]] if path else 0.0,
+        makespan_s=simulate(plan, durations, priority), known=len(known),
+    )
+
+
+def simulate(plan: Plan, durations: dict[str, float], priority: dict[str, float] | None = None) -> float:
+    """Makespan of the plan on its pool if every task took its estimated duration."""
+    index = {t.name: i for i, t in enumerate(plan.tasks)}
+    prio = priority or {}
+    waiting = {t.name: len(t.spec.needs) for t in plan.tasks}
+    dependents: dict[str, list[str]] = {t.name: [] for t in plan.tasks}
+    for t in plan.tasks:
+        for need in t.spec.needs:
+            dependents[need].append(t.name)
+    ready = [(-prio.get(n, 0.0), index[n], n) for n, w in waiting.items() if w == 0]
+    heapq.heapify(ready)
+    running: list[tuple[float, str]] = []
+    now = 0.0
+    while ready or running:
+        while ready and len(running) < plan.pool:
+            _, _, name = heapq.heappop(ready)
+            heapq.heappush(running, (now + durations[name], name))
+        now, name = heapq.heappop(running)
+        for d in dependents[name]:
+            waiting[d] -= 1
+            if waiting[d] == 0:
+                heapq.heappush(ready, (-prio.get(d, 0.0), index[d], d))
+    return now
