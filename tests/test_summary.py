@@ -1,0 +1,219 @@
+"""The summary JSON through the real `taskrun`: every field, where it goes (-o),
+atomic replacement, and what happens when it cannot be written (exit 3)."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import socket
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+import runner
+from conftest import TASKRUN, by_name, check, validate_summary
+
+FILE = """
+    version: 1
+    pool: 2
+    timeout: 30
+    tasks:
+      build:
+        description: Make the thing
+        cmd: echo built; echo warning >&2
+        tags: [ci]
+      test:
+        cmd: [sh, -c, "exit 3"]
+        needs: [build]
+      docs:
+        cmd: "true"
+        needs: [test]
+      lint:
+        cmd: exit 1
+        allow_failure: true
+        timeout: 5
+    """
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+class TestFields:
+    def test_run_fields(self, taskrun):
+        path = taskrun.write("tasks.yaml", FILE)
+        check(taskrun("tasks.yaml", "-j", "2"), 1)
+        s = taskrun.summary()
+        assert s["version"] == 1
+        assert s["taskrun_version"] == runner.__version__
+        assert s["file"] == "tasks.yaml"
+        assert s["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert (s["status"], s["exit_code"], s["signal"], s["reason"]) == ("failed", 1, None, None)
+        assert (s["pool"], s["fail_fast"], s["targets"]) == (2, False, [])
+        assert s["host"] == socket.gethostname()
+        assert s["user"] == getpass.getuser()
+        assert s["command"] == [TASKRUN, "tasks.yaml", "-j", "2"]
+        assert s["cwd"] == str(taskrun.cwd)
+        assert s["counts"] == {"success": 1, "failed": 2, "timeout": 0, "skipped": 1, "cancelled": 0}
+        started, finished = ts(s["started_at"]), ts(s["finished_at"])
+        assert started <= finished
+        assert s["duration_s"] == pytest.approx((finished - started).total_seconds(), abs=0.002)
+        assert s["log_dir"].endswith(s["run_id"]) and os.path.isdir(s["log_dir"])
+        for t in s["tasks"]:
+            if t["started_at"] is not None:
+                assert started <= ts(t["started_at"]) <= ts(t["finished_at"]) <= finished
+
+    def test_task_fields(self, taskrun):
+        taskrun.write("tasks.yaml", FILE)
+        check(taskrun("tasks.yaml"), 1)
+        s = taskrun.summary()
+        assert [t["name"] for t in s["tasks"]] == ["build", "test", "docs", "lint"]
+        t = by_name(s)
+
+        build = t["build"]
+        assert build["description"] == "Make the thing"
+        assert build["cmd"] == "echo built; echo warning >&2"
+        assert (build["status"], build["exit_code"], build["signal"]) == ("success", 0, None)
+        assert isinstance(build["pid"], int) and build["pid"] > 0
+        assert (build["allow_failure"], build["needs"], build["tags"]) == (False, [], ["ci"])
+        assert build["timeout_s"] == 30
+        assert build["reason"] is None
+        assert (build["stdout_tail"], build["stderr_tail"]) == ("built\n", "warning\n")
+        assert Path(build["stdout_log"]).read_text() == "built\n"
+        assert Path(build["stderr_log"]).read_text() == "warning\n"
+        assert build["duration_s"] == pytest.approx(
+            (ts(build["finished_at"]) - ts(build["started_at"])).total_seconds(), abs=0.002)
+        (attempt,) = build["attempts"]
+        assert attempt["pid"] == build["pid"]
+        assert (attempt["exit_code"], attempt["timed_out"], attempt["cancelled"]) == (0, False, False)
+        assert (attempt["started_at"], attempt["finished_at"]) == (build["started_at"], build["finished_at"])
+        assert attempt["stdout_log"] == build["stdout_log"]
+
+        test = t["test"]
+        assert test["cmd"] == ["sh", "-c", "exit 3"]
+        assert (test["status"], test["exit_code"], test["needs"]) == ("failed", 3, ["build"])
+        assert test["started_at"] >= build["finished_at"]
+
+        docs = t["docs"]  # never ran: every field of a run is null
+        assert (docs["status"], docs["reason"]) == ("skipped", "needs 'test', which failed")
+        assert [docs[k] for k in ("exit_code", "signal", "pid", "started_at", "finished_at", "duration_s",
+                                  "stdout_tail", "stderr_tail", "stdout_log")] == [None] * 9
+        assert docs["attempts"] == []
+
+        lint = t["lint"]
+        assert (lint["status"], lint["exit_code"], lint["allow_failure"], lint["timeout_s"]) == ("failed", 1, True, 5)
+
+    def test_targets_and_fail_fast_are_recorded(self, taskrun):
+        taskrun.write("tasks.yaml", FILE)
+        check(taskrun("tasks.yaml", "build", "--fail-fast"), 0)
+        s = taskrun.summary()
+        assert (s["targets"], s["fail_fast"], s["status"], s["exit_code"]) == (["build"], True, "success", 0)
+        assert [t["name"] for t in s["tasks"]] == ["build"]
+
+    def test_tails_keep_the_last_50_lines(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  many: seq 1 60; seq 1 3 >&2\n")
+        check(taskrun("tasks.yaml"), 0)
+        t = by_name(taskrun.summary())["many"]
+        assert t["stdout_tail"] == "".join(f"{i}\n" for i in range(11, 61))
+        assert t["stderr_tail"] == "1\n2\n3\n"
+        assert Path(t["stdout_log"]).read_text() == "".join(f"{i}\n" for i in range(1, 61))
+
+    def test_invalid_utf8_output_is_replaced(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  raw: printf 'caf\\351\\n'\n")
+        check(taskrun("tasks.yaml"), 0)
+        assert by_name(taskrun.summary())["raw"]["stdout_tail"] == "caf\ufffd\n"
+
+    def test_no_output_is_an_empty_tail(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  quiet: 'true'\n")
+        check(taskrun("tasks.yaml"), 0)
+        t = by_name(taskrun.summary())["quiet"]
+        assert (t["stdout_tail"], t["stderr_tail"]) == ("", "")
+
+
+class TestWhere:
+    def test_default_path_is_in_the_current_folder(self, taskrun):
+        (taskrun.cwd / "proj").mkdir()
+        taskrun.write("proj/tasks.yaml", "version: 1\ntasks:\n  a: 'true'\n")
+        r = check(taskrun("proj/tasks.yaml"), 0)
+        assert taskrun.summary()["file"] == "proj/tasks.yaml"
+        assert not (taskrun.cwd / "proj" / "taskrun-summary.json").exists()
+        assert r.stdout.splitlines()[-1] == "summary: taskrun-summary.json"
+
+    def test_o_writes_where_asked(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: 'true'\n")
+        (taskrun.cwd / "out").mkdir()
+        r = check(taskrun("tasks.yaml", "-o", "out/run.json"), 0)
+        assert taskrun.summary("out/run.json")["status"] == "success"
+        assert not (taskrun.cwd / "taskrun-summary.json").exists()
+        assert r.stdout.splitlines()[-1] == "summary: out/run.json"
+
+    def test_o_dash_writes_json_to_stdout_and_the_console_to_stderr(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: echo from-a\n  b: exit 2\n")
+        r = check(taskrun("tasks.yaml", "--summary", "-"), 1)
+        s = json.loads(r.stdout)
+        validate_summary(s)
+        assert [(t["name"], t["status"], t["exit_code"]) for t in s["tasks"]] == [
+            ("a", "success", 0), ("b", "failed", 2)]
+        assert " start a" in r.stderr and " done  b" in r.stderr
+        assert "summary:" not in r.stderr
+        assert not (taskrun.cwd / "taskrun-summary.json").exists()
+        assert not (taskrun.cwd / "-").exists()
+
+    def test_an_existing_summary_is_replaced_and_no_temporary_file_is_left(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: exit 1\n")
+        check(taskrun("tasks.yaml"), 1)
+        first = taskrun.summary()["run_id"]
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: exit 0\n")
+        check(taskrun("tasks.yaml"), 0)
+        s = taskrun.summary()
+        assert (s["status"], s["tasks"][0]["exit_code"]) == ("success", 0)
+        assert s["run_id"] != first
+        assert sorted(p.name for p in taskrun.cwd.iterdir() if p.is_file()) == ["taskrun-summary.json",
+                                                                               "tasks.yaml"]
+
+
+class TestCannotWrite:
+    @staticmethod
+    def summary_on_stderr(stderr: str) -> dict:
+        start = stderr.index("\n{") + 1
+        data, _ = json.JSONDecoder().raw_decode(stderr, start)
+        validate_summary(data)
+        return data
+
+    def test_missing_folder_exits_3_and_the_summary_goes_to_stderr(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: touch ran\n")
+        r = check(taskrun("tasks.yaml", "-o", "no/such/dir/summary.json"), 3)
+        assert "no/such/dir/summary.json" in r.stderr
+        assert (taskrun.cwd / "ran").exists()  # the tasks did run
+        s = self.summary_on_stderr(r.stderr)
+        assert s["tasks"][0]["status"] == "success"
+
+    def test_a_file_in_the_way_exits_3(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: 'true'\n")
+        taskrun.write("blocker", "")
+        r = check(taskrun("tasks.yaml", "-o", "blocker/summary.json"), 3)
+        assert "blocker/summary.json" in r.stderr
+        self.summary_on_stderr(r.stderr)
+
+    @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+    def test_a_read_only_folder_exits_3(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: 'true'\n")
+        ro = taskrun.cwd / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        try:
+            r = check(taskrun("tasks.yaml", "-o", "ro/summary.json"), 3)
+        finally:
+            ro.chmod(0o755)
+        assert "ro/summary.json" in r.stderr
+        self.summary_on_stderr(r.stderr)
+
+    def test_a_folder_nobody_can_write_exits_3(self, taskrun):
+        # /proc refuses new files even to root
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: 'true'\n")
+        r = check(taskrun("tasks.yaml", "-o", "/proc/taskrun-summary.json"), 3)
+        assert "/proc/taskrun-summary.json" in r.stderr
+        self.summary_on_stderr(r.stderr)
