@@ -208,9 +208,12 @@ class Attempt:
         if not members:
             self._finish()
             return
-        self._strays.update(members)
         self._poll_at = time.monotonic() + STRAY_POLL_S
         if self._kill_at is None:
+            # The leader ended by itself: what is left was left behind. Members found
+            # while a stop is under way got its SIGTERM and may be dying: they count
+            # as left behind only if they are still there for the SIGKILL.
+            self._strays.update(members)
             self.stop(reason=self._reason)
         elif self._give_up_at is not None and time.monotonic() >= self._give_up_at:
             self._finish()

@@ -36,6 +36,21 @@ class TestTimeout:
         assert t["stdout_tail"] == "started\n"
         assert 0.5 <= t["duration_s"] < NOT_WAITED
 
+    def test_children_ended_by_the_timeouts_sigterm_are_not_leftovers(self, taskrun):
+        # sh waits for its child `sleep`; both get the group's SIGTERM and end at once.
+        taskrun.write("tasks.yaml", "version: 1\npool: 8\nkill_grace: 5\ntasks:\n"
+                      + "".join(f"  t{i}:\n    cmd: sleep 300; echo never\n    timeout: 0.2\n" for i in range(8)))
+        check(taskrun("tasks.yaml"), 1)
+        tasks = taskrun.summary()["tasks"]
+        assert [(t["status"], t["stray_killed"], t["reason"]) for t in tasks] == [
+            ("timeout", 0, "timed out after 0.2s")] * 8
+
+    def test_grandchildren_surviving_sigterm_are_counted_when_killed(self, taskrun):
+        # the inner sh and its sleep ignore SIGTERM: both are there for the SIGKILL
+        t = run_one(taskrun, "    cmd: sh -c \"trap '' TERM; sleep 300; echo never\" & wait\n    timeout: 0.2\n",
+                    code=1)
+        assert (t["status"], t["signal"], t["stray_killed"]) == ("timeout", "SIGTERM", 2)
+
     def test_grandchildren_get_sigterm_first_to_clean_up(self, taskrun):
         # a long grace: the run ends early only if the grandchild got SIGTERM, not a late SIGKILL
         cleanup = 'trap \\"echo term > cleaned; exit 0\\" TERM; while :; do sleep 0.05; done'
