@@ -137,6 +137,24 @@ class TestOrder:
         check(taskrun("tasks.yaml"), 0)
         assert (taskrun.cwd / "order").read_text().split() == ["early", "late", "other"]
 
+    def test_a_dependent_does_not_wait_for_unrelated_tasks(self, taskrun):
+        # 'slow' ends only once 'after-quick' has run: it must not wait for 'slow'
+        taskrun.write("tasks.yaml", """
+            version: 1
+            pool: 2
+            tasks:
+              slow:
+                cmd: while [ ! -e after-quick-ran ]; do sleep 0.01; done
+                timeout: 20
+              quick: "true"
+              after-quick:
+                cmd: touch after-quick-ran
+                needs: [quick]
+            """)
+        check(taskrun("tasks.yaml"), 0)
+        t = by_name(taskrun.summary())
+        assert ts(t["after-quick"]["started_at"]) < ts(t["slow"]["finished_at"])
+
     def test_a_dependent_starts_after_its_need_ended(self, taskrun):
         taskrun.write("tasks.yaml", """
             version: 1
