@@ -98,6 +98,8 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
             timeout_s = parse_duration(timeout)
         except ValueError as exc:
             raise UsageError(f"--timeout: {exc}") from None
+    if not summary:
+        raise UsageError("--summary: give a file path, or - for stdout")
     taskfile = load_taskfile(file)
     plan = make_plan(taskfile, targets, pool=pool, timeout_s=timeout_s, fail_fast=fail_fast or None)
     if validate:

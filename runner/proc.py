@@ -89,20 +89,27 @@ def _attempt_id(pid: str) -> bytes | None:
     return None
 
 
-def group_members(pgid: int, attempt_id: str, leader: int) -> list[int]:
-    """Live processes of an attempt: its process group, plus adopted escapees of it."""
+def group_members(pgid: int, attempt_id: str, leader: int, *,
+                  anywhere: bool = False) -> tuple[list[int], list[int]]:
+    """Live processes of an attempt other than its leader: (its process group,
+    escapees). An escapee left the group (setsid) but carries the attempt's id in
+    its environment; it is looked for among our adopted children, or, with
+    `anywhere`, among all processes (a costlier scan, for the moments a stop
+    starts and escalates)."""
     me = os.getpid()
     want = attempt_id.encode()
-    members = []
+    members, escapees = [], []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == leader:
             continue
         st = _stat(entry)
         if st is None or st[0] in (b"Z", b"X"):
             continue
-        if st[2] == pgid or (st[1] == me and _attempt_id(entry) == want):
+        if st[2] == pgid:
             members.append(int(entry))
-    return members
+        elif (anywhere or st[1] == me) and _attempt_id(entry) == want:
+            escapees.append(int(entry))
+    return members, escapees
 
 
 def signal_name(num: int) -> str:
@@ -112,8 +119,12 @@ def signal_name(num: int) -> str:
         return f"SIG{num}"
 
 
-def _send(pids: list[int], pgid: int, sig: int) -> None:
-    for target, kill in ((pgid, os.killpg), *((p, os.kill) for p in pids)):
+def _send(pids: list[int], pgid: int | None, sig: int) -> None:
+    """Signal a process group and single processes; the gone and the foreign are skipped."""
+    targets = [(p, os.kill) for p in pids]
+    if pgid is not None:
+        targets.insert(0, (pgid, os.killpg))
+    for target, kill in targets:
         try:
             kill(target, sig)
         except ProcessLookupError:
@@ -141,6 +152,7 @@ class Attempt:
     _cancelled: bool = False
     _reason: str | None = None
     _poll_at: float | None = None  # monotonic: next check of a group being emptied
+    _termed: set[int] = field(default_factory=set)  # escapees already sent SIGTERM
     _strays: set[int] = field(default_factory=set)
 
     @property
@@ -204,7 +216,16 @@ class Attempt:
 
     def _settle(self) -> None:
         """After the leader ended: finish now, or stop what it left behind first."""
-        members = group_members(self.pid, self.attempt_id, self.pid) if self._may_have_members() else []
+        members, escapees = ([], [])
+        if self._may_have_members():
+            members, escapees = group_members(self.pid, self.attempt_id, self.pid)
+        if self._kill_at is not None and self._give_up_at is None:
+            # Escapees adopted since the stop began have not had their SIGTERM yet.
+            fresh = [p for p in escapees if p not in self._termed]
+            _send(fresh, None, signal.SIGTERM)
+            self._termed.update(fresh)
+            self._strays.update(fresh)  # escaping the group makes a process a stray
+        members += escapees
         if not members:
             self._finish()
             return
@@ -239,7 +260,10 @@ class Attempt:
             self._reason = reason
         if self._kill_at is None:
             self._kill_at = now + self.spec.kill_grace_s
-            _send(sorted(self._strays), self.pid, signal.SIGTERM)
+            _, escapees = group_members(self.pid, self.attempt_id, self.pid, anywhere=True)
+            self._termed.update(escapees)
+            self._strays.update(escapees)  # escaping the group makes a process a stray
+            _send(escapees, self.pid, signal.SIGTERM)
         if force and self._kill_at > now:
             self._kill_at = now
         self.tick()
@@ -263,9 +287,9 @@ class Attempt:
             return
         if self._kill_at is not None and now >= self._kill_at and self._give_up_at is None:
             self._give_up_at = now + KILL_WAIT_S
-            members = group_members(self.pid, self.attempt_id, self.pid)
-            self._strays.update(members)
-            _send(members, self.pid, signal.SIGKILL)
+            members, escapees = group_members(self.pid, self.attempt_id, self.pid, anywhere=True)
+            self._strays.update(members + escapees)
+            _send(escapees, self.pid, signal.SIGKILL)
         if self._status is not None:
             self._settle()
 
@@ -297,6 +321,7 @@ _SUBREAPER = False
 _LIVE_LEADERS: set[int] = set()
 
 
+_HOME: int | None = None
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 # Dispositions the runner changes (SIGPIPE is ignored by Python; INT/TERM/HUP
 # are caught) go back to their defaults in the command.
@@ -324,7 +349,9 @@ def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str
         (os.POSIX_SPAWN_OPEN, 1, stdout_path, _LOG_FLAGS, 0o600),
         (os.POSIX_SPAWN_OPEN, 2, stderr_path, _LOG_FLAGS, 0o600),
     ]
-    home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    global _HOME
+    if _HOME is None:  # the runner's own folder, to come back to (O_PATH: needs no read permission)
+        _HOME = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
             os.chdir(cwd)
@@ -335,8 +362,7 @@ def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str
         return os.posix_spawn(program, argv, env, file_actions=actions, setsid=True,  # own group, so a timeout
                               setsigdef=_SIGDEF, setsigmask=())                     # reaches grandchildren too
     finally:
-        os.fchdir(home)
-        os.close(home)
+        os.fchdir(_HOME)
 
 
 def launch(spec: AttemptSpec) -> Attempt:

@@ -123,9 +123,9 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
             else:
                 write_atomic(options.summary_path, text)
         except OutputError as exc:
-            sys.stderr.write(f"taskrun: {exc}; the summary follows on stderr\n{text}")
+            sys.stderr.write(text)  # the last resort: the record is not lost
             report(results, finished - started, None)
-            raise
+            raise OutputError(f"{exc}; the summary was written to stderr instead") from None
         report(results, finished - started, shown_path)
     if error is not None:
         raise error

@@ -666,17 +666,14 @@ def test_import_does_not_load_jsonschema():
     assert out.stdout.strip() == "False"
 
 
-def test_ten_thousand_tasks_load_fast(here):
+def test_ten_thousand_tasks_with_needs_load(here):
+    # How fast is measured by bench/bench.py (bigfile), not here: shared machines are noisy.
     lines = ["version: 1", "tasks:"]
     for i in range(10_000):
         lines += [f"  t{i}:", f"    cmd: echo {i}", f"    timeout: 5m"]
         if i:
             lines.append(f"    needs: [t{i - 1}, t{i // 2}]" if i // 2 != i - 1 else f"    needs: [t{i - 1}]")
     Path("tasks.yaml").write_text("\n".join(lines) + "\n")
-    schema_validator()  # built once per process; not what this measures
-    started = time.perf_counter()
     tf = load_taskfile("tasks.yaml")
-    elapsed = time.perf_counter() - started
     assert len(tf.tasks) == 10_000
     assert tf.tasks[-1].needs == ("t9998", "t4999")
-    assert elapsed < 1.5

@@ -178,7 +178,7 @@ class TestWhere:
 class TestCannotWrite:
     @staticmethod
     def summary_on_stderr(stderr: str) -> dict:
-        start = stderr.index("\n{") + 1
+        start = 0 if stderr.startswith("{") else stderr.index("\n{") + 1
         data, _ = json.JSONDecoder().raw_decode(stderr, start)
         validate_summary(data)
         return data
