@@ -46,6 +46,11 @@ def main_command(
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
     history: Annotated[Optional[str], typer.Option("--history", help="An earlier summary of this file: start the longest remaining chains first (default: the previous summary, if any).")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Start ready tasks in file order, ignoring earlier runs.")] = False,
+    output: Annotated[Optional[str], typer.Option("--output", help="Tasks' output on the console: stream, group or quiet (overrides the file; default stream).",
+                                                  show_default=False)] = None,
+    color: Annotated[str, typer.Option("--color", help="Colour: auto (a terminal without NO_COLOR, or FORCE_COLOR), always or never.")] = "auto",
+    tail_lines: Annotated[int, typer.Option("--tail-lines", min=0, help="Last lines of each task's output kept in the summary.")] = 50,
+    keep_runs: Annotated[int, typer.Option("--keep-runs", min=0, help="Run log folders kept (the oldest are deleted); 0 keeps all.")] = 20,
     schema: Annotated[bool, typer.Option("--schema", help="Print the task file's JSON Schema and exit.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print taskrun's version and exit.")] = False,
 ) -> None:
@@ -54,7 +59,7 @@ def main_command(
         code = _dispatch(file=file, targets=tuple(targets or ()), pool=pool, timeout=timeout,
                          fail_fast=fail_fast, validate=validate, dry_run=dry_run, summary=summary,
                          log_dir=log_dir, history=history, no_history=no_history, schema=schema,
-                         version=version)
+                         version=version, output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs)
     except TaskFileError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -74,7 +79,8 @@ def main_command(
 
 
 def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, summary, log_dir,
-              history, no_history, schema, version) -> int:
+              history, no_history, schema, version, output=None, color="auto", tail_lines=50,
+              keep_runs=20) -> int:
     if version:
         print(f"taskrun {__version__}")
         return EXIT_OK
@@ -92,6 +98,12 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
     from .load import load_taskfile
     from .plan import make_plan
 
+    from .output import COLOR_CHOICES, MODES
+
+    if output is not None and output not in MODES:
+        raise UsageError(f"--output: {output!r} is not one of {', '.join(MODES)}")
+    if color not in COLOR_CHOICES:
+        raise UsageError(f"--color: {color!r} is not one of {', '.join(COLOR_CHOICES)}")
     timeout_s = None
     if timeout is not None:
         try:
@@ -106,11 +118,15 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
         _err(f"{file}: valid ({len(taskfile.tasks)} tasks)")
         return EXIT_OK
 
-    from .console import Console
+    from .console import Console, is_terminal, want_color
     from .history import estimate, read_durations
+    from .output import ci_flavor
 
     to_stdout = summary == "-"
-    console = Console(sys.stderr if to_stdout else sys.stdout, width=max(len(t.name) for t in plan.tasks))
+    stream = sys.stderr if to_stdout else sys.stdout
+    console = Console(stream, width=max(len(t.name) for t in plan.tasks), color=want_color(stream, color),
+                      mode=output or taskfile.output or "stream", ci=ci_flavor(os.environ),
+                      live=is_terminal(stream), total=len(plan))
     if history is not None and no_history:
         raise UsageError("--history and --no-history contradict each other")
     recorded = None
@@ -128,13 +144,16 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
     from .backends import LocalBackend
     from .session import RunOptions, run_session
 
-    options = RunOptions(summary_path=summary, log_dir=log_dir, argv=tuple(sys.argv),
-                         priority=estimated.priority if estimated else None)
-    return run_session(
-        plan, console,
-        lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
-        options, backend_factory=lambda wake_fd: LocalBackend(wake_fd=wake_fd),
-    )
+    options = RunOptions(summary_path=summary, log_dir=log_dir, tail_lines=tail_lines, keep_runs=keep_runs,
+                         argv=tuple(sys.argv), priority=estimated.priority if estimated else None)
+    try:
+        return run_session(
+            plan, console,
+            lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
+            options, backend_factory=lambda wake_fd: LocalBackend(wake_fd=wake_fd), pump=console,
+        )
+    finally:
+        console.close()
 
 
 def main() -> None:

@@ -1,12 +1,19 @@
-"""Lines for people: a start and an end line per task as it happens, the plan of
---dry-run, and the closing table. Plain text that reads well in a CI log;
-colour only when asked for (a terminal without NO_COLOR, by default).
+"""Lines for people: a start and an end line per task as it happens, the tasks'
+own output (mode `stream`: live, prefixed; `group`: one block per task when it
+ends; `quiet`: none), the plan of --dry-run, and the closing report. Plain text
+that reads well in a CI log; colour only when asked for (a terminal without
+NO_COLOR, by default); on a terminal, a status area at the bottom.
+
+The console is the scheduler's listener and its pump: the loop calls `poll`
+at least every `poll_interval_s`, and the console reads what the running tasks
+wrote to their log files since (see `output`).
 
 A closed output (`taskrun ... | head -1`) silences the console; the run goes on.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import shlex
 import sys
@@ -14,12 +21,18 @@ import time
 from typing import TextIO
 
 from .durations import format_duration
-from .model import AttemptResult, Plan, PlannedTask, Status, TaskResult
+from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult
+from .output import (LogFollower, fold_end, fold_start, gitlab_section_id, read_tail_bytes, render,
+                     render_chunk, task_color)
+
+STREAM_POLL_S = 0.05  # how often the running tasks' logs are read in `stream` mode
+REPORT_TAIL_LINES = 10  # lines of a failed task's output in the closing report
 
 _COLORS = {"ok": "32", "fail": "31", "warn": "33", "dim": "2", "bold": "1"}
 
 
 def want_color(stream: TextIO, choice: str = "auto") -> bool:
+    """`--color always|never` wins; then NO_COLOR (off), FORCE_COLOR (on); then: is it a terminal."""
     if choice in ("always", "never"):
         return choice == "always"
     if os.environ.get("NO_COLOR"):
@@ -28,6 +41,13 @@ def want_color(stream: TextIO, choice: str = "auto") -> bool:
         return True
     try:
         return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def is_terminal(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty() and os.environ.get("TERM") != "dumb"
     except (AttributeError, ValueError):
         return False
 
@@ -53,49 +73,206 @@ def describe_attempt(result: AttemptResult) -> str:
 
 
 class Console:
-    """The listener that prints; also prints the plan and the closing report."""
+    """The listener that prints (and the pump that follows the logs); also prints
+    the plan and the closing report.
 
-    def __init__(self, stream: TextIO | None = None, *, color: bool | None = None,
-                 width: int = 0) -> None:
+    `mode`: stream | group | quiet. `ci`: "github" | "gitlab" | None, for folded
+    group blocks. `live`: draw the status area (a terminal only).
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, color: bool | None = None, width: int = 0,
+                 mode: str = "stream", ci: str | None = None, live: bool = False, total: int = 0) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.color = want_color(self.stream) if color is None else color
         self.width = width
+        self.mode = mode
+        self.ci = ci
+        self.total = total
+        self._want_live = live
+        self._live = None
+        self._raw = getattr(self.stream, "buffer", None)
+        self._encoding = getattr(self.stream, "encoding", None) or "utf-8"
+        self._utf8 = codecs.lookup(self._encoding).name == "utf-8"
+        # (task, attempt) -> [(follower, prefix), (follower, prefix)] for stdout and stderr
+        self._followed: dict[tuple[str, int], list[tuple[LogFollower, bytes]]] = {}
+        self._pending: dict[str, tuple[int, list[tuple[LogFollower, bytes]]]] = {}  # group: block awaiting its header
+        self._backlog = False
+        self._running: dict[str, float] = {}  # task -> monotonic start of its attempt
+        self._ended = 0
+        self._failed = 0
 
     # -- output ----------------------------------------------------------------
 
     def paint(self, text: str, style: str) -> str:
         return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if self.color else text
 
-    def line(self, text: str = "") -> None:
+    def write(self, text: str) -> None:
+        """Write console text (whole lines) and flush it."""
+        self.write_bytes(text.encode("utf-8", "replace"))
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write console text as UTF-8 bytes (whole lines) and flush it."""
+        self.write_pieces([data])
+
+    def write_pieces(self, pieces: list) -> None:
+        """Write console text given as UTF-8 buffers (together whole lines), in one system call."""
         if self.stream is None:
             return
         try:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+            if self._live is not None:
+                self._live.write(b"".join(pieces).decode("utf-8", "replace"))
+            elif self._raw is not None and self._utf8:
+                self._raw.flush()  # nothing may stay behind in Python's buffer
+                _writev(self._raw.fileno(), pieces)
+            else:
+                text = b"".join(pieces).decode("utf-8", "replace")
+                if self._raw is not None:
+                    self._raw.write(text.encode(self._encoding, "replace"))
+                    self._raw.flush()
+                else:
+                    self.stream.write(text)
+                    self.stream.flush()
         except (BrokenPipeError, ValueError, OSError):
             self.stream = None  # the reader went away; the run and its record go on
 
-    def name(self, name: str) -> str:
-        return name.ljust(self.width)
+    def line(self, text: str = "") -> None:
+        self.write(text + "\n")
+
+    def name(self, name: str, *, color: bool = True) -> str:
+        padded = name.ljust(self.width)
+        return f"\x1b[{task_color(name)}m{padded}\x1b[0m" if self.color and color else padded
+
+    def prefix(self, name: str, stderr: bool) -> bytes:
+        """`build | ` before a line of stdout, `build ! ` before a line of stderr."""
+        mark = self.paint("!", "fail") if stderr else "|"
+        return f"{self.name(name)} {mark} ".encode()
+
+    # -- the live area -----------------------------------------------------------
+
+    def _start_live(self) -> None:
+        if self._want_live and self._live is None and self.stream is not None:
+            self._want_live = False  # once
+            from .live import LiveArea
+
+            self._live = LiveArea(self.stream, color=self.color, status=self._status)
+
+    def _status(self) -> tuple[str, list[tuple[str, float, str | None]]]:
+        progress = f"{self._ended}/{self.total} done, {len(self._running)} running"
+        if self._failed:
+            progress += f", {self._failed} failed"
+        return progress, [(n, t, task_color(n)) for n, t in self._running.items()]
+
+    def _changed(self) -> None:
+        if self._live is not None:
+            self._live.changed()
+
+    def close(self) -> None:
+        """Erase the status area (idempotent); the console stays usable."""
+        live, self._live = self._live, None
+        self._want_live = False
+        if live is not None:
+            try:
+                live.close()
+            except (BrokenPipeError, ValueError, OSError):
+                self.stream = None
+
+    # -- the pump ------------------------------------------------------------------
+
+    @property
+    def poll_interval_s(self) -> float | None:
+        if self._backlog:
+            return 0.0
+        if self.mode == "stream" and self._followed:
+            return STREAM_POLL_S
+        if self._live is not None:
+            return 0.1
+        return None
+
+    def follow(self, spec: AttemptSpec) -> None:
+        """An attempt started: its log files are to be followed (not in quiet mode)."""
+        if self.mode == "quiet":
+            return
+        self._followed[(spec.task, spec.attempt)] = [
+            (LogFollower(spec.stdout_path), self.prefix(spec.task, False)),
+            (LogFollower(spec.stderr_path), self.prefix(spec.task, True)),
+        ]
+
+    def poll(self) -> None:
+        """Print what the running tasks wrote since the last poll (stream mode)."""
+        if self.mode == "stream":
+            backlog = False
+            for files in self._followed.values():
+                for follower, prefix in files:
+                    carry, data, end, more = follower.read()
+                    if end:
+                        self.write_pieces(render_chunk(carry, data, end, prefix))
+                    cut = follower.take_cut()
+                    if cut:
+                        self.write_bytes(render(cut, prefix))
+                    backlog = backlog or more
+            self._backlog = backlog
+        if self._live is not None:
+            self._live.refresh()
+
+    def _drain(self, files: list[tuple[LogFollower, bytes]]) -> None:
+        for follower, prefix in files:
+            for carry, data, end in follower.drain():
+                self.write_pieces(render_chunk(carry, data, end, prefix))
+
+    def _block(self, header: str, files: list[tuple[LogFollower, bytes]], task: str, attempt: int,
+               ok: bool) -> None:
+        """Group mode: the header, then the attempt's stdout, then its stderr; folded in CI."""
+        if not any(_size(f.path) for f, _ in files):
+            self.line(header)
+            for f, _ in files:
+                f.close()
+            return
+        now = time.time()
+        section = gitlab_section_id(task, attempt)
+        if self.ci:
+            self.write(fold_start(self.ci, header, section, now, collapsed=ok))
+        else:
+            self.line(header)
+        self._drain(files)
+        self.write(fold_end(self.ci, section, time.time()))
 
     # -- the listener ----------------------------------------------------------
 
     def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None:
+        self._start_live()
         extra = f", attempt {attempt} of {task.spec.retries + 1}" if attempt > 1 else ""
         if pid is None:
             return  # it could not start: its end line says why
+        self._running[task.name] = time.monotonic()
+        self._changed()
         self.line(f"{clock()} start {self.name(task.name)} (pid {pid}{extra})")
 
     def attempt_ended(self, task: PlannedTask, attempt: int, result: AttemptResult,
                       retry_in_s: float | None) -> None:
+        self._running.pop(task.name, None)
+        self._changed()
+        files = self._followed.pop((task.name, attempt), None)
+        if files and self.mode == "stream":
+            self._drain(files)  # every line of the attempt before its end line
         if retry_in_s is None:
+            if files and self.mode == "group":
+                self._pending[task.name] = (attempt, files)
             return
         word = "timeout" if result.timed_out else "failed"
-        self.line(f"{clock()} retry {self.name(task.name)} {self.paint(word, 'warn')} {describe_attempt(result)};"
-                  f" attempt {attempt + 1} of {task.spec.retries + 1} in {format_duration(retry_in_s)}")
+        header = (f"{clock()} retry {self.name(task.name, color=not self.ci)} {self.paint(word, 'warn')}"
+                  f" {describe_attempt(result)}; attempt {attempt + 1} of {task.spec.retries + 1}"
+                  f" in {format_duration(retry_in_s)}")
+        if files and self.mode == "group":
+            self._block(header, files, task.name, attempt, ok=False)
+        else:
+            self.line(header)
 
     def task_ended(self, result: TaskResult) -> None:
+        self._ended += 1
+        self._changed()
         status = result.status
+        if status in (Status.FAILED, Status.TIMEOUT):
+            self._failed += 1
         if not result.attempts or (status is Status.CANCELLED and not result.last.cancelled):
             word = "skip " if status is Status.SKIPPED else "cancel"
             self.line(f"{clock()} {word} {self.name(result.name)} {self.paint(status.value, 'warn')} ({result.reason})")
@@ -104,7 +281,15 @@ class Console:
         label = "ok" if status is Status.SUCCESS else status.value.upper()
         if result.allow_failure and status in (Status.FAILED, Status.TIMEOUT):
             label += " (allowed)"
-        self.line(f"{clock()} done  {self.name(result.name)} {self.paint(label, style)} {describe_attempt(result.last)}")
+        pending = self._pending.pop(result.name, None)
+        if pending is None:
+            self.line(f"{clock()} done  {self.name(result.name)} {self.paint(label, style)} {describe_attempt(result.last)}")
+            return
+        # A folded block's title is shown by the CI as it is: no colour there.
+        color, self.color = self.color, self.color and not self.ci
+        header = f"{clock()} done  {self.name(result.name)} {self.paint(label, style)} {describe_attempt(result.last)}"
+        self.color = color
+        self._block(header, pending[1], result.name, pending[0], ok=status is Status.SUCCESS)
 
     # -- plan and report ---------------------------------------------------------
 
@@ -134,6 +319,8 @@ class Console:
 
     def report(self, plan: Plan, results: list[TaskResult], *, duration_s: float,
                summary_path: str | None) -> None:
+        """The table, the root cause, each unsuccessful task's last lines, the verdict."""
+        self.close()
         rows = [("task", "status", "exit", "time", "tries")]
         for r in results:
             last = r.last
@@ -144,12 +331,92 @@ class Console:
         self.line()
         for row in rows:
             self.line("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        cause = root_cause(plan, results)
+        if cause:
+            self.line()
+            self.line(self.paint(cause, "fail"))
+        for r in results:
+            if r.status is not Status.SUCCESS and r.attempts:
+                self._failure_tail(r)
         counts: dict[str, int] = {}
         for r in results:
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
         words = {"success": "succeeded", "failed": "failed", "timeout": "timed out",
                  "skipped": "skipped", "cancelled": "cancelled"}
         parts = [f"{counts[s]} {words[s]}" for s in words if counts.get(s)]
+        self.line()
         self.line(f"{', '.join(parts) or 'nothing to run'} in {duration_s:.2f}s (pool {plan.pool})")
         if summary_path:
             self.line(f"summary: {summary_path}")
+
+    def _failure_tail(self, r: TaskResult) -> None:
+        """`build failed: exit 2 in 0.01s`, its log, and its last stderr lines (stdout's if stderr is empty)."""
+        label = r.status.value + (" (allowed)" if r.allow_failure and r.status is not Status.CANCELLED else "")
+        self.line()
+        self.line(f"{self.name(r.name).rstrip()} {self.paint(label, 'warn' if r else 'fail')}: {describe_attempt(r.last)}")
+        path = r.stderr_path
+        tail = read_tail_bytes(path, REPORT_TAIL_LINES)
+        if not tail and r.stdout_path:
+            stdout_tail = read_tail_bytes(r.stdout_path, REPORT_TAIL_LINES)
+            if stdout_tail:
+                path, tail = r.stdout_path, stdout_tail
+        if path is None:
+            return
+        count = tail.count(b"\n")
+        self.line(f"  log: {path}" + (f" (last {count} line{'s' if count > 1 else ''})" if count else " (empty)"))
+        self.write_bytes(render(tail, b"  | "))
+
+
+def _writev(fd: int, pieces: list) -> None:
+    """All of `pieces`, also when the system call writes only part of them."""
+    views = [memoryview(p) for p in pieces if len(p)]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def root_cause(plan: Plan, results: list[TaskResult]) -> str | None:
+    """`root cause: build failed (exit 2 in 0.01s); because of it 2 skipped (test, deploy), 1 cancelled (lint)`,
+    naming the first failure (by end time), when other tasks were skipped or cancelled because of it."""
+    failures = [r for r in results if r.status in (Status.FAILED, Status.TIMEOUT) and not r and r.attempts]
+    if not failures:
+        return None
+    first = min(failures, key=lambda r: r.last.finished_at)
+    needs = {t.name: t.spec.needs for t in plan.tasks}
+    by_name = {r.name: r for r in results}
+    # skipped because of it: every skipped task that needs it through skipped tasks only
+    downstream: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for r in results:
+            if r.status is Status.SKIPPED and r.name not in downstream and any(
+                    n == first.name or (n in downstream and by_name[n].status is Status.SKIPPED)
+                    for n in needs.get(r.name, ())):
+                downstream.add(r.name)
+                changed = True
+    skipped = [r.name for r in results if r.name in downstream]
+    cancelled = [r.name for r in results if r.status is Status.CANCELLED and plan.fail_fast
+                 and (r.reason or "").startswith(f"fail_fast: '{first.name}'")]
+    if not skipped and not cancelled:
+        return None
+    parts = [f"{len(names)} {word} ({_names(names)})" for names, word in ((skipped, "skipped"), (cancelled, "cancelled"))
+             if names]
+    verb = "timed out" if first.status is Status.TIMEOUT else "failed"
+    return f"root cause: {first.name} {verb} ({describe_attempt(first.last)}); because of it {', '.join(parts)}"
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")

@@ -214,6 +214,9 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
         yield path, f"expected {_expected(expected)}, got {describe(value, wants_string)}"
     elif kind == "const" and path == ("version",):
         yield path, f"unsupported version {_short(value)} (this taskrun reads version {expected})"
+    elif kind == "enum":
+        choices = ", ".join(str(c) for c in expected)
+        yield path, f"{_short(value)} is not one of {choices}{_suggest(value, [str(c) for c in expected])}"
     elif kind == "required":
         for key in expected:
             if key not in value:
@@ -469,6 +472,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         env=_env(data.get("env")),
         shell=data.get("shell", DEFAULT_SHELL),
         fail_fast=data.get("fail_fast", False),
+        output=data.get("output"),
         tasks=tuple(
             _build_task(name, spec, folder, source.position(("tasks", name))[0])
             for name, spec in data["tasks"].items()

@@ -60,6 +60,7 @@ class TaskFile:
     fail_fast: bool
     tasks: tuple[TaskSpec, ...]  # in file order
     kill_grace_s: float | None = None
+    output: str | None = None  # console mode: stream | group | quiet; None: the default
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:

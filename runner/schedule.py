@@ -9,7 +9,9 @@ task that needs it, directly or not, `skipped`. A stop (fail_fast, or a signal)
 starts nothing new, marks what did not start `cancelled` and stops what runs.
 
 The backend and the listener are given, never imported: the same loop drives
-the local pool and a distributed one.
+the local pool and a distributed one. An optional pump (the console following
+the log files) is told of each attempt that starts, caps every wait at its
+`poll_interval_s` and is polled after each wake.
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ class Listener(Protocol):
                       retry_in_s: float | None) -> None: ...
 
     def task_ended(self, result: TaskResult) -> None: ...
+
+
+class Pump(Protocol):
+    """Work the loop does between waits, e.g. printing what running tasks wrote."""
+
+    @property
+    def poll_interval_s(self) -> float | None: ...  # the longest wait allowed now; None: no limit
+
+    def follow(self, spec: AttemptSpec) -> None: ...  # an attempt was started
+
+    def poll(self) -> None: ...
 
 
 class Backend(Protocol):
@@ -84,8 +97,9 @@ class Scheduler:
     def __init__(self, plan: Plan, backend: Backend, listener: Listener, *, log_dir: Path,
                  run_id: str, stop: StopRequest | None = None,
                  base_env: Mapping[str, str] | None = None,
-                 priority: Mapping[str, float] | None = None) -> None:
+                 priority: Mapping[str, float] | None = None, pump: Pump | None = None) -> None:
         self.plan = plan
+        self.pump = pump
         self.backend = backend
         self.listener = listener
         self.log_dir = log_dir
@@ -120,7 +134,12 @@ class Scheduler:
             timeout = None
             if self._retries and not self.stopping:
                 timeout = max(0.0, self._retries[0][0] - time.monotonic())
-            for name, result in self.backend.wait(timeout):
+            if self.pump is not None and (every := self.pump.poll_interval_s) is not None:
+                timeout = every if timeout is None else min(timeout, every)
+            ended = self.backend.wait(timeout)
+            if self.pump is not None:
+                self.pump.poll()
+            for name, result in ended:
                 self._attempt_ended(name, result)
             self._promote_retries()
         self._cancel_pending("the run was stopped")
@@ -159,6 +178,8 @@ class Scheduler:
         st.running = True
         self._running += 1
         pid = self.backend.start(task.name, spec)
+        if self.pump is not None:
+            self.pump.follow(spec)
         self.listener.task_started(task, attempt, pid)
 
     def _promote_retries(self) -> None:

@@ -6,7 +6,9 @@ interrupt or an error of taskrun's own still leaves the record.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -28,8 +30,12 @@ class RunOptions:
     summary_path: str = "taskrun-summary.json"  # "-" for stdout
     log_dir: str | None = None  # the runs folder; default .taskrun/runs next to the task file
     tail_lines: int = 50
+    keep_runs: int = 20  # run folders kept under the runs folder, this one included; 0 keeps all
     argv: tuple[str, ...] = ()
     priority: dict[str, float] | None = None  # start order of ready tasks (history); None: file order
+
+
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
 def new_run_id() -> str:
@@ -44,6 +50,30 @@ def make_log_dir(plan: Plan, options: RunOptions, run_id: str) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot create the log folder {path}: {exc.strerror or exc} (use --log-dir)") from exc
     return path
+
+
+def prune_runs(runs: Path, keep: int, current: str) -> list[str]:
+    """Delete the oldest run folders so that `keep` remain, never `current`, and
+    only folders whose name is a run id. Returns the names deleted. Best effort:
+    a folder that cannot be deleted is left, silently."""
+    if keep <= 0:
+        return []
+    try:
+        entries = [e for e in os.scandir(runs) if RUN_ID.match(e.name) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+    def age(entry: os.DirEntry) -> tuple[str, float]:  # the id starts with its UTC second
+        try:
+            return entry.name[:16], entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            return entry.name[:16], 0.0
+
+    older = sorted((e for e in entries if e.name != current), key=age)
+    doomed = older[:max(0, len(older) - (keep - 1))]
+    for entry in doomed:
+        shutil.rmtree(entry.path, ignore_errors=True)
+    return [e.name for e in doomed]
 
 
 @contextmanager
@@ -68,14 +98,16 @@ def catch_stop_signals(stop: StopRequest):
         os.close(w)
 
 
-def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_factory) -> int:
+def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_factory, pump=None) -> int:
     """Run the plan and write its summary; return the exit code.
 
     `report(results, duration_s, summary_path)` prints the closing report;
-    `backend_factory(wake_fd)` makes the backend.
+    `backend_factory(wake_fd)` makes the backend; `pump` (optional) follows
+    the attempts' logs (see `schedule.Pump`).
     """
     run_id = new_run_id()
     log_dir = make_log_dir(plan, options, run_id)
+    prune_runs(log_dir.parent, options.keep_runs, run_id)
     stop = StopRequest()
     started = time.time()
     scheduler = None
@@ -84,7 +116,7 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         backend = backend_factory(wake_fd)
         try:
             scheduler = Scheduler(plan, backend, listener, log_dir=log_dir, run_id=run_id, stop=stop,
-                                  priority=options.priority)
+                                  priority=options.priority, pump=pump)
             scheduler.run()
         except BaseException as exc:  # record first, then let the CLI report it
             error = exc
