@@ -373,3 +373,42 @@ class TestAttemptSpec:
         assert s.argv == ("/bin/sh", "-c", "run a")
         assert (s.cwd, s.timeout_s, s.kill_grace_s) == ("/proj/sub", 3.0, 0.5)
         assert s.stderr_path == str(tmp_path / "logs" / "a.stderr")
+
+
+class Pump:
+    """A pump that records: follow per attempt, poll per wake; asks for waits of at most `every`."""
+
+    def __init__(self, log: list, every: float | None) -> None:
+        self.log = log
+        self.poll_interval_s = every
+
+    def follow(self, spec):
+        self.log.append(("follow", spec.task, spec.attempt, spec.stdout_path.rsplit("/", 1)[1]))
+
+    def poll(self):
+        self.log.append(("poll",))
+
+
+class TestPump:
+    def make(self, tmp_path, plan, every, outcomes=None):
+        log: list = []
+        backend = FakeBackend(log, outcomes)
+        scheduler = Scheduler(plan, backend, Recorder(log), log_dir=tmp_path, run_id="r", pump=Pump(log, every))
+        scheduler.run()
+        return log, backend
+
+    def test_each_attempt_is_followed_and_each_wake_polled_before_its_ends(self, tmp_path):
+        log, backend = self.make(tmp_path, plan_of(spec("a", retries=1), spec("b")), 0.05,
+                                 outcomes={"a": [FAIL, OK]})
+        # ("end", ...) is logged by the backend inside wait; the poll comes before the
+        # listener hears of the end, so the last lines are printed before the end line.
+        assert log == [("follow", "a", 1, "a.stdout"), ("start", "a"), ("end", "a"), ("poll",),
+                       ("retry", "a", 1, 0.0), ("follow", "a", 2, "a~2.stdout"), ("start", "a", 2),
+                       ("end", "a"), ("poll",), ("done", "a", "success"),
+                       ("follow", "b", 1, "b.stdout"), ("start", "b"), ("end", "b"), ("poll",),
+                       ("done", "b", "success")]
+        assert backend.waits == [0.05, 0.05, 0.05]
+
+    def test_without_an_interval_the_waits_are_not_capped(self, tmp_path):
+        _, backend = self.make(tmp_path, plan_of(spec("a")), None)
+        assert backend.waits == [None]
