@@ -199,7 +199,7 @@ class Console:
 
     def poll(self) -> None:
         """Print what the running tasks wrote since the last poll (stream mode)."""
-        if self.mode == "stream":
+        if self.mode == "stream" and self.stream is not None:
             backlog = False
             for files in self._followed.values():
                 for follower, prefix in files:
@@ -216,6 +216,9 @@ class Console:
 
     def _drain(self, files: list[tuple[LogFollower, bytes]]) -> None:
         for follower, prefix in files:
+            if self.stream is None:  # nobody reads the console any more
+                follower.close()
+                continue
             for carry, data, end in follower.drain():
                 self.write_pieces(render_chunk(carry, data, end, prefix))
 
