@@ -10,6 +10,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,14 @@ def catch_stop_signals(stop: StopRequest):
         os.close(w)
 
 
-def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_factory) -> int:
+def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_factory,
+                writers: Sequence[Callable[[dict], None]] = ()) -> int:
     """Run the plan and write its summary; return the exit code.
 
     `report(results, duration_s, summary_path)` prints the closing report;
-    `backend_factory(wake_fd)` makes the backend.
+    `backend_factory(wake_fd)` makes the backend; each of `writers` gets the
+    summary dict after the report (JUnit XML, CI annotations), also when the
+    run failed or was interrupted.
     """
     run_id = new_run_id()
     log_dir = make_log_dir(plan, options, run_id)
@@ -125,11 +129,25 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         except OutputError as exc:
             sys.stderr.write(f"taskrun: {exc}; the summary follows on stderr\n{text}")
             report(results, finished - started, None)
+            run_writers(writers, summary)
             raise
         report(results, finished - started, shown_path)
+        run_writers(writers, summary)
     if error is not None:
         raise error
     return code
+
+
+def run_writers(writers: Sequence[Callable[[dict], None]], summary: dict) -> None:
+    """Every writer, even after one failed; then the first failure."""
+    failed: OutputError | None = None
+    for write in writers:
+        try:
+            write(summary)
+        except OutputError as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
 
 
 def _write_stdout(text: str) -> None:
