@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import heapq
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import UsageError
 from .model import DEFAULT_KILL_GRACE_S, Plan, PlannedTask, RerunOf, TaskFile, TaskSpec
@@ -106,16 +106,14 @@ def plan_task(taskfile: TaskFile, spec: TaskSpec, default_timeout_s: float | Non
 
 def readiness_order(tasks: list[TaskSpec], priority: dict[str, float] | None = None) -> list[str]:
     """Kahn's order, highest priority first, file order breaking ties: how an
-    unbounded pool starts them. A need outside `tasks` (met in an earlier run)
-    does not hold a task back."""
+    unbounded pool starts them."""
     prio = priority or {}
     index = {t.name: i for i, t in enumerate(tasks)}
-    waiting = {t.name: sum(1 for n in t.needs if n in index) for t in tasks}
+    waiting = {t.name: len(t.needs) for t in tasks}
     dependents: dict[str, list[str]] = {t.name: [] for t in tasks}
     for t in tasks:
         for need in t.needs:
-            if need in index:
-                dependents[need].append(t.name)
+            dependents[need].append(t.name)
     ready = [(-prio.get(n, 0.0), index[n]) for n, count in waiting.items() if count == 0]
     heapq.heapify(ready)
     order = []
@@ -149,6 +147,9 @@ def make_plan(
             raise UsageError("--rerun-failed chooses the tasks itself: name no task and no --tag with it")
         targets, done = rerun.failed, rerun.done
     selected = select_tasks(taskfile, targets, tags=tags, skip=skip, done=done)
+    if done:  # the needs met in the earlier run are not part of this one: every need of a plan is planned
+        names = {t.name for t in selected}
+        selected = [replace(t, needs=tuple(n for n in t.needs if n in names)) for t in selected]
     default_timeout_s = timeout_s if timeout_s is not None else taskfile.timeout_s
     return Plan(
         taskfile=taskfile,

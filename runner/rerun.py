@@ -45,10 +45,13 @@ def read_rerun(summary_path: str, taskfile: TaskFile, *, force: bool = False) ->
         raise UsageError(
             f"{taskfile.path} changed since run {run_id} (its sha256 differs from the one in {summary_path}): "
             "run the file whole, or add --force to rerun what did not succeed then anyway")
-    names = {t.name for t in taskfile.tasks}
     status = {t["name"]: t["status"] for t in tasks}
-    return Rerun(
-        of=RerunOf(run_id=run_id, summary=summary_path, file_sha256=data["file_sha256"]),
-        failed=tuple(t.name for t in taskfile.tasks if status.get(t.name, "success") != "success"),
-        done=frozenset(n for n, s in status.items() if s == "success" and n in names),
-    )
+    failed = tuple(t.name for t in taskfile.tasks if status.get(t.name, "success") != "success")
+    if data["file_sha256"] == taskfile.sha256:
+        # A task the summary does not list was not needed by that run, or succeeded in
+        # the run that one reran (a rerun's summary lists only what it ran): done.
+        done = frozenset(t.name for t in taskfile.tasks if t.name not in failed)
+    else:  # forced over a changed file: a task new to the file has never succeeded
+        done = frozenset(t.name for t in taskfile.tasks if status.get(t.name) == "success")
+    return Rerun(of=RerunOf(run_id=run_id, summary=summary_path, file_sha256=data["file_sha256"]),
+                 failed=failed, done=done)

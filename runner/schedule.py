@@ -95,13 +95,11 @@ class Scheduler:
         self.stopping = False
         self.fail_fast_cause: str | None = None
         self._forced = False
-        planned = {t.name for t in plan.tasks}  # a need outside the plan was met by an earlier run
-        self._state = {t.name: _State(task=t, index=i, waiting=sum(1 for n in t.spec.needs if n in planned))
+        self._state = {t.name: _State(task=t, index=i, waiting=len(t.spec.needs))
                        for i, t in enumerate(plan.tasks)}
         for t in plan.tasks:
             for need in t.spec.needs:
-                if need in planned:
-                    self._state[need].dependents.append(t.name)
+                self._state[need].dependents.append(t.name)
         # Ready heap entries: (priority, file index, name). Higher priority first.
         prio = priority or {}
         self._key = {n: (-prio.get(n, 0.0), s.index) for n, s in self._state.items()}

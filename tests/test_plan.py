@@ -196,7 +196,9 @@ class TestRerunSelection:
     def test_needs_that_succeeded_before_are_not_run_again(self):
         plan = make_plan(DIAMOND, rerun=self.rerun(["d"], ["e", "b", "a"]))
         assert names(plan.tasks) == ["d", "c"]
-        assert plan.order == ("c", "d")  # b is met: d waits only for c
+        assert plan.order == ("c", "d")
+        # b and a are met: every need of the plan is in the plan, so the scheduler waits for those only
+        assert [t.spec.needs for t in plan.tasks] == [("c",), ()]
         assert plan.rerun_of.run_id == "r1"
 
     def test_a_need_that_did_not_succeed_comes_along(self):

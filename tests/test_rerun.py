@@ -68,7 +68,14 @@ def test_rerun_of_a_rerun_that_failed_again(taskrun):
     r = taskrun("tasks.yaml", "--rerun-failed", "first.json", "-o", "second.json")
     assert r.returncode == 1
     assert ran(taskrun) == ["flaky"]
-    assert statuses(taskrun.summary("second.json")) == {"flaky": "failed", "report": "skipped", "chain": "skipped"}
+    second = taskrun.summary("second.json")
+    assert statuses(second) == {"flaky": "failed", "report": "skipped", "chain": "skipped"}
+    assert [t["needs"] for t in second["tasks"]] == [[], ["flaky"], ["report"]]  # the needs that ran in it
+    (taskrun.cwd / "broken").unlink()
+    r = taskrun("tasks.yaml", "--rerun-failed", "second.json", "-o", "third.json")
+    assert r.returncode == 0, r.stderr
+    assert ran(taskrun) == ["flaky", "report", "chain"]  # setup and other succeeded in the first run
+    assert taskrun.summary("third.json")["rerun_of"]["run_id"] == second["run_id"]
 
 
 def test_a_changed_file_is_refused_unless_forced(taskrun):
