@@ -20,7 +20,7 @@ from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_SIGINT, TaskFileE
 
 DEBUG_VAR = "TASKRUN_DEBUG"
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def _err(text: str) -> None:
@@ -31,18 +31,53 @@ def _err(text: str) -> None:
         pass
 
 
+def _completion_file(ctx: typer.Context):
+    """The task file named on the command line being completed. Click stops
+    parsing at an option still waiting for its value (`--tag <TAB>`), so the
+    file may be left among the unparsed arguments."""
+    return ctx.params.get("file") or next(iter(ctx.args), None)
+
+
+def _complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .listing import task_names
+
+    given = set(ctx.params.get("targets") or ()) | set(ctx.params.get("skip") or ())
+    return [n for n in task_names(_completion_file(ctx)) if n.startswith(incomplete) and n not in given]
+
+
+def _complete_tags(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .listing import tag_names
+
+    given = set(ctx.params.get("tag") or ())
+    return [t for t in tag_names(_completion_file(ctx)) if t.startswith(incomplete) and t not in given]
+
+
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 def main_command(
     file: Annotated[Optional[str], typer.Argument(help="The task file (YAML).", show_default=False)] = None,
-    targets: Annotated[Optional[list[str]], typer.Argument(help="Tasks to run, with what they need; default all.",
-                                                           show_default=False)] = None,
+    targets: Annotated[Optional[list[str]], typer.Argument(
+        help="Tasks to run, with what they need; default all. With --validate: more task files to check.",
+        show_default=False, autocompletion=_complete_names)] = None,
     pool: Annotated[Optional[int], typer.Option("-j", "--pool", min=1, max=4096,
                                                 help="How many tasks run at once (overrides the file).")] = None,
     timeout: Annotated[Optional[str], typer.Option(help="Default timeout of each task, e.g. 90s, 5m (overrides the file).")] = None,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="On the first failure, start nothing new and stop what runs.")] = False,
-    validate: Annotated[bool, typer.Option("--validate", help="Only check the file; exit 0 if valid, 2 if not.")] = False,
+    tag: Annotated[Optional[list[str]], typer.Option(
+        "--tag", metavar="TAG", help="Run the tasks with this tag, with what they need (repeatable).",
+        autocompletion=_complete_tags)] = None,
+    skip: Annotated[Optional[list[str]], typer.Option(
+        "--skip", metavar="TASK", help="Leave out this task and every task that needs it (repeatable).",
+        autocompletion=_complete_names)] = None,
+    rerun_failed: Annotated[Optional[str], typer.Option(
+        "--rerun-failed", metavar="SUMMARY",
+        help="Run only what did not succeed in the run this summary records, with what it needs.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --rerun-failed: rerun even if the task file changed since.")] = False,
+    validate: Annotated[bool, typer.Option("--validate", help="Only check the file(s); exit 0 if valid, 2 if not.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and run nothing.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the tasks (name, needs, tags, description) and run nothing.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --list: print JSON, for scripts.")] = False,
     summary: Annotated[str, typer.Option("-o", "--summary", help="Where to write the JSON summary; '-' for stdout.")] = "taskrun-summary.json",
+    junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", help="Also write the results as JUnit XML.")] = None,
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
     history: Annotated[Optional[str], typer.Option("--history", help="An earlier summary of this file: start the longest remaining chains first (default: the previous summary, if any).")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Start ready tasks in file order, ignoring earlier runs.")] = False,
@@ -57,7 +92,9 @@ def main_command(
     """Run the tasks of a YAML task file in parallel and write a JSON summary."""
     try:
         code = _dispatch(file=file, targets=tuple(targets or ()), pool=pool, timeout=timeout,
-                         fail_fast=fail_fast, validate=validate, dry_run=dry_run, summary=summary,
+                         fail_fast=fail_fast, tags=tuple(tag or ()), skip=tuple(skip or ()),
+                         rerun_failed=rerun_failed, force=force, validate=validate, dry_run=dry_run,
+                         list_tasks=list_, as_json=json_, summary=summary, junit=junit,
                          log_dir=log_dir, history=history, no_history=no_history, schema=schema,
                          version=version, output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs)
     except TaskFileError as exc:
@@ -78,9 +115,25 @@ def main_command(
     raise typer.Exit(code)
 
 
-def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, summary, log_dir,
-              history, no_history, schema, version, output=None, color="auto", tail_lines=50,
-              keep_runs=20) -> int:
+def _validate_files(files: tuple[str, ...]) -> int:
+    from .load import load_taskfile
+
+    code = EXIT_OK
+    for path in files:
+        try:
+            taskfile = load_taskfile(path)
+        except TaskFileError as exc:
+            for problem in exc.problems:
+                _err(str(problem))
+            code = exc.exit_code
+        else:
+            _err(f"{path}: valid ({len(taskfile.tasks)} tasks)")
+    return code
+
+
+def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
+              dry_run, list_tasks, as_json, summary, junit, log_dir, history, no_history, schema,
+              version, output=None, color="auto", tail_lines=50, keep_runs=20) -> int:
     if version:
         print(f"taskrun {__version__}")
         return EXIT_OK
@@ -92,6 +145,8 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
     if file is None:
         _err("taskrun: missing the task file: taskrun FILE [TASK ...] (see --help)")
         return EXIT_INVALID
+    if validate:
+        return _validate_files((file,) + targets)
 
     from .durations import parse_duration
     from .errors import UsageError
@@ -104,6 +159,10 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
         raise UsageError(f"--output: {output!r} is not one of {', '.join(MODES)}")
     if color not in COLOR_CHOICES:
         raise UsageError(f"--color: {color!r} is not one of {', '.join(COLOR_CHOICES)}")
+    if as_json and not list_tasks:
+        raise UsageError("--json goes with --list: taskrun FILE --list --json")
+    if force and rerun_failed is None:
+        raise UsageError("--force goes with --rerun-failed SUMMARY")
     timeout_s = None
     if timeout is not None:
         try:
@@ -113,9 +172,20 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
     if not summary:
         raise UsageError("--summary: give a file path, or - for stdout")
     taskfile = load_taskfile(file)
-    plan = make_plan(taskfile, targets, pool=pool, timeout_s=timeout_s, fail_fast=fail_fast or None)
-    if validate:
-        _err(f"{file}: valid ({len(taskfile.tasks)} tasks)")
+    rerun = None
+    if rerun_failed is not None:
+        from .rerun import read_rerun
+
+        rerun = read_rerun(rerun_failed, taskfile, force=force)
+        if not rerun.failed:
+            _err(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({rerun_failed}) succeeded")
+            return EXIT_OK
+    plan = make_plan(taskfile, targets, pool=pool, timeout_s=timeout_s, fail_fast=fail_fast or None,
+                     tags=tags, skip=skip, rerun=rerun)
+    if list_tasks:
+        from .listing import format_list, list_json
+
+        sys.stdout.write(list_json(taskfile, plan) if as_json else format_list(plan))
         return EXIT_OK
 
     from .console import Console, is_terminal, want_color
@@ -142,8 +212,22 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
         return EXIT_OK
 
     from .backends import LocalBackend
+    from .ci import GitHub
     from .session import RunOptions, run_session
 
+    writers = []
+    if junit is not None:
+        from .junit import write_junit
+
+        writers.append(lambda record: write_junit(junit, record))
+    github = GitHub.from_env()
+    if github is not None:
+        from .ci import annotations, append_step_summary
+
+        if github.step_summary:
+            writers.append(lambda record: append_step_summary(github.step_summary, record))
+        lines = {t.name: t.spec.line for t in plan.tasks}
+        writers.append(lambda record: [console.line(a) for a in annotations(record, lines)])
     options = RunOptions(summary_path=summary, log_dir=log_dir, tail_lines=tail_lines, keep_runs=keep_runs,
                          argv=tuple(sys.argv), priority=estimated.priority if estimated else None)
     try:
@@ -151,6 +235,7 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, validate, dry_run, sum
             plan, console,
             lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
             options, backend_factory=lambda wake_fd: LocalBackend(wake_fd=wake_fd), pump=console,
+            writers=writers,
         )
     finally:
         console.close()

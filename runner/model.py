@@ -152,6 +152,15 @@ class PlannedTask:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RerunOf:
+    """The earlier run a rerun repeats the unfinished part of."""
+
+    run_id: str
+    summary: str  # the earlier summary's path, as named on the command line
+    file_sha256: str  # the task file's hash then (differs from now only with --force)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """What will run: tasks in file order, a pool size, and the run-wide switches."""
 
@@ -161,6 +170,7 @@ class Plan:
     fail_fast: bool
     targets: tuple[str, ...] = ()  # what the user named; empty for the whole file
     order: tuple[str, ...] = field(default=())  # readiness order with an unbounded pool
+    rerun_of: RerunOf | None = None
 
     def __len__(self) -> int:
         return len(self.tasks)

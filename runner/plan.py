@@ -10,9 +10,20 @@ from __future__ import annotations
 import difflib
 import heapq
 import os
+from dataclasses import dataclass, replace
 
 from .errors import UsageError
-from .model import DEFAULT_KILL_GRACE_S, Plan, PlannedTask, TaskFile, TaskSpec
+from .model import DEFAULT_KILL_GRACE_S, Plan, PlannedTask, RerunOf, TaskFile, TaskSpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rerun:
+    """What an earlier run left: its identity, the tasks of the current file that
+    did not succeed in it, and those that did."""
+
+    of: RerunOf
+    failed: tuple[str, ...]
+    done: frozenset[str]
 
 
 def default_pool() -> int:
@@ -28,24 +39,53 @@ def did_you_mean(word: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def select_tasks(taskfile: TaskFile, targets: tuple[str, ...]) -> list[TaskSpec]:
-    """The named tasks plus everything they need, in file order; all tasks if none named."""
+def select_tasks(taskfile: TaskFile, targets: tuple[str, ...] = (), *, tags: tuple[str, ...] = (),
+                 skip: tuple[str, ...] = (), done: frozenset[str] = frozenset()) -> list[TaskSpec]:
+    """The tasks to run, in file order.
+
+    The roots are the named `targets` and every task carrying one of `tags`
+    (all tasks when neither is given); with them comes everything they need,
+    except what is in `done` (succeeded in an earlier run: a rerun counts those
+    needs as met). `skip` leaves out those tasks and everything that needs
+    them, directly or not. Every unknown name or tag is reported at once.
+    """
     by_name = {t.name: t for t in taskfile.tasks}
-    if not targets:
-        return list(taskfile.tasks)
-    unknown = [t for t in targets if t not in by_name]
-    if unknown:
-        raise UsageError(
-            "; ".join(f"unknown task '{t}'{did_you_mean(t, by_name)}" for t in unknown)
-            + f" in {taskfile.path}"
-        )
+    known_tags = list(dict.fromkeys(tag for t in taskfile.tasks for tag in t.tags))
+    problems = [f"unknown task '{t}'{did_you_mean(t, by_name)}" for t in targets if t not in by_name]
+    problems += [f"unknown tag '{t}'{did_you_mean(t, known_tags)}" + ("" if known_tags else " (no task has tags)")
+                 for t in dict.fromkeys(tags) if t not in known_tags]
+    problems += [f"--skip: unknown task '{t}'{did_you_mean(t, by_name)}" for t in skip if t not in by_name]
+    if problems:
+        raise UsageError("; ".join(problems) + f" in {taskfile.path}")
+    if targets or tags:
+        wanted_tags = set(tags)
+        roots = list(targets) + [t.name for t in taskfile.tasks if wanted_tags.intersection(t.tags)]
+    else:
+        roots = [t.name for t in taskfile.tasks]
     wanted: set[str] = set()
-    stack = list(targets)
+    stack = roots
     while stack:
         name = stack.pop()
         if name not in wanted:
             wanted.add(name)
-            stack.extend(by_name[name].needs)
+            stack.extend(n for n in by_name[name].needs if n not in done)
+    if skip:
+        dependents: dict[str, list[str]] = {}
+        for t in taskfile.tasks:
+            for need in t.needs:
+                dependents.setdefault(need, []).append(t.name)
+        left_out: set[str] = set()
+        stack = list(skip)
+        while stack:
+            name = stack.pop()
+            if name not in left_out:
+                left_out.add(name)
+                stack.extend(dependents.get(name, ()))
+        before = len(wanted)
+        wanted -= left_out
+        if before and not wanted:
+            raise UsageError(f"nothing left to run: --skip {' --skip '.join(skip)} leaves out every selected task "
+                             f"of {taskfile.path}")
     return [t for t in taskfile.tasks if t.name in wanted]
 
 
@@ -94,10 +134,22 @@ def make_plan(
     pool: int | None = None,
     timeout_s: float | None = None,
     fail_fast: bool | None = None,
+    tags: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
+    rerun: Rerun | None = None,
 ) -> Plan:
     """Apply selection and overrides: `pool`, `timeout_s` (the default timeout) and
-    `fail_fast` from the command line win over the file when given."""
-    selected = select_tasks(taskfile, targets)
+    `fail_fast` from the command line win over the file when given. A `rerun`
+    selects what did not succeed in an earlier run (see `select_tasks`)."""
+    done = frozenset()
+    if rerun is not None:
+        if targets or tags:
+            raise UsageError("--rerun-failed chooses the tasks itself: name no task and no --tag with it")
+        targets, done = rerun.failed, rerun.done
+    selected = select_tasks(taskfile, targets, tags=tags, skip=skip, done=done)
+    if done:  # the needs met in the earlier run are not part of this one: every need of a plan is planned
+        names = {t.name for t in selected}
+        selected = [replace(t, needs=tuple(n for n in t.needs if n in names)) for t in selected]
     default_timeout_s = timeout_s if timeout_s is not None else taskfile.timeout_s
     return Plan(
         taskfile=taskfile,
@@ -106,4 +158,5 @@ def make_plan(
         fail_fast=taskfile.fail_fast if fail_fast is None else fail_fast,
         targets=tuple(targets),
         order=tuple(readiness_order(selected)),
+        rerun_of=rerun.of if rerun is not None else None,
     )

@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,12 +99,15 @@ def catch_stop_signals(stop: StopRequest):
         os.close(w)
 
 
-def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_factory, pump=None) -> int:
+def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_factory, pump=None,
+                writers: Sequence[Callable[[dict], None]] = ()) -> int:
     """Run the plan and write its summary; return the exit code.
 
     `report(results, duration_s, summary_path)` prints the closing report;
     `backend_factory(wake_fd)` makes the backend; `pump` (optional) follows
-    the attempts' logs (see `schedule.Pump`).
+    the attempts' logs (see `schedule.Pump`); each of `writers` gets the
+    summary dict after the report (JUnit XML, CI annotations), also when the
+    run failed or was interrupted.
     """
     run_id = new_run_id()
     log_dir = make_log_dir(plan, options, run_id)
@@ -157,11 +161,25 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         except OutputError as exc:
             sys.stderr.write(text)  # the last resort: the record is not lost
             report(results, finished - started, None)
+            run_writers(writers, summary)
             raise OutputError(f"{exc}; the summary was written to stderr instead") from None
         report(results, finished - started, shown_path)
+        run_writers(writers, summary)
     if error is not None:
         raise error
     return code
+
+
+def run_writers(writers: Sequence[Callable[[dict], None]], summary: dict) -> None:
+    """Every writer, even after one failed; then the first failure."""
+    failed: OutputError | None = None
+    for write in writers:
+        try:
+            write(summary)
+        except OutputError as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
 
 
 def _write_stdout(text: str) -> None:

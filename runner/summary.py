@@ -131,6 +131,7 @@ def build_summary(plan: Plan, results: list[TaskResult], info: RunInfo, *,
         "pool": plan.pool,
         "fail_fast": plan.fail_fast,
         "targets": list(plan.targets),
+        "rerun_of": _rerun_of(plan),
         "host": socket.gethostname(),
         "user": _user(),
         "command": list(info.argv),
@@ -142,6 +143,11 @@ def build_summary(plan: Plan, results: list[TaskResult], info: RunInfo, *,
         "counts": {s.value: counts.get(s.value, 0) for s in Status},
         "tasks": [task_record(t, by_name[t.name], tail_lines) for t in plan.tasks],
     }
+
+
+def _rerun_of(plan: Plan) -> dict | None:
+    of = plan.rerun_of
+    return None if of is None else {"run_id": of.run_id, "summary": of.summary, "file_sha256": of.file_sha256}
 
 
 def _user() -> str:

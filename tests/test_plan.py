@@ -137,3 +137,74 @@ class TestPlannedTask:
     def test_zero_kill_grace_is_kept(self):
         tf = taskfile(spec("a", kill_grace_s=0.0), kill_grace_s=3.0)
         assert make_plan(tf).tasks[0].kill_grace_s == 0.0
+
+
+# tagged:  lint (fmt, types), test (unit <- build), deploy <- test-ish
+TAGGED = taskfile(
+    spec("fmt", tags=("lint",)),
+    spec("types", tags=("lint", "slow")),
+    spec("build"),
+    spec("unit", needs=("build",), tags=("test",)),
+    spec("deploy", needs=("unit", "fmt")),
+)
+
+
+class TestTagsAndSkip:
+    def test_a_tag_selects_its_tasks_and_what_they_need(self):
+        assert names(select_tasks(TAGGED, tags=("test",))) == ["build", "unit"]
+
+    def test_several_tags_and_targets_add_up(self):
+        assert names(select_tasks(TAGGED, ("fmt",), tags=("slow", "test"))) == ["fmt", "types", "build", "unit"]
+
+    def test_unknown_tag_is_a_usage_error_with_a_suggestion(self):
+        with pytest.raises(UsageError) as info:
+            select_tasks(TAGGED, tags=("lnt",))
+        assert str(info.value) == "unknown tag 'lnt' (did you mean 'lint'?) in tasks.yaml"
+        assert info.value.exit_code == EXIT_INVALID
+
+    def test_a_file_without_tags_says_so(self):
+        with pytest.raises(UsageError) as info:
+            select_tasks(DIAMOND, tags=("lint",))
+        assert str(info.value) == "unknown tag 'lint' (no task has tags) in tasks.yaml"
+
+    def test_skip_leaves_out_the_task_and_everything_that_needs_it(self):
+        assert names(select_tasks(TAGGED, skip=("build",))) == ["fmt", "types"]
+
+    def test_skip_applies_after_targets_and_tags(self):
+        assert names(select_tasks(DIAMOND, ("d", "e"), skip=("b",))) == ["e", "c", "a"]
+
+    def test_every_unknown_name_and_tag_is_reported_at_once(self):
+        with pytest.raises(UsageError) as info:
+            select_tasks(TAGGED, ("buidl",), tags=("tset",), skip=("fmtt",))
+        assert str(info.value) == ("unknown task 'buidl' (did you mean 'build'?); unknown tag 'tset' (did you mean "
+                                   "'test'?); --skip: unknown task 'fmtt' (did you mean 'fmt'?) in tasks.yaml")
+
+    def test_skipping_everything_is_an_error(self):
+        with pytest.raises(UsageError) as info:
+            select_tasks(DIAMOND, ("d",), skip=("a",))
+        assert str(info.value) == "nothing left to run: --skip a leaves out every selected task of tasks.yaml"
+
+
+class TestRerunSelection:
+    def rerun(self, failed, done):
+        from runner.model import RerunOf
+        from runner.plan import Rerun
+
+        return Rerun(of=RerunOf(run_id="r1", summary="s.json", file_sha256="0" * 64),
+                     failed=tuple(failed), done=frozenset(done))
+
+    def test_needs_that_succeeded_before_are_not_run_again(self):
+        plan = make_plan(DIAMOND, rerun=self.rerun(["d"], ["e", "b", "a"]))
+        assert names(plan.tasks) == ["d", "c"]
+        assert plan.order == ("c", "d")
+        # b and a are met: every need of the plan is in the plan, so the scheduler waits for those only
+        assert [t.spec.needs for t in plan.tasks] == [("c",), ()]
+        assert plan.rerun_of.run_id == "r1"
+
+    def test_a_need_that_did_not_succeed_comes_along(self):
+        plan = make_plan(DIAMOND, rerun=self.rerun(["d", "c"], ["e", "b"]))
+        assert names(plan.tasks) == ["d", "c", "a"]
+
+    def test_targets_or_tags_with_a_rerun_are_refused(self):
+        with pytest.raises(UsageError, match="--rerun-failed chooses the tasks itself"):
+            make_plan(TAGGED, ("fmt",), rerun=self.rerun(["fmt"], []))

@@ -1,0 +1,163 @@
+"""What a run shows inside GitHub Actions, and nowhere else.
+
+When `GITHUB_ACTIONS=true` (GitHub sets it in every job):
+- one `::error` workflow command per failed or timed-out task, printed after
+  the closing report, pointing at the task's line in the task file, so the
+  failure shows on the job's page and in the pull request's files;
+- a Markdown table of the run appended to the file named by
+  `$GITHUB_STEP_SUMMARY`, kept under GitHub's 1 MiB limit by shortening the
+  output tails first, then the table.
+Both are built from the summary dict. (GitLab's and GitHub's folding of output
+belongs to the console.)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .junit import clean_text
+
+STEP_SUMMARY_LIMIT = 1024 * 1024  # bytes GitHub accepts per step summary
+ANNOTATION_TAIL_LINES = 20
+_WORDS = {"success": "succeeded", "failed": "failed", "timeout": "timed out", "skipped": "skipped",
+          "cancelled": "cancelled"}
+_ICONS = {"success": "✅", "failed": "❌", "timeout": "⏱️", "skipped": "⏭️", "cancelled": "🚫"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GitHub:
+    """Where GitHub Actions wants its extras; `from_env` says whether we run there."""
+
+    step_summary: str | None  # the file behind $GITHUB_STEP_SUMMARY
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GitHub | None:
+        env = os.environ if env is None else env
+        if env.get("GITHUB_ACTIONS") != "true":
+            return None
+        return cls(step_summary=env.get("GITHUB_STEP_SUMMARY") or None)
+
+
+# --- annotations --------------------------------------------------------------------
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotations(summary: dict, lines: Mapping[str, int]) -> list[str]:
+    """`::error file=...,line=...,title=...::message` for each failed or timed-out task.
+
+    `lines` maps task names to their line in the task file. A task allowed to
+    fail gets a `::warning` instead: the run did not fail for it.
+    """
+    from .junit import failure_message
+
+    out = []
+    for task in summary.get("tasks", []):
+        if task["status"] not in ("failed", "timeout"):
+            continue
+        name = task["name"]
+        word = "timed out" if task["status"] == "timeout" else "failed"
+        level = "warning" if task.get("allow_failure") else "error"
+        props = [f"file={_escape_property(summary.get('file', ''))}"]
+        if lines.get(name):
+            props.append(f"line={lines[name]}")
+        props.append(f"title={_escape_property(f'taskrun: task {name} {word}')}")
+        message = failure_message(task)
+        tail = clean_text(task.get("stderr_tail")).rstrip("\n")
+        if tail:
+            message += "\n" + "\n".join(tail.splitlines()[-ANNOTATION_TAIL_LINES:])
+        out.append(f"::{level} {','.join(props)}::{_escape_data(message)}")
+    return out
+
+
+# --- the step summary -----------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _fence(text: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _tail_bytes(text: str, limit: int) -> str:
+    """The end of `text` in at most `limit` UTF-8 bytes, starting at a line when it was cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    cut = data[len(data) - max(0, limit):].decode("utf-8", errors="ignore")
+    newline = cut.find("\n")
+    return cut[newline + 1:] if 0 <= newline < len(cut) - 1 else cut
+
+
+def step_summary(summary: dict, limit: int = STEP_SUMMARY_LIMIT) -> str:
+    """The run as Markdown in at most `limit` UTF-8 bytes: a headline, a table of
+    every task, then the stderr tail of each task that failed or timed out."""
+    tasks = summary.get("tasks", [])
+    counts = summary.get("counts", {})
+    done = ", ".join(f"{counts[s]} {w}" for s, w in _WORDS.items() if counts.get(s)) or "nothing ran"
+    head = (f"### taskrun {_cell(summary.get('file', ''))}: {summary.get('status')}\n\n"
+            f"{done} in {summary.get('duration_s', 0):.2f}s (pool {summary.get('pool')}), "
+            f"run `{summary.get('run_id')}`\n\n"
+            "| task | status | exit | time | tries |\n|---|---|---|---|---|\n")
+    rows = []
+    for t in tasks:
+        code = t.get("signal") or ("-" if t.get("exit_code") is None else str(t["exit_code"]))
+        secs = "-" if t.get("duration_s") is None else f"{t['duration_s']:.2f}s"
+        status = t["status"] + (" (allowed)" if t.get("allow_failure") and t["status"] in ("failed", "timeout") else "")
+        rows.append(f"| {_cell(t['name'])} | {_ICONS.get(t['status'], '')} {status} | {code} | {secs} | "
+                    f"{len(t.get('attempts') or ())} |\n")
+    size = len(head.encode())
+    kept = []
+    for i, row in enumerate(rows):
+        more = f"\n…and {len(rows) - i} more task(s): see the JSON summary\n"
+        if size + len(row.encode()) + len(more.encode()) > limit:  # room for the note in any case
+            kept.append(more)
+            break
+        kept.append(row)
+        size += len(row.encode())
+    text = head + "".join(kept)
+    failed = [t for t in tasks if t["status"] in ("failed", "timeout") and clean_text(t.get("stderr_tail")).strip()]
+    if failed and len(kept) == len(rows):
+        room = limit - len(text.encode())
+        share = room // len(failed)
+        parts = []
+        for t in failed:
+            tail = clean_text(t["stderr_tail"]).rstrip("\n")
+            fence = _fence(tail)
+            frame = f"\n<details><summary>{_cell(t['name'])}: stderr</summary>\n\n{fence}text\n\n{fence}\n</details>\n"
+            budget = share - len(frame.encode())
+            if budget <= 0:
+                continue
+            parts.append(frame.replace("text\n\n", "text\n" + _tail_bytes(tail, budget - 1) + "\n", 1))
+        text += "".join(parts)
+    return text
+
+
+def append_step_summary(path: str, summary: dict) -> None:
+    """Append the run's Markdown to GitHub's step summary file, within what is left of 1 MiB."""
+    from .errors import OutputError
+
+    try:
+        used = os.path.getsize(path)
+    except OSError:
+        used = 0
+    room = STEP_SUMMARY_LIMIT - used - 1  # one byte for a separating newline
+    if room <= 256:
+        return  # the step's summary is already full; the JSON summary has it all
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(("\n" if used else "") + step_summary(summary, room))
+    except OSError as exc:
+        raise OutputError(f"cannot write the GitHub step summary {path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,55 @@
+"""`--list`: the tasks of a file as a table for people or JSON for scripts, and
+the names shell completion offers.
+
+The JSON is a contract (README, "Listing tasks"): an object with `version`
+(1), `file` and `tasks`, each task with `name`, `description`, `needs`,
+`tags` and `line`, in file order. Fields may be added, never changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .model import Plan, TaskFile
+
+
+def list_records(plan: Plan) -> list[dict]:
+    return [{"name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
+             "tags": list(t.spec.tags), "line": t.spec.line} for t in plan.tasks]
+
+
+def list_json(taskfile: TaskFile, plan: Plan) -> str:
+    return json.dumps({"version": 1, "file": taskfile.path, "tasks": list_records(plan)},
+                      ensure_ascii=False, indent=2) + "\n"
+
+
+def format_list(plan: Plan) -> str:
+    rows = [("task", "needs", "tags", "description")]
+    rows += [(t.spec.name, ", ".join(t.spec.needs) or "-", ", ".join(t.spec.tags) or "-",
+              " ".join((t.spec.description or "").split()))
+             for t in plan.tasks]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+
+
+def _load_quietly(path: os.PathLike | str | None) -> TaskFile | None:
+    """The task file for completion, or None: completion must never print an error."""
+    if path is None:
+        return None
+    from .load import load_taskfile
+
+    try:
+        return load_taskfile(os.fspath(path))
+    except Exception:  # an unfinished or missing file offers nothing to complete
+        return None
+
+
+def task_names(path: os.PathLike | str | None) -> list[str]:
+    taskfile = _load_quietly(path)
+    return [t.name for t in taskfile.tasks] if taskfile else []
+
+
+def tag_names(path: os.PathLike | str | None) -> list[str]:
+    taskfile = _load_quietly(path)
+    return list(dict.fromkeys(tag for t in taskfile.tasks for tag in t.tags)) if taskfile else []

@@ -1,0 +1,134 @@
+"""Inside CI, through the real command with the CI's variables set: GitHub
+annotations and step summary; nothing of it in GitLab or outside CI; the JSON
+summary on stdout for a pipe."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import taskrun_argv
+
+from runner.ci import STEP_SUMMARY_LIMIT, step_summary
+
+TASKS = """
+version: 1
+pool: 2
+kill_grace: 0.5s
+tasks:
+  ok: echo fine
+  build:
+    cmd: "echo 'error: 50% done, a:b' >&2; exit 2"
+  slow: {cmd: sleep 30, timeout: 0.2s}
+  deploy: {cmd: echo never, needs: [build]}
+  lint: {cmd: exit 1, allow_failure: true}
+"""
+
+
+def annotation_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("::")]
+
+
+def test_github_gets_one_annotation_per_failed_task_after_the_report(taskrun):
+    taskrun.write("ci/tasks.yaml", TASKS)
+    step = taskrun.cwd / "step-summary.md"
+    step.write_text("earlier content of this step\n")
+    r = taskrun("ci/tasks.yaml", env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step)})
+    assert r.returncode == 1, r.stderr
+    assert annotation_lines(r.stdout) == [
+        "::error file=ci/tasks.yaml,line=6,title=taskrun%3A task build failed::exit code 2; 1 attempt"
+        "%0Aerror: 50%25 done, a:b",
+        "::error file=ci/tasks.yaml,line=8,title=taskrun%3A task slow timed out::"
+        "timed out after 200ms (signal SIGTERM); 1 attempt",
+        "::warning file=ci/tasks.yaml,line=10,title=taskrun%3A task lint failed::"
+        "exit code 1; allowed to fail (allow_failure), the run did not fail for it; 1 attempt",
+    ]
+    # printed at the very end, after the closing table
+    lines = r.stdout.splitlines()
+    assert lines.index("summary: taskrun-summary.json") < lines.index(annotation_lines(r.stdout)[0])
+
+    text = step.read_text()
+    assert text.startswith("earlier content of this step\n\n### taskrun ci/tasks.yaml: failed\n")
+    run_id = taskrun.summary()["run_id"]
+    assert f"1 succeeded, 2 failed, 1 timed out, 1 skipped in " in text
+    assert f"run `{run_id}`" in text
+    assert "| task | status | exit | time | tries |\n|---|---|---|---|---|\n| ok | ✅ success | 0 |" in text
+    assert "| deploy | ⏭️ skipped | - | - | 0 |\n" in text
+    assert "| lint | ❌ failed (allowed) | 1 |" in text
+    assert "<details><summary>build: stderr</summary>\n\n```text\nerror: 50% done, a:b\n```\n</details>" in text
+
+
+def test_the_step_summary_stays_under_githubs_limit(taskrun):
+    # 80 failed tasks with 16 KiB of stderr tails each: 1.3 MiB of tails for a 1 MiB summary
+    tasks = "".join(f"  t{i}: {{cmd: [{sys.executable}, -c, \"import sys; sys.stderr.write(('e{i}' + 'x' * 400 + '\\\\n') * 100); sys.exit(1)\"]}}\n"
+                    for i in range(80))
+    taskrun.write("tasks.yaml", "version: 1\npool: 8\ntasks:\n" + tasks)
+    step = taskrun.cwd / "step.md"
+    r = taskrun("tasks.yaml", env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step)})
+    assert r.returncode == 1, r.stderr
+    size = step.stat().st_size
+    assert STEP_SUMMARY_LIMIT * 0.9 < size < STEP_SUMMARY_LIMIT
+    text = step.read_text()
+    assert text.count("<details>") == 80 and text.count("</details>") == 80  # every tail, each shortened:
+    for task in taskrun.summary()["tasks"]:
+        full = task["stderr_tail"]
+        assert len(full.encode()) > 15_000 and full not in text
+        assert "\n".join(full.splitlines()[-20:]) in text
+    assert all(f"| t{i} | ❌ failed | 1 |" in text for i in range(80))
+    assert len(annotation_lines(r.stdout)) == 80
+
+
+def test_step_summary_cuts_rows_when_even_the_table_is_too_big():
+    tasks = [{"name": f"task-{i}", "status": "failed", "exit_code": 1, "signal": None, "duration_s": 1.0,
+              "attempts": [{}], "stderr_tail": "boom\n", "allow_failure": False} for i in range(1000)]
+    summary = {"file": "t.yaml", "status": "failed", "counts": {"failed": 1000}, "duration_s": 3.0, "pool": 2,
+               "run_id": "r", "tasks": tasks}
+    text = step_summary(summary, limit=4096)
+    assert len(text.encode()) <= 4096
+    assert text.rstrip().endswith("more task(s): see the JSON summary")
+    assert "<details>" not in text
+
+
+def test_a_full_step_summary_gets_nothing_more(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: exit 1\n")
+    step = taskrun.cwd / "step.md"
+    step.write_bytes(b"x" * (STEP_SUMMARY_LIMIT - 100))
+    r = taskrun("tasks.yaml", env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step)})
+    assert r.returncode == 1, r.stderr
+    assert step.stat().st_size == STEP_SUMMARY_LIMIT - 100
+    assert len(annotation_lines(r.stdout)) == 1
+
+
+def test_nothing_of_github_in_gitlab_or_outside_ci(taskrun):
+    taskrun.write("tasks.yaml", TASKS)
+    step = taskrun.cwd / "step.md"
+    for env in ({"GITLAB_CI": "true", "CI": "true", "GITHUB_STEP_SUMMARY": str(step)},
+                {"GITHUB_ACTIONS": "false", "GITHUB_STEP_SUMMARY": str(step)}, {}):
+        r = taskrun("tasks.yaml", env=env)
+        assert r.returncode == 1, r.stderr
+        assert annotation_lines(r.stdout) == [] and annotation_lines(r.stderr) == []
+        assert "::" not in r.stdout + r.stderr
+        assert not step.exists()
+
+
+def test_with_the_summary_on_stdout_annotations_go_to_stderr(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: exit 1\n")
+    r = taskrun("tasks.yaml", "--summary", "-", env={"GITHUB_ACTIONS": "true"})
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["status"] == "failed"
+    assert annotation_lines(r.stderr) == ["::error file=tasks.yaml,line=3,title=taskrun%3A task a failed::"
+                                          "exit code 1; 1 attempt"]
+
+
+def test_summary_on_stdout_pipes_into_a_json_reader(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: echo hello\n  b: {cmd: 'exit 3', needs: [a]}\n")
+    reader = ("import json, sys; s = json.load(sys.stdin); "
+              "print(s['status'], *(t['name'] + '=' + t['status'] for t in s['tasks']))")
+    shell = f"{' '.join(taskrun_argv())} tasks.yaml --summary - | {sys.executable} -c \"{reader}\""
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", shell], cwd=taskrun.cwd, env=taskrun.env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1  # taskrun's own exit code comes through pipefail
+    assert r.stdout == "failed a=success b=failed\n"
+    assert "task  status" in r.stderr and "summary:" not in r.stderr  # the console went to stderr
+    assert not (taskrun.cwd / "taskrun-summary.json").exists()

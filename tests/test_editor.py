@@ -1,0 +1,165 @@
+"""The schema as editors use it: the real YAML language server (the engine of
+VS Code's YAML extension, pinned in tests/editor/package.json) is driven over
+its stdio protocol, as an editor does, and must agree with `taskrun --validate`.
+
+The server's settings are the ones the README recommends for VS Code: the
+schema mapped to task files, and YAML 1.1, the version taskrun reads (so both
+see `yes` and `off` as booleans).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lsp import SERVER, LanguageServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "schemas" / "taskfile.schema.json"
+MODELINE = "# yaml-language-server: $schema=../schemas/taskfile.schema.json\n"
+ERROR = 1  # LSP DiagnosticSeverity.Error
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """Files under `checked` are mapped to the schema by the server's settings."""
+    return tmp_path_factory.mktemp("editor")
+
+
+@pytest.fixture(scope="module")
+def server(checked):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the editor tests drive the YAML language server, a Node.js program")
+    if not SERVER.exists():
+        pytest.fail("the YAML language server is not installed: run `npm ci --prefix tests/editor` (.ci/run does)")
+    settings = {"yaml": {"validate": True, "yamlVersion": "1.1", "schemas": {SCHEMA.as_uri(): [f"{checked}/**/*.yaml"]}}}
+    ls = LanguageServer([node, str(SERVER), "--stdio"], root=checked, settings=settings)
+    yield ls
+    ls.close()
+
+
+def problems(diagnostics: list[dict]) -> list[tuple[int, int, str]]:
+    """(line, column, message), 1-based like taskrun's, errors only."""
+    return [(d["range"]["start"]["line"] + 1, d["range"]["start"]["character"] + 1, d["message"])
+            for d in diagnostics if d.get("severity", ERROR) == ERROR]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tasks").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_repository_task_files_have_no_problem(server, path):
+    assert path.read_text().startswith(MODELINE), f"{path.name} should start with the schema modeline"
+    assert problems(server.check(path)) == []
+
+
+def test_the_modeline_alone_brings_the_schema(server, tmp_path):
+    # laid out like the repository, outside the folder the settings map
+    (tmp_path / "schemas").mkdir()
+    shutil.copy(SCHEMA, tmp_path / "schemas" / SCHEMA.name)
+    broken = tmp_path / "tasks" / "broken.yaml"
+    broken.parent.mkdir()
+    broken.write_text(MODELINE + "version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n")
+    assert problems(server.check(broken)) == [(4, 15, "Property timout is not allowed.")]
+
+
+def test_a_broken_file_shows_the_expected_problems(server, checked):
+    path = checked / "broken.yaml"
+    path.write_text("version: 1\npool: many\ntasks:\n  build:\n    cmd: make\n    timout: 5m\n    retries: [1]\n")
+    assert sorted(problems(server.check(path))) == [
+        (2, 7, 'Incorrect type. Expected "integer".'),
+        (6, 5, "Property timout is not allowed."),
+        (7, 14, 'Incorrect type. Expected "integer".'),
+    ]
+
+
+GOOD = {
+    "minimal": "version: 1\ntasks:\n  a: echo\n",
+    "full": """\
+version: 1
+pool: 4
+timeout: 10m
+kill_grace: 2.5
+env: {A: "1", N: 2, B: true}
+shell: /bin/bash
+fail_fast: true
+tasks:
+  build:
+    cmd: [make, -j4]
+    description: Build it
+    timeout: 1h30m
+    retries: 2
+    retry_delay: 250ms
+    env: {CC: gcc}
+    cwd: sub
+    allow_failure: false
+    tags: [ci, build]
+  test: {cmd: make test, needs: [build], kill_grace: 0}
+""",
+    "quoted-yes": "version: 1\ntasks:\n  a: {cmd: x, description: 'yes'}\n",
+    "merge-key": "version: 1\ntasks:\n  a: &d {cmd: x, timeout: 5s}\n  b: {<<: *d, retries: 1}\n",
+    "multiline": "version: 1\ntasks:\n  a: |\n    set -e\n    make\n",
+}
+BAD = {
+    "unknown-key": "version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n",
+    "unknown-top-key": "version: 1\ntask:\n  a: x\n",
+    "pool-string": "version: 1\npool: '4'\ntasks:\n  a: x\n",
+    "pool-zero": "version: 1\npool: 0\ntasks:\n  a: x\n",
+    "retries-too-many": "version: 1\ntasks:\n  a: {cmd: x, retries: 101}\n",
+    "unquoted-yes": "version: 1\ntasks:\n  a: {cmd: x, description: yes}\n",
+    "bad-duration": "version: 1\ntasks:\n  a: {cmd: x, timeout: 5 minutes}\n",
+    "duration-too-long": "version: 1\ntimeout: 99999999\ntasks:\n  a: x\n",
+    "version-2": "version: 2\ntasks:\n  a: x\n",
+    "no-version": "tasks:\n  a: x\n",
+    "no-tasks": "version: 1\ntasks: {}\n",
+    "no-cmd": "version: 1\ntasks:\n  a: {description: d}\n",
+    "empty-cmd": "version: 1\ntasks:\n  a: ''\n",
+    "bad-task-name": "version: 1\ntasks:\n  ../x: echo\n",
+    "bad-env-name": "version: 1\nenv: {1X: a}\ntasks:\n  a: x\n",
+    "env-list": "version: 1\ntasks:\n  a: {cmd: x, env: [A=1]}\n",
+    "duplicate-key": "version: 1\ntasks:\n  a: x\n  a: y\n",
+    "needs-not-a-list": "version: 1\ntasks:\n  a: {cmd: x, needs: b}\n  b: x\n",
+    "python-tag": "version: 1\ntasks:\n  a: !!python/object/apply:os.system ['x']\n",
+    "top-level-list": "- version: 1\n",
+}
+
+
+def verdicts(server, taskrun, folder: Path, files: dict[str, str]) -> dict[str, tuple[bool, bool]]:
+    """name -> (taskrun finds it valid, the editor finds it valid), all files checked at once by both."""
+    paths = {}
+    for name, text in files.items():
+        paths[name] = folder / f"{name}.yaml"
+        paths[name].write_text(text)
+    r = taskrun("--validate", *paths.values())
+    assert r.returncode in (0, 2), r.stderr
+    valid = {line.split(": valid (")[0] for line in r.stderr.splitlines() if ": valid (" in line}
+    found = server.check_all(list(paths.values()))
+    return {name: (str(path) in valid, problems(found[path]) == []) for name, path in paths.items()}
+
+
+def test_taskrun_and_the_editor_agree_on_what_is_valid(server, checked, taskrun):
+    folder = checked / "agree"
+    folder.mkdir()
+    assert verdicts(server, taskrun, folder, {**GOOD, **BAD}) == {
+        **{name: (True, True) for name in GOOD}, **{name: (False, False) for name in BAD}}
+
+
+# Where the two differ, on purpose or by the YAML libraries; the README lists these.
+# (taskrun valid, editor valid)
+DIFFERENCES = {
+    # taskrun's checks beyond the schema: the graph and keys YAML reads as non-strings
+    "unknown-need": ("version: 1\ntasks:\n  a: {cmd: x, needs: [b]}\n", (False, True)),
+    "cycle": ("version: 1\ntasks:\n  a: {cmd: x, needs: [b]}\n  b: {cmd: x, needs: [a]}\n", (False, True)),
+    "boolean-key": ("version: 1\ntasks:\n  on: x\n", (False, True)),
+    "nan-duration": ("version: 1\ntasks:\n  a: {cmd: x, timeout: .nan}\n", (False, True)),
+    "date": ("version: 1\ntasks:\n  a: {cmd: x, description: 2024-01-01}\n", (False, True)),
+    # YAML 1.1 proper makes y and n booleans; PyYAML (and so taskrun) reads them as strings
+    "single-letter-y": ("version: 1\ntasks:\n  a: {cmd: [x, y]}\n", (True, False)),
+}
+
+
+def test_the_known_differences_are_still_there(server, checked, taskrun):
+    folder = checked / "differ"
+    folder.mkdir()
+    found = verdicts(server, taskrun, folder, {name: text for name, (text, _) in DIFFERENCES.items()})
+    assert found == {name: expected for name, (_, expected) in DIFFERENCES.items()}

@@ -1,0 +1,144 @@
+"""The README's CI jobs and rerun commands work: their `taskrun` lines are
+taken from the README itself and run, as the CI would, on a real task file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import xmlschema
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+XSD = Path(__file__).resolve().parent / "data" / "junit-10.xsd"
+
+# `flaky` fails once when the file fail-once exists (and removes it).
+TASKS = """
+version: 1
+tasks:
+  lint: {cmd: echo lint, tags: [lint]}
+  build: echo build
+  flaky:
+    cmd: if [ -e fail-once ]; then rm fail-once; echo flaked >&2; exit 1; fi
+    needs: [build]
+  test: {cmd: echo test, needs: [flaky]}
+"""
+
+
+def section(title: str) -> str:
+    """The README's text under a heading, up to the next heading of the same or a higher level
+    (lines inside code blocks are not headings)."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines(keepends=True)
+    out, level, fenced = [], None, False
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = re.match(r"(#+) (.*)", line) if not fenced else None
+        if heading and level is not None and len(heading.group(1)) <= level:
+            break
+        if level is not None:
+            out.append(line)
+        elif heading and heading.group(2).strip() == title:
+            level = len(heading.group(1))
+    assert level is not None, f"README has no section {title!r}"
+    return "".join(out)
+
+
+def blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.M | re.S)
+
+
+def commands(node) -> list[str]:
+    """Every `run:` and `script:` command of a CI file that calls taskrun."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "run" and isinstance(value, str):
+                found.append(value)
+            elif key == "script" and isinstance(value, list):
+                found.extend(v for v in value if isinstance(v, str))
+            else:
+                found.extend(commands(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(commands(item))
+    return [c.strip() for c in found if c.strip().startswith("taskrun ")]
+
+
+def ci_commands(title: str) -> list[str]:
+    out = []
+    for block in blocks(section(title), "yaml"):
+        out.extend(commands(yaml.safe_load(block)))
+    return out
+
+
+def run(taskrun, command: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], cwd=taskrun.cwd, env=taskrun.env(env), capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_the_readme_has_the_snippets_this_file_tests():
+    assert ci_commands("GitHub Actions") == ["taskrun tasks.yaml --junit reports/taskrun.xml"]
+    assert ci_commands("GitLab CI") == [
+        "taskrun tasks.yaml --junit reports/taskrun.xml",
+        "taskrun tasks.yaml || taskrun tasks.yaml --rerun-failed taskrun-summary.json --junit reports/taskrun.xml",
+    ]
+
+
+@pytest.mark.parametrize(("title", "env"), [
+    ("GitHub Actions", {"GITHUB_ACTIONS": "true", "CI": "true"}),
+    ("GitLab CI", {"GITLAB_CI": "true", "CI": "true"}),
+])
+def test_the_ci_jobs_taskrun_lines_work(taskrun, title, env):
+    taskrun.write("tasks.yaml", TASKS)
+    step = taskrun.cwd / "step-summary.md"
+    schema = xmlschema.XMLSchema(XSD)
+    for command in ci_commands(title):
+        for stale in ("reports/taskrun.xml", "taskrun-summary.json"):
+            (taskrun.cwd / stale).unlink(missing_ok=True)
+        (taskrun.cwd / "fail-once").touch()  # one failure: a plain job line fails, the rerun line recovers
+        r = run(taskrun, command, {**env, "GITHUB_STEP_SUMMARY": str(step)})
+        rerun = "--rerun-failed" in command
+        assert r.returncode == (0 if rerun else 1), (command, r.stdout, r.stderr)
+        schema.validate(str(taskrun.cwd / "reports" / "taskrun.xml"))
+        summary = taskrun.summary()
+        if rerun:
+            assert [t["name"] for t in summary["tasks"]] == ["flaky", "test"]
+            assert summary["rerun_of"] is not None and summary["status"] == "success"
+        else:
+            assert summary["counts"] == {"success": 2, "failed": 1, "timeout": 0, "skipped": 1, "cancelled": 0}
+        assert (title == "GitHub Actions") == ("::error file=tasks.yaml,line=5," in r.stdout)
+    assert step.exists() == (title == "GitHub Actions")
+
+
+def test_the_rerun_section_works(taskrun):
+    [block] = blocks(section("Rerunning what failed"), "sh")
+    lines = [line.split("#")[0].strip() for line in block.splitlines()]
+    assert lines == ["taskrun tasks.yaml", "taskrun tasks.yaml --rerun-failed taskrun-summary.json"]
+    taskrun.write("tasks.yaml", TASKS)
+    (taskrun.cwd / "fail-once").touch()
+    first, second = (run(taskrun, line) for line in lines)
+    assert first.returncode == 1, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert [t["name"] for t in taskrun.summary()["tasks"]] == ["flaky", "test"]
+
+
+def test_the_selection_section_works(taskrun):
+    [block] = blocks(section("Selecting and listing tasks"), "sh")
+    taskrun.write("tasks.yaml", TASKS.replace("  test:", "  deploy: {cmd: echo deploy, needs: [test]}\n  test:"))
+    ran = {}
+    for line in block.splitlines():
+        command = line.split("#")[0].strip()
+        if "| jq" in command:
+            command = command.split("|")[0].strip()  # jq need not be installed; the JSON is tested elsewhere
+        r = run(taskrun, command)
+        assert r.returncode == 0, (command, r.stderr)
+        if "--list" not in command:
+            ran[command] = [t["name"] for t in taskrun.summary()["tasks"]]
+    assert ran == {
+        "taskrun tasks.yaml build test": ["build", "flaky", "test"],
+        "taskrun tasks.yaml --tag lint": ["lint"],
+        "taskrun tasks.yaml --skip deploy": ["lint", "build", "flaky", "test"],
+    }
