@@ -86,6 +86,9 @@ def main_command(
     color: Annotated[str, typer.Option("--color", help="Colour: auto (a terminal without NO_COLOR, or FORCE_COLOR), always or never.")] = "auto",
     tail_lines: Annotated[int, typer.Option("--tail-lines", min=0, help="Last lines of each task's output kept in the summary.")] = 50,
     keep_runs: Annotated[int, typer.Option("--keep-runs", min=0, help="Run log folders kept (the oldest are deleted); 0 keeps all.")] = 20,
+    executor: Annotated[Optional[str], typer.Option("--executor", metavar="local|dask", help="Where tasks run: local (default) or dask (overrides the file).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies --executor dask).")] = None,
+    connect_timeout: Annotated[Optional[str], typer.Option("--connect-timeout", metavar="DURATION", help="How long to try reaching the Dask scheduler (default 5s).")] = None,
     schema: Annotated[bool, typer.Option("--schema", help="Print the task file's JSON Schema and exit.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print taskrun's version and exit.")] = False,
 ) -> None:
@@ -96,7 +99,8 @@ def main_command(
                          rerun_failed=rerun_failed, force=force, validate=validate, dry_run=dry_run,
                          list_tasks=list_, as_json=json_, summary=summary, junit=junit,
                          log_dir=log_dir, history=history, no_history=no_history, schema=schema,
-                         version=version, output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs)
+                         version=version, output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs,
+                         executor=executor, scheduler=scheduler, connect_timeout=connect_timeout)
     except TaskFileError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -133,7 +137,8 @@ def _validate_files(files: tuple[str, ...]) -> int:
 
 def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
               dry_run, list_tasks, as_json, summary, junit, log_dir, history, no_history, schema,
-              version, output=None, color="auto", tail_lines=50, keep_runs=20) -> int:
+              version, output=None, color="auto", tail_lines=50, keep_runs=20, executor=None, scheduler=None,
+              connect_timeout=None) -> int:
     if version:
         print(f"taskrun {__version__}")
         return EXIT_OK
@@ -163,12 +168,14 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
         raise UsageError("--json goes with --list: taskrun FILE --list --json")
     if force and rerun_failed is None:
         raise UsageError("--force goes with --rerun-failed SUMMARY")
-    timeout_s = None
-    if timeout is not None:
+    def duration(flag: str, value: str | None) -> float | None:
         try:
-            timeout_s = parse_duration(timeout)
+            return None if value is None else parse_duration(value)
         except ValueError as exc:
-            raise UsageError(f"--timeout: {exc}") from None
+            raise UsageError(f"{flag}: {exc}") from None
+
+    timeout_s = duration("--timeout", timeout)
+    connect_timeout_s = duration("--connect-timeout", connect_timeout)
     if not summary:
         raise UsageError("--summary: give a file path, or - for stdout")
     taskfile = load_taskfile(file)
@@ -187,6 +194,9 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
 
         sys.stdout.write(list_json(taskfile, plan) if as_json else format_list(plan))
         return EXIT_OK
+    from .executor import choose_executor
+
+    chosen = choose_executor(taskfile, kind=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s)
 
     from .console import Console, is_terminal, want_color
     from .history import estimate, read_durations
@@ -196,7 +206,7 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     stream = sys.stderr if to_stdout else sys.stdout
     console = Console(stream, width=max(len(t.name) for t in plan.tasks), color=want_color(stream, color),
                       mode=output or taskfile.output or "stream", ci=ci_flavor(os.environ),
-                      live=is_terminal(stream), total=len(plan))
+                      live=is_terminal(stream), total=len(plan), remote=chosen.kind != "local")
     if history is not None and no_history:
         raise UsageError("--history and --no-history contradict each other")
     recorded = None
@@ -211,8 +221,8 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
         console.show_plan(plan, estimated)
         return EXIT_OK
 
-    from .backends import LocalBackend
     from .ci import GitHub
+    from .executor import backend_factory
     from .session import RunOptions, run_session
 
     writers = []
@@ -231,10 +241,11 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     options = RunOptions(summary_path=summary, log_dir=log_dir, tail_lines=tail_lines, keep_runs=keep_runs,
                          argv=tuple(sys.argv), priority=estimated.priority if estimated else None)
     try:
+        factory = backend_factory(chosen)  # connects to a Dask scheduler now: unreachable, nothing runs
         return run_session(
             plan, console,
             lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
-            options, backend_factory=lambda wake_fd: LocalBackend(wake_fd=wake_fd), pump=console,
+            options, backend_factory=factory, pump=console,
             writers=writers,
         )
     finally:

@@ -58,8 +58,11 @@ def clock(ts: float | None = None) -> str:
 
 def describe_attempt(result: AttemptResult) -> str:
     """`exit 0 in 5.02s`, `signal SIGKILL in 1.00s`, `timed out after 30s` ..."""
+    where = f" on {result.worker}" if result.worker else ""
+    if result.exit_code is None and result.signal is None:  # it never ended on its own: a worker was lost
+        return f"({result.reason}){where}"
     if result.pid is None:
-        return f"exit {result.exit_code} ({result.reason})"
+        return f"exit {result.exit_code} ({result.reason}){where}"
     if result.timed_out:
         ended = f"signal {result.signal}" if result.signal else f"exit {result.exit_code}"
         how = f"{result.reason}; {ended} at {result.duration_s:.2f}s"
@@ -69,7 +72,7 @@ def describe_attempt(result: AttemptResult) -> str:
         how = f"exit {result.exit_code} in {result.duration_s:.2f}s"
     if result.stray_killed:
         how += f", {result.stray_killed} leftover process(es) killed"
-    return how
+    return how + where
 
 
 class Console:
@@ -81,8 +84,10 @@ class Console:
     """
 
     def __init__(self, stream: TextIO | None = None, *, color: bool | None = None, width: int = 0,
-                 mode: str = "stream", ci: str | None = None, live: bool = False, total: int = 0) -> None:
+                 mode: str = "stream", ci: str | None = None, live: bool = False, total: int = 0,
+                 remote: bool = False) -> None:
         self.stream = stream if stream is not None else sys.stdout
+        self.remote = remote  # attempts start on a cluster: their pid is not known here
         self.color = want_color(self.stream) if color is None else color
         self.width = width
         self.mode = mode
@@ -244,11 +249,12 @@ class Console:
     def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None:
         self._start_live()
         extra = f", attempt {attempt} of {task.spec.retries + 1}" if attempt > 1 else ""
-        if pid is None:
+        if pid is None and not self.remote:
             return  # it could not start: its end line says why
         self._running[task.name] = time.monotonic()
         self._changed()
-        self.line(f"{clock()} start {self.name(task.name)} (pid {pid}{extra})")
+        where = "sent to the cluster" if pid is None else f"pid {pid}"
+        self.line(f"{clock()} start {self.name(task.name)} ({where}{extra})")
 
     def attempt_ended(self, task: PlannedTask, attempt: int, result: AttemptResult,
                       retry_in_s: float | None) -> None:
@@ -311,6 +317,8 @@ class Console:
             t = by_name[name]
             needs = ", ".join(t.spec.needs) or "-"
             retries = f"  retries {t.spec.retries}" if t.spec.retries else ""
+            if t.spec.resources:
+                retries += "  resources " + ",".join(f"{k}={v:g}" for k, v in t.spec.resources)
             self.line(f"{i:>4}. {name.ljust(width)}  timeout {format_duration(t.timeout_s):<7} needs {needs}{retries}")
             cmd = t.spec.cmd if isinstance(t.spec.cmd, str) else shlex.join(t.spec.cmd)
             pad = " " * (width + 8)

@@ -45,6 +45,12 @@ class Problem:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
+class ExecutorError(TaskrunError):
+    """The executor cannot be used (its package is missing, its scheduler is unreachable); nothing ran."""
+
+    exit_code = EXIT_INVALID
+
+
 class TaskFileError(TaskrunError):
     """The task file is invalid; holds every problem found, in file order."""
 

@@ -37,6 +37,7 @@ MAX_SUGGESTIONS = 50  # did-you-mean for unknown `needs`: each one compares agai
 DURATION_KEYS = ("timeout", "kill_grace", "retry_delay")
 TASK_NAME_HINT = "use letters, digits and _ . : - and start with a letter or digit"
 ENV_NAME_HINT = "use letters, digits and _, not starting with a digit"
+RESOURCE_NAME_HINT = "use letters, digits and _ . -, starting with a letter or _"
 BOOL_HINT = "YAML reads unquoted yes/no/on/off as booleans: quote it"
 
 Path = tuple[Any, ...]
@@ -202,6 +203,8 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
     if "propertyNames" in error.relative_schema_path:  # the error is about a key, not a value
         if path == ("tasks",):
             yield path + (value,), f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
+        elif path[-1:] == ("resources",):
+            yield path + (value,), f"{value!r} is not a valid resource name ({RESOURCE_NAME_HINT})"
         else:
             yield path + (value,), f"{value!r} is not a valid variable name ({ENV_NAME_HINT})"
     elif isinstance(schema, dict) and schema.get("pattern") == DURATION_PATTERN and kind in (
@@ -259,6 +262,8 @@ def _key_noun(parent: Path) -> str:
         return "task names"
     if parent and parent[-1] == "env":
         return "variable names"
+    if parent and parent[-1] == "resources":
+        return "resource names"
     return "keys"
 
 
@@ -427,6 +432,7 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         cwd=os.path.normpath(os.path.join(folder, cwd)) if cwd is not None else None,
         allow_failure=spec.get("allow_failure", False),
         tags=tuple(spec.get("tags", ())),
+        resources=tuple((k, float(v)) for k, v in (spec.get("resources") or {}).items()),
         line=line,
     )
 
@@ -473,6 +479,8 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         shell=data.get("shell", DEFAULT_SHELL),
         fail_fast=data.get("fail_fast", False),
         output=data.get("output"),
+        executor=(data.get("executor") or {}).get("kind"),
+        scheduler=(data.get("executor") or {}).get("scheduler"),
         tasks=tuple(
             _build_task(name, spec, folder, source.position(("tasks", name))[0])
             for name, spec in data["tasks"].items()

@@ -42,6 +42,7 @@ class TaskSpec:
     allow_failure: bool = False
     tags: tuple[str, ...] = ()
     kill_grace_s: float | None = None
+    resources: tuple[tuple[str, float], ...] = ()  # worker resources one attempt holds (Dask); e.g. (("gpu", 1.0),)
     line: int = 0  # where the task's name stands in the file (1-based)
 
 
@@ -61,6 +62,8 @@ class TaskFile:
     tasks: tuple[TaskSpec, ...]  # in file order
     kill_grace_s: float | None = None
     output: str | None = None  # console mode: stream | group | quiet; None: the default
+    executor: str | None = None  # "local" or "dask", when the file names one
+    scheduler: str | None = None  # the Dask scheduler's address, when the file names one
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -82,6 +85,7 @@ class AttemptSpec:
     kill_grace_s: float
     stdout_path: str
     stderr_path: str
+    resources: tuple[tuple[str, float], ...] = ()  # what a distributed backend must reserve for it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,6 +26,7 @@ import os
 import selectors
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -322,6 +323,7 @@ _LIVE_LEADERS: set[int] = set()
 
 
 _HOME: int | None = None
+_CHDIR_LOCK = threading.Lock()
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 # Dispositions the runner changes (SIGPIPE is ignored by Python; INT/TERM/HUP
 # are caught) go back to their defaults in the command.
@@ -350,19 +352,20 @@ def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str
         (os.POSIX_SPAWN_OPEN, 2, stderr_path, _LOG_FLAGS, 0o600),
     ]
     global _HOME
-    if _HOME is None:  # the runner's own folder, to come back to (O_PATH: needs no read permission)
-        _HOME = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
+    with _CHDIR_LOCK:  # a Dask worker starts commands from several threads; the folder is per process
+        if _HOME is None:  # the runner's own folder, to come back to (O_PATH: needs no read permission)
+            _HOME = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.chdir(cwd)
-        except OSError as exc:
-            exc.filename = cwd
-            raise
-        program = argv[0] if "/" in argv[0] else _which(argv[0], env.get("PATH", os.defpath), cwd)
-        return os.posix_spawn(program, argv, env, file_actions=actions, setsid=True,  # own group, so a timeout
-                              setsigdef=_SIGDEF, setsigmask=())                     # reaches grandchildren too
-    finally:
-        os.fchdir(_HOME)
+            try:
+                os.chdir(cwd)
+            except OSError as exc:
+                exc.filename = cwd
+                raise
+            program = argv[0] if "/" in argv[0] else _which(argv[0], env.get("PATH", os.defpath), cwd)
+            return os.posix_spawn(program, argv, env, file_actions=actions, setsid=True,  # own group, so a timeout
+                                  setsigdef=_SIGDEF, setsigmask=())                     # reaches grandchildren too
+        finally:
+            os.fchdir(_HOME)
 
 
 def launch(spec: AttemptSpec) -> Attempt:
@@ -393,24 +396,35 @@ def reap_orphans() -> int:
     return killed
 
 
-def run_attempt(spec: AttemptSpec, should_stop=lambda: False) -> AttemptResult:
+def run_attempt(spec: AttemptSpec, should_stop=lambda: False, *, poll_s: float = 0.1,
+                on_start=None) -> AttemptResult:
     """Run one attempt to its end, blocking (for workers that run one at a time).
 
-    `should_stop` is polled every 100 ms; when it returns true the attempt is
-    stopped with the usual ladder and reported as cancelled.
+    `should_stop` is polled every `poll_s` seconds, the first time `poll_s` after
+    the start (a command shorter than that never pays for a poll); a true value
+    stops the attempt with the usual ladder and reports it as cancelled, and
+    "force" skips what is left of the grace period. `on_start(attempt)` runs
+    once the command has started, before any wait.
     """
     attempt = launch(spec)
     if attempt.done:
         return attempt.result
+    if on_start is not None:
+        on_start(attempt)
+    next_poll = time.monotonic() + poll_s
     with selectors.DefaultSelector() as sel:
         sel.register(attempt.pidfd, selectors.EVENT_READ)
         while not attempt.done:
+            now = time.monotonic()
             wake = attempt.next_attention()
-            timeout = 0.1 if wake is None else max(0.0, min(0.1, wake - time.monotonic()))
-            if sel.select(timeout) and attempt._status is None:
+            wake = next_poll if wake is None else min(wake, next_poll)
+            if sel.select(max(0.0, wake - now)) and attempt._status is None:
                 sel.unregister(attempt.pidfd)
                 attempt.on_exit()
-            if should_stop() and not attempt.done:
-                attempt.stop(reason="cancelled", cancelled=True)
+            if not attempt.done and time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + poll_s
+                stop = should_stop()
+                if stop:
+                    attempt.stop(reason="cancelled", cancelled=True, force=stop == "force")
             attempt.tick()
     return attempt.result

@@ -173,7 +173,7 @@ class Scheduler:
         spec = AttemptSpec(
             task=task.name, attempt=attempt, argv=task.argv, env=tuple(env.items()), cwd=task.cwd,
             timeout_s=task.timeout_s, kill_grace_s=task.kill_grace_s,
-            stdout_path=stdout_path, stderr_path=stderr_path,
+            stdout_path=stdout_path, stderr_path=stderr_path, resources=task.spec.resources,
         )
         st.running = True
         self._running += 1

@@ -78,6 +78,17 @@ BAD_FILES = [
         ["tasks.yaml:4:9: the file is not UTF-8 text (byte 0xe9); save it as UTF-8"],
         id="not-utf8"),
     pytest.param("", ["tasks.yaml:1:1: the file is empty: a task file needs 'version: 1' and 'tasks:'"], id="empty"),
+    pytest.param(
+        "version: 1\nexecutor: {kind: daks, schedulr: tcp://h:1}\ntasks:\n" + RAN
+        + "  a:\n    cmd: x\n    resources: {gpu: 1, 9x: 1, mem: -1, cpu: yes, big: .inf}\n",
+        ["tasks.yaml:2:12: executor.kind: expected 'local' or 'dask', got a string ('daks') (did you mean 'dask'?)",
+         "tasks.yaml:2:24: executor.schedulr: unknown key (did you mean 'scheduler'?)",
+         "tasks.yaml:7:25: tasks.a.resources.9x: '9x' is not a valid resource name "
+         "(use letters, digits and _ . -, starting with a letter or _)",
+         "tasks.yaml:7:32: tasks.a.resources.mem: must be at least 0, got -1",
+         "tasks.yaml:7:41: tasks.a.resources.cpu: expected a number, got boolean true",
+         "tasks.yaml:7:51: tasks.a.resources.big: must be at most 1000000000, got inf"],
+        id="executor-and-resources"),
 ]
 
 

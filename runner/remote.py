@@ -1,0 +1,215 @@
+"""One attempt on a machine of a cluster: the side that runs next to the command.
+
+Model:
+- `run_remote` runs the attempt with `proc.run_attempt`, so the timeout and the
+  SIGTERM -> grace -> SIGKILL ladder act on the worker, next to the process
+  group, exactly as they do locally.
+- Logs: the runner puts a marker file holding the run's token in its log
+  folder. When the worker sees that folder with that marker (a shared
+  filesystem), the command writes straight into it, as a local run does.
+  Otherwise it writes into a private temporary folder on the worker, and the
+  output travels back with the result: the last `LOG_CAP` bytes of each stream,
+  after a line saying how much was cut. The runner writes it into its log files.
+- The command's folder (`cwd`) must exist on the worker at the same path;
+  otherwise the attempt fails with exit 127 and a reason naming the worker.
+- A watchdog process per worker process holds a pipe from it and knows every
+  attempt running there. Should the worker die (killed, out of memory), the
+  pipe closes and the watchdog stops those attempts' processes (SIGTERM, then
+  SIGKILL after their grace), so no command outlives the worker running it.
+
+Standard library, `model` and `proc` only: this is what a worker imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from .model import AttemptResult, AttemptSpec
+from .proc import ATTEMPT_ID_VAR, Attempt, run_attempt
+
+MARKER = ".taskrun-client"  # in the run's log folder: the run's token, so a worker can tell it shares the folder
+LOG_CAP = 8 * 1024 * 1024  # bytes of each stream sent back when the log folder is not shared
+WATCHDOG_POLL_S = 0.05
+_HOME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `runner` was imported from
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteOutcome:
+    """What a worker sends back: the result, and the output when it could not
+    be written into the run's log folder (None when it was)."""
+
+    result: AttemptResult
+    stdout: bytes | None = None
+    stderr: bytes | None = None
+
+
+def shares_folder(folder: str, token: str) -> bool:
+    """Whether `folder` here is the runner's log folder (it holds the runner's marker)."""
+    try:
+        with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
+            return f.read().strip() == token
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def read_capped(path: str, cap: int = LOG_CAP) -> bytes:
+    """The file's bytes; past `cap`, its last `cap` bytes after a line saying what was cut."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - cap))
+            data = f.read(cap)
+    except OSError:
+        return b""
+    if size <= cap:
+        return data
+    return f"[taskrun: the first {size - cap} bytes of this output were cut; the last {cap} follow]\n".encode() + data
+
+
+def run_remote(spec: AttemptSpec, token: str, *, should_stop, worker: str, host: str,
+               poll_s: float = 0.1) -> RemoteOutcome:
+    """Run one attempt here, blocking; see the module's model."""
+    shared = shares_folder(os.path.dirname(spec.stdout_path), token)
+    scratch = None
+    local = spec
+    if not shared:
+        scratch = tempfile.mkdtemp(prefix="taskrun-")
+        local = dataclasses.replace(spec, stdout_path=os.path.join(scratch, "stdout"),
+                                    stderr_path=os.path.join(scratch, "stderr"))
+    started: list[Attempt] = []
+
+    def on_start(attempt: Attempt) -> None:
+        started.append(attempt)
+        WATCHDOG.register(attempt)
+
+    try:
+        result = run_attempt(local, should_stop, poll_s=poll_s, on_start=on_start)
+    finally:
+        for attempt in started:
+            WATCHDOG.unregister(attempt)
+    reason = result.reason
+    if result.pid is None and reason and reason.startswith("working directory"):
+        reason += f" on {host} (a worker needs the task's folder at the same path: use a shared filesystem)"
+    result = dataclasses.replace(result, worker=worker, host=host, reason=reason)
+    if scratch is None:
+        return RemoteOutcome(result=result)
+    try:
+        return RemoteOutcome(result=result, stdout=read_capped(local.stdout_path),
+                             stderr=read_capped(local.stderr_path))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- the watchdog ---------------------------------------------------------------------
+
+
+class Watchdog:
+    """The worker's side: start the watchdog process once, tell it what runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "runner.remote"], stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # a signal to the worker's group must not reach it first
+                    env={**os.environ, "PYTHONPATH": _HOME + os.pathsep + os.environ.get("PYTHONPATH", "")},
+                )
+            try:
+                self._proc.stdin.write(line.encode())
+                self._proc.stdin.flush()
+            except OSError:
+                pass
+
+    def register(self, attempt: Attempt) -> None:
+        self._send(f"+{attempt.pid} {attempt.spec.kill_grace_s} {attempt.attempt_id}\n")
+
+    def unregister(self, attempt: Attempt) -> None:
+        self._send(f"-{attempt.pid}\n")
+
+
+WATCHDOG = Watchdog()
+
+
+def _carriers(attempt_ids: set[bytes]) -> dict[int, bytes]:
+    """Live processes whose environment carries one of these attempt ids (escapees of the group too)."""
+    found = {}
+    prefix = ATTEMPT_ID_VAR.encode() + b"="
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                    continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        for item in environ:
+            if item.startswith(prefix) and item[len(prefix):] in attempt_ids:
+                found[int(entry)] = item[len(prefix):]
+                break
+    return found
+
+
+def _signal_all(pids, sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def sweep(attempts: dict[bytes, float]) -> int:
+    """Stop every process of these attempts (attempt id -> grace): SIGTERM, SIGKILL after the grace.
+    Returns how many processes there were."""
+    if not attempts:
+        return 0
+    ids = set(attempts)
+    first = _carriers(ids)
+    _signal_all(first, signal.SIGTERM)
+    deadline = time.monotonic() + max(attempts[a] for a in set(first.values()) or ids)
+    left = first
+    while left and time.monotonic() < deadline:
+        time.sleep(WATCHDOG_POLL_S)
+        left = _carriers(ids)
+    while left:
+        _signal_all(left, signal.SIGKILL)
+        time.sleep(WATCHDOG_POLL_S)
+        left = _carriers(ids)
+    return len(first)
+
+
+def watch(stream) -> None:
+    """The watchdog process: read `+PID GRACE ID` / `-PID` lines until the worker
+    is gone (end of input), then stop whatever is still registered."""
+    attempts: dict[int, tuple[bytes, float]] = {}
+    for line in stream:
+        try:
+            if line.startswith(b"+"):
+                pid, grace, attempt_id = line[1:].rstrip(b"\n").split(b" ", 2)
+                attempts[int(pid)] = (attempt_id, float(grace))
+            elif line.startswith(b"-"):
+                attempts.pop(int(line[1:]), None)
+        except ValueError:
+            continue
+    sweep(dict(attempts.values()))
+
+
+if __name__ == "__main__":
+    for _sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(_sig, signal.SIG_IGN)  # only the end of its input ends it
+    watch(sys.stdin.buffer)

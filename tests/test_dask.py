@@ -1,0 +1,571 @@
+"""The dask executor on a real local cluster: a `dask scheduler` and two `dask
+worker` processes (one thread each, the second advertising `gpu=1`), every
+port on 127.0.0.1, started once for this module and stopped by process group.
+
+The cluster is started without the test mark; the commands it runs get
+taskrun's environment, mark included, so the `taskrun` fixture still proves
+that nothing a test ran is left alive on the workers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import MARK_VAR, ROOT, by_name
+
+pytestmark = pytest.mark.dask
+
+DASK = shutil.which("dask")
+WORKER_ADDRESS = re.compile(r"^tcp://127\.0\.0\.1:\d+$")
+HOST = socket.gethostname()
+START_TIMEOUT_S = 60
+
+
+def _require_distributed() -> None:
+    if importlib.util.find_spec("distributed") is None or DASK is None:
+        message = "the dask extra is not installed: pip install -e '.[test,dask]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@dataclass
+class Cluster:
+    address: str
+    folder: Path
+    procs: list[subprocess.Popen]
+    gpu_worker: str  # address of the worker advertising gpu=1
+
+    def workers(self) -> dict[str, dict]:
+        out = subprocess.run([sys.executable, "-c", _WAIT_FOR_WORKERS, self.address, "1"], env=_cluster_env(),
+                             capture_output=True, text=True, timeout=START_TIMEOUT_S, check=True)
+        return json.loads(out.stdout)
+
+
+_WAIT_FOR_WORKERS = """
+import json, sys
+from distributed import Client
+with Client(sys.argv[1], timeout=30) as c:
+    c.wait_for_workers(int(sys.argv[2]), timeout=60)
+    print(json.dumps({a: {"resources": w.get("resources", {}), "name": w.get("name")}
+                      for a, w in c.scheduler_info(n_workers=-1)["workers"].items()}))
+"""
+
+
+def _cluster_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != MARK_VAR}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)  # workers import runner
+    return env
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    _require_distributed()
+    folder = tmp_path_factory.mktemp("cluster")
+    scheduler_file = folder / "scheduler.json"
+    env = _cluster_env()
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str, *args: str) -> None:
+        log = open(folder / f"{name}.log", "wb")
+        procs.append(subprocess.Popen([DASK, *args], cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True))  # own group: stopped whole
+        log.close()
+
+    local = ("--no-dashboard", "--dashboard-address", "127.0.0.1:0")  # the HTTP server starts anyway: bind it here
+    try:
+        start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", *local,
+              "--scheduler-file", str(scheduler_file))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not scheduler_file.exists() or not scheduler_file.read_text().strip():
+            assert procs[0].poll() is None, (folder / "scheduler.log").read_text()
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.05)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for name, extra in (("w1", ()), ("w2", ("--resources", "gpu=1"))):
+            start(name, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--name", name, *local,
+                  "--memory-limit", "0", "--local-directory", str(folder / name), *extra)
+        out = subprocess.run([sys.executable, "-c", _WAIT_FOR_WORKERS, address, "2"], env=env,
+                             capture_output=True, text=True, timeout=START_TIMEOUT_S)
+        assert out.returncode == 0, out.stderr
+        workers = json.loads(out.stdout)
+        gpu = [a for a, w in workers.items() if w["resources"].get("gpu")]
+        yield Cluster(address=address, folder=folder, procs=procs, gpu_worker=gpu[0])
+    finally:
+        _stop(procs)
+
+
+def _listening_ports(pids: set[int]) -> list[str]:
+    """Local addresses of the TCP sockets these processes listen on."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    found = []
+    for table, family in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 6)):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # LISTEN
+                ip, port = cols[1].split(":")
+                if family == 4:
+                    ip = socket.inet_ntoa(bytes.fromhex(ip)[::-1])
+                found.append(f"{ip}:{int(port, 16)}")
+    return found
+
+
+def _tree(root: int) -> set[int]:
+    pids = {root}
+    changed = True
+    while changed:
+        changed = False
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in pids:
+                st = _stat(int(entry))
+                if st and st[1] in pids:
+                    pids.add(int(entry))
+                    changed = True
+    return pids
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0].decode(), int(fields[1])
+
+
+def alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def wait_for(path: Path, timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    while not (path.exists() and path.read_text().endswith("\n")):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    return path.read_text()
+
+
+def outcome(summary: dict) -> tuple:
+    """What must be the same wherever the tasks ran: the run's and each task's status and exit code."""
+    return (summary["status"], summary["exit_code"],
+            [(t["name"], t["status"], t["exit_code"], t["signal"], len(t["attempts"])) for t in summary["tasks"]])
+
+
+# --- the cluster itself ------------------------------------------------------------------
+
+
+def test_every_port_of_the_cluster_is_on_loopback(cluster):
+    pids = set().union(*(_tree(p.pid) for p in cluster.procs))
+    ports = _listening_ports(pids)
+    assert len(ports) >= 5, ports  # scheduler (2), each worker and nanny
+    assert all(p.startswith("127.0.0.1:") for p in ports), ports
+
+
+# --- same file, same outcome -------------------------------------------------------------
+
+
+def test_the_demo_runs_unchanged_with_the_same_outcome(cluster, taskrun):
+    demo = ROOT / "tasks" / "demo.yaml"
+    logs = taskrun.cwd / "logs"
+    local = taskrun(demo, "--log-dir", logs, "-o", "local.json")
+    remote = taskrun(demo, "--log-dir", logs, "-o", "dask.json", "--executor", "dask", "--scheduler", cluster.address)
+    assert (local.returncode, remote.returncode) == (0, 0), remote.stderr
+    local_summary, dask_summary = taskrun.summary("local.json"), taskrun.summary("dask.json")
+    assert outcome(dask_summary) == outcome(local_summary)
+    for task in dask_summary["tasks"]:
+        assert WORKER_ADDRESS.match(task["worker"]) and task["host"] == HOST, task
+        assert task["stdout_tail"], task  # the output reached the run's log files
+    assert all(t["worker"] is None for t in local_summary["tasks"])
+    assert re.search(r"^\d\d:\d\d:\d\d start list +\(sent to the cluster\)$", remote.stdout, re.M), remote.stdout
+    assert re.search(r"^\d\d:\d\d:\d\d done  list +ok exit 0 in \d+\.\d\ds on tcp://127\.0\.0\.1:\d+$",
+                     remote.stdout, re.M), remote.stdout
+
+
+GRAPH = """
+    version: 1
+    pool: 2
+    kill_grace: 0.5
+    tasks:
+      left:
+        # runs at the same time as `right`: with one thread per worker, on the other worker
+        cmd: touch left.ready; for i in $(seq 300); do [ -e right.ready ] && exit 0; sleep 0.1; done; exit 9
+      right: touch right.ready; for i in $(seq 300); do [ -e left.ready ] && exit 0; sleep 0.1; done; exit 9
+      both:
+        cmd: [sh, -c, 'echo "both on $TASKRUN_TASK"; exit 0']
+        needs: [left, right]
+      broken:
+        cmd: echo broken >&2; exit 3
+        needs: [left]
+      after-broken:
+        cmd: echo never
+        needs: [broken]
+      tolerated:
+        cmd: exit 4
+        allow_failure: true
+      after-tolerated:
+        cmd: printf '%s\\n' "$GREETING"
+        needs: [tolerated]
+        env: {GREETING: hello from the file}
+      in-sub:
+        cmd: pwd
+        cwd: sub
+"""
+
+
+def test_needs_and_pool_2_across_both_workers_as_locally(cluster, taskrun):
+    taskrun.write("tasks.yaml", GRAPH)
+    (taskrun.cwd / "sub").mkdir()
+    local = taskrun("tasks.yaml", "-o", "local.json")
+    for f in ("left.ready", "right.ready"):
+        (taskrun.cwd / f).unlink()
+    remote = taskrun("tasks.yaml", "-o", "dask.json", "--scheduler", cluster.address)
+    assert local.returncode == remote.returncode == 1, remote.stdout + remote.stderr
+    summary = taskrun.summary("dask.json")
+    assert outcome(summary) == outcome(taskrun.summary("local.json"))
+    tasks = by_name(summary)
+    assert [(n, t["status"], t["exit_code"]) for n, t in tasks.items()] == [
+        ("left", "success", 0), ("right", "success", 0), ("both", "success", 0), ("broken", "failed", 3),
+        ("after-broken", "skipped", None), ("tolerated", "failed", 4), ("after-tolerated", "success", 0),
+        ("in-sub", "success", 0)]
+    assert tasks["after-broken"]["reason"] == "needs 'broken', which failed"
+    assert {tasks["left"]["worker"], tasks["right"]["worker"]} == set(cluster.workers())
+    assert tasks["broken"]["stderr_tail"] == "broken\n"
+    assert tasks["after-tolerated"]["stdout_tail"] == "hello from the file\n"
+    assert tasks["in-sub"]["stdout_tail"] == f"{taskrun.cwd / 'sub'}\n"
+    assert all(t["host"] == HOST for t in tasks.values() if t["attempts"])
+
+
+def test_the_executor_can_come_from_the_file_and_the_flag_wins(cluster, taskrun):
+    taskrun.write("tasks.yaml", f"""
+        version: 1
+        executor: {{kind: dask, scheduler: "{cluster.address}"}}
+        tasks:
+          where: echo $TASKRUN_TASK
+    """)
+    r = taskrun("tasks.yaml")
+    assert r.returncode == 0, r.stderr
+    assert WORKER_ADDRESS.match(taskrun.summary()["tasks"][0]["worker"])
+    r = taskrun("tasks.yaml", "--executor", "local")
+    assert r.returncode == 0, r.stderr
+    assert taskrun.summary()["tasks"][0]["worker"] is None
+
+
+# --- timeouts, retries, stops ------------------------------------------------------------
+
+
+def test_a_timeout_kills_the_whole_tree_on_the_worker(cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          hang:
+            cmd: echo $$ > leader; sleep 300 & echo $! > grandchild; wait
+            timeout: 1s
+            kill_grace: 0.5
+    """)
+    r = taskrun("tasks.yaml", "--scheduler", cluster.address)
+    assert r.returncode == 1, r.stdout + r.stderr
+    task = taskrun.summary()["tasks"][0]
+    assert (task["status"], task["exit_code"], task["signal"], task["reason"]) == (
+        "timeout", None, "SIGTERM", "timed out after 1s")
+    assert WORKER_ADDRESS.match(task["worker"])
+    leader, grandchild = (int((taskrun.cwd / f).read_text()) for f in ("leader", "grandchild"))
+    worker_pids = set().union(*(_tree(p.pid) for p in cluster.procs))
+    assert not alive(leader) and not alive(grandchild)
+    assert not {leader, grandchild} & {p for p in worker_pids if alive(p)}
+
+
+def test_retries_really_run_again(cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          flaky:
+            cmd: echo "attempt $TASKRUN_ATTEMPT" >> tries; test "$TASKRUN_ATTEMPT" = 3
+            retries: 3
+    """)
+    r = taskrun("tasks.yaml", "--scheduler", cluster.address)
+    assert r.returncode == 0, r.stdout + r.stderr
+    task = taskrun.summary()["tasks"][0]
+    assert task["status"] == "success"
+    assert [a["exit_code"] for a in task["attempts"]] == [1, 1, 0]
+    assert (taskrun.cwd / "tries").read_text() == "attempt 1\nattempt 2\nattempt 3\n"
+    assert [Path(a["stdout_log"]).name for a in task["attempts"]] == ["flaky.stdout", "flaky~2.stdout",
+                                                                       "flaky~3.stdout"]
+
+
+def test_sigint_cancels_queued_work_and_kills_running_commands_on_workers(cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 3
+        kill_grace: 0.5
+        tasks:
+          long-1: echo $$ > long-1.pid; exec sleep 300
+          long-2: echo $$ > long-2.pid; exec sleep 300
+          queued: echo $$ > queued.pid; exec sleep 300
+          later:
+            cmd: echo never
+            needs: [long-1]
+    """)
+    proc = taskrun.popen("tasks.yaml", "--scheduler", cluster.address)
+    pids = [int(wait_for(taskrun.cwd / f"long-{i}.pid")) for i in (1, 2)]
+    assert all(alive(p) for p in pids)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert not any(alive(p) for p in pids)
+    assert not (taskrun.cwd / "queued.pid").exists()  # two workers of one thread: it never started
+    summary = taskrun.summary()
+    assert (summary["status"], summary["exit_code"], summary["signal"]) == ("cancelled", 130, "SIGINT")
+    tasks = by_name(summary)
+    assert {n: t["status"] for n, t in tasks.items()} == dict.fromkeys(tasks, "cancelled")
+    for name in ("long-1", "long-2"):
+        assert (tasks[name]["signal"], tasks[name]["reason"]) == ("SIGTERM", "interrupted (SIGINT)")
+        assert WORKER_ADDRESS.match(tasks[name]["worker"])
+    assert tasks["queued"]["reason"] == "interrupted (SIGINT)"
+    assert tasks["queued"]["exit_code"] is None
+    assert tasks["later"]["attempts"] == []
+
+
+def test_fail_fast_stops_what_runs_on_the_workers(cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        fail_fast: true
+        kill_grace: 0.5
+        tasks:
+          long: echo $$ > long.pid; exec sleep 300
+          fails: while [ ! -e long.pid ]; do sleep 0.05; done; exit 2
+    """)
+    r = taskrun("tasks.yaml", "--scheduler", cluster.address)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert not alive(int((taskrun.cwd / "long.pid").read_text()))
+    tasks = by_name(taskrun.summary())
+    assert (tasks["fails"]["status"], tasks["fails"]["exit_code"]) == ("failed", 2)
+    assert (tasks["long"]["status"], tasks["long"]["signal"], tasks["long"]["reason"]) == (
+        "cancelled", "SIGTERM", "fail_fast: 'fails' failed")
+
+
+# --- resources ---------------------------------------------------------------------------
+
+
+def test_resources_pick_the_workers_that_have_them(cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        tasks:
+          gpu-a: {cmd: sleep 0.3, resources: {gpu: 1}}
+          gpu-b: {cmd: sleep 0.3, resources: {gpu: 1}}
+    """)
+    r = taskrun("tasks.yaml", "--scheduler", cluster.address)
+    assert r.returncode == 0, r.stdout + r.stderr
+    a, b = taskrun.summary()["tasks"]
+    assert a["worker"] == b["worker"] == cluster.gpu_worker
+    first, second = sorted((a, b), key=lambda t: t["started_at"])
+    assert second["started_at"] >= first["finished_at"]  # one gpu: one at a time
+    r = taskrun("tasks.yaml")  # the local executor checks them against nothing
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --- failures of the cluster -------------------------------------------------------------
+
+
+def test_a_worker_killed_mid_task_fails_the_attempt_and_the_retry_runs(cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        kill_grace: 0.5
+        tasks:
+          victim:
+            cmd: |
+              if [ "$TASKRUN_ATTEMPT" = 1 ]; then
+                sleep 300 & echo $! > grandchild; echo $$ > leader; wait
+              fi
+              echo "attempt $TASKRUN_ATTEMPT ran"
+            retries: 1
+    """)
+    proc = taskrun.popen("tasks.yaml", "--scheduler", cluster.address)
+    leader = int(wait_for(taskrun.cwd / "leader"))
+    grandchild = int((taskrun.cwd / "grandchild").read_text())
+    worker_pid = _stat(leader)[1]
+    assert worker_pid in set().union(*(_tree(p.pid) for p in cluster.procs))
+    os.kill(worker_pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    task = taskrun.summary()["tasks"][0]
+    first, second = task["attempts"]
+    assert re.fullmatch(rf"the worker tcp://127\.0\.0\.1:\d+ on {re.escape(HOST)} was lost while it ran this attempt",
+                        first["reason"]), first
+    assert (first["exit_code"], first["signal"], first["worker"] in first["reason"]) == (None, None, True)
+    assert (second["exit_code"], task["status"], task["stdout_tail"]) == (0, "success", "attempt 2 ran\n")
+    deadline = time.monotonic() + 10  # the worker's watchdog stops what the dead worker ran
+    while (alive(leader) or alive(grandchild)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(leader) and not alive(grandchild)
+    assert len(cluster.workers()) == 2  # the nanny started the worker again, for the tests that follow
+
+
+def test_an_unreachable_scheduler_is_reported_at_once(taskrun):
+    _require_distributed()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: touch ran\n")
+    started = time.monotonic()
+    r = taskrun("tasks.yaml", "--scheduler", f"tcp://127.0.0.1:{port}", "--connect-timeout", "1s")
+    assert time.monotonic() - started < 30  # not the default minutes of retries
+    assert r.returncode == 2
+    assert r.stderr == (f"taskrun: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 1s (Timed out "
+                        f"trying to connect to tcp://127.0.0.1:{port} after 1 s): start it with `dask scheduler`, "
+                        "check --scheduler, or raise --connect-timeout\n")
+    assert not (taskrun.cwd / "ran").exists() and not (taskrun.cwd / "taskrun-summary.json").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--scheduler", "tcp://127.0.0.1:x"],
+     "taskrun: the scheduler address 'tcp://127.0.0.1:x' is not valid: invalid literal for int() with base 10: 'x'"
+     " (use one such as tcp://10.0.0.5:8786)"),
+    (["--executor", "dask"],
+     "taskrun: the dask executor needs a scheduler address: --scheduler tcp://HOST:8786, or executor.scheduler"
+     " in tasks.yaml"),
+    (["--executor", "local", "--scheduler", "tcp://127.0.0.1:1"],
+     "taskrun: --scheduler needs the dask executor (drop --executor local)"),
+    (["--executor", "loc"], "taskrun: --executor: unknown executor 'loc' (use local or dask)"),
+    (["--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "soon"],
+     "taskrun: --connect-timeout: 'soon' is not a duration (use 90s, 5m, 1h30m or seconds)"),
+])
+def test_executor_flags_are_checked_before_anything_runs(taskrun, args, message):
+    _require_distributed()
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: touch ran\n")
+    r = taskrun("tasks.yaml", *args)
+    assert (r.returncode, r.stderr) == (2, message + "\n")
+    assert not (taskrun.cwd / "ran").exists()
+
+
+# --- without the extra -------------------------------------------------------------------
+
+_WITHOUT_DISTRIBUTED = """
+import sys
+sys.modules["distributed"] = None  # what an environment without the package looks like to `import`
+sys.argv = ["taskrun", *sys.argv[1:]]
+from runner.cli import main
+try:
+    main()
+except SystemExit as exc:
+    sys.exit(exc.code)
+"""
+
+_IMPORTS_OF = """
+import sys
+sys.argv = ["taskrun", *sys.argv[1:]]
+from runner.cli import main
+try:
+    main()
+except SystemExit as exc:
+    heavy = sorted(m for m in ("distributed", "dask", "tornado") if m in sys.modules)
+    print("imported:", heavy, file=sys.stderr)
+    sys.exit(exc.code)
+"""
+
+
+def test_without_distributed_the_dask_executor_says_how_to_install_it(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: touch ran\n")
+    r = subprocess.run([sys.executable, "-c", _WITHOUT_DISTRIBUTED, "tasks.yaml", "--scheduler", "tcp://127.0.0.1:1"],
+                       cwd=taskrun.cwd, env=taskrun.env(), capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (
+        2, "taskrun: the dask executor needs the 'distributed' package: pip install 'taskrun[dask]'\n")
+    assert not (taskrun.cwd / "ran").exists()
+
+
+@pytest.mark.parametrize("args", [["--version"], ["tasks.yaml"], ["tasks.yaml", "--validate"]])
+def test_local_runs_and_version_never_import_distributed(taskrun, args):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: {cmd: 'true', resources: {gpu: 2}}\n")
+    r = subprocess.run([sys.executable, "-c", _IMPORTS_OF, *args], cwd=taskrun.cwd, env=taskrun.env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[-1] == "imported: []"
+
+
+# --- the worker side, without a cluster ---------------------------------------------------
+
+_RUN_REMOTE = """
+import dataclasses, json, os, sys
+from runner.model import AttemptSpec
+from runner.remote import MARKER, run_remote
+folder, shared = sys.argv[1], sys.argv[2] == "shared"
+if shared:
+    with open(os.path.join(folder, MARKER), "w") as f:
+        f.write("tok\\n")
+spec = AttemptSpec(task="t", attempt=1, argv=("/bin/sh", "-c", sys.argv[3]), env=tuple(os.environ.items()),
+                   cwd=folder, timeout_s=None, kill_grace_s=0.5,
+                   stdout_path=os.path.join(folder, "t.stdout"), stderr_path=os.path.join(folder, "t.stderr"))
+out = run_remote(spec, "tok", should_stop=lambda: False, worker="tcp://w:1", host="h")
+print(json.dumps({"exit": out.result.exit_code, "worker": out.result.worker, "host": out.result.host,
+                  "stdout": None if out.stdout is None else out.stdout.decode(),
+                  "stderr": None if out.stderr is None else out.stderr.decode(),
+                  "in_folder": sorted(n for n in os.listdir(folder) if n != MARKER)}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["shared", "not-shared"])
+def test_logs_go_to_the_shared_folder_or_come_back_with_the_result(taskrun, mode):
+    r = subprocess.run([sys.executable, "-c", _RUN_REMOTE, str(taskrun.cwd), mode, "echo out; echo err >&2; exit 5"],
+                       env={**taskrun.env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert (got["exit"], got["worker"], got["host"]) == (5, "tcp://w:1", "h")
+    if mode == "shared":
+        assert (got["stdout"], got["stderr"], got["in_folder"]) == (None, None, ["t.stderr", "t.stdout"])
+        assert (taskrun.cwd / "t.stdout").read_text() == "out\n"
+    else:
+        assert (got["stdout"], got["stderr"], got["in_folder"]) == ("out\n", "err\n", [])
+
+
+def test_output_sent_back_is_capped_at_its_end(tmp_path):
+    from runner.remote import read_capped
+
+    path = tmp_path / "log"
+    path.write_bytes(b"x" * 100 + b"tail\n")
+    assert read_capped(str(path), cap=200) == b"x" * 100 + b"tail\n"
+    assert read_capped(str(path), cap=10) == (
+        b"[taskrun: the first 95 bytes of this output were cut; the last 10 follow]\nxxxxx" + b"tail\n")
