@@ -2,7 +2,8 @@
 the work is done by load, plan, session and console.
 
 Exit codes: 0 every task succeeded (or failed with allow_failure); 1 a task
-failed, timed out or was skipped; 2 invalid task file or command line, nothing
+failed, timed out or was skipped; 2 invalid task file or command line, or an
+unusable executor (no `distributed`, scheduler unreachable), nothing
 ran; 3 taskrun itself failed; 128+N stopped by signal N (130 SIGINT, 143 SIGTERM).
 """
 

@@ -199,7 +199,10 @@ class DaskBackend:
         if remote.stop_reason is None:
             remote.stop_reason, remote.cancelled = reason, cancelled
         remote.forced |= force
-        Variable(remote.name, client=self._client).set("force" if force else "stop")
+        try:
+            Variable(remote.name, client=self._client).set("force" if force else "stop")
+        except Exception:  # the scheduler is out of reach: the wait below ends in a cancel
+            pass
         grace = 0.0 if force else remote.spec.kill_grace_s
         remote.give_up_at = time.monotonic() + grace + STOP_MARGIN_S
 
@@ -235,14 +238,29 @@ class DaskBackend:
             names.append(self._ended.popleft())
         remotes = [(self._by_name.pop(n), n) for n in names if n in self._by_name]
         finished = [(k, self._remotes[k]) for k, _ in remotes if self._remotes[k].future.status == "finished"]
-        outcomes = self._client.gather([r.future for _, r in finished], errors="skip") if finished else []
-        by_key = {k: o for (k, _), o in zip(finished, outcomes)}
+        by_key = self._gather(finished)
         for key, _name in remotes:
             remote = self._remotes.pop(key)
             outcome = by_key.get(key)
             result = self._result_of(remote, outcome)
             self._forget(remote)
             self._done.append((key, result))
+
+    def _gather(self, finished: list[tuple[Hashable, _Remote]]) -> dict[Hashable, RemoteOutcome]:
+        """The outcomes of finished futures, in one round trip; one by one if that fails."""
+        if not finished:
+            return {}
+        try:
+            return dict(zip((k for k, _ in finished), self._client.gather([r.future for _, r in finished])))
+        except Exception:
+            pass
+        got = {}
+        for key, remote in finished:
+            try:
+                got[key] = remote.future.result(timeout=STOP_MARGIN_S)
+            except Exception:  # its data went with a worker, or the scheduler went away: a lost attempt
+                pass
+        return got
 
     def _result_of(self, remote: _Remote, outcome: RemoteOutcome | None) -> AttemptResult:
         if outcome is None:
@@ -258,12 +276,17 @@ class DaskBackend:
     def _why_lost(self, remote: _Remote) -> str:
         future = remote.future
         if future.status == "error":
-            exc = future.exception()
+            try:
+                exc = future.exception(timeout=STOP_MARGIN_S)
+            except Exception as lost:  # the scheduler went away too
+                exc = lost
             if type(exc).__name__ == "KilledWorker":
                 where = getattr(getattr(exc, "last_worker", None), "address", None)
                 return (f"the worker {where} was lost while it ran this attempt" if where else
                         "the worker running this attempt was lost") + " (Dask gave up on it: KilledWorker)"
             return f"the Dask task failed: {type(exc).__name__}: {_short(exc)}"
+        if future.status == "finished":
+            return "its result could not be fetched from the cluster (its worker or the scheduler went away)"
         return "the Dask scheduler dropped this attempt (was it restarted?)"
 
     def _failure(self, remote: _Remote, reason: str, *, cancelled: bool = False) -> AttemptResult:

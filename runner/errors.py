@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 EXIT_OK = 0
 EXIT_TASKS_FAILED = 1  # a task of the plan failed, timed out or was skipped
-EXIT_INVALID = 2  # the task file or the command line is invalid; nothing ran
+EXIT_INVALID = 2  # the task file, the command line or the executor is unusable; nothing ran
 EXIT_INTERNAL = 3  # taskrun itself failed (a bug, or results could not be written)
 EXIT_SIGHUP = 129
 EXIT_SIGINT = 130
