@@ -81,7 +81,7 @@ BAD_FILES = [
     pytest.param(
         "version: 1\nexecutor: {kind: daks, schedulr: tcp://h:1}\ntasks:\n" + RAN
         + "  a:\n    cmd: x\n    resources: {gpu: 1, 9x: 1, mem: -1, cpu: yes, big: .inf}\n",
-        ["tasks.yaml:2:12: executor.kind: expected 'local' or 'dask', got a string ('daks') (did you mean 'dask'?)",
+        ["tasks.yaml:2:12: executor.kind: 'daks' is not one of local, dask (did you mean 'dask'?)",
          "tasks.yaml:2:24: executor.schedulr: unknown key (did you mean 'scheduler'?)",
          "tasks.yaml:7:25: tasks.a.resources.9x: '9x' is not a valid resource name "
          "(use letters, digits and _ . -, starting with a letter or _)",
