@@ -9,6 +9,7 @@ validates a file with them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,10 @@ def _source_copy(dest: Path) -> Path:
     return dest
 
 
+# The installed copy is what is under test: a PYTHONPATH pointing at a checkout would shadow it.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def _venv(path: Path) -> Path:
     # System site-packages give the venv taskrun's dependencies without a download;
     # taskrun itself is installed into the venv, which comes first on its path.
@@ -52,19 +57,20 @@ def _venv(path: Path) -> Path:
 
 def _pip_install(bin_dir: Path, *target: str) -> None:
     subprocess.run([bin_dir / "python", "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--disable-pip-version-check", *target], check=True, capture_output=True)
+                    "--disable-pip-version-check", *target], check=True, capture_output=True, env=CLEAN_ENV)
 
 
 def _check_installed(bin_dir: Path, tmp: Path, expect_under: Path | None = None) -> None:
-    out = subprocess.run([bin_dir / "taskrun", "--schema"], capture_output=True, check=True, cwd=tmp)
+    out = subprocess.run([bin_dir / "taskrun", "--schema"], capture_output=True, check=True, cwd=tmp, env=CLEAN_ENV)
     assert out.stdout == (ROOT / "schemas" / "taskfile.schema.json").read_bytes()
     where = subprocess.run([bin_dir / "python", "-c", "import runner; print(runner.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=tmp).stdout.strip()
+                           capture_output=True, text=True, check=True, cwd=tmp, env=CLEAN_ENV).stdout.strip()
     if expect_under is not None:
         assert Path(where).is_relative_to(expect_under), where
     bad = tmp / "bad.yaml"
     bad.write_text("version: 1\ntasks:\n  a:\n    cmd: true\n    timout: 5s\n")
-    res = subprocess.run([bin_dir / "taskrun", str(bad), "--validate"], capture_output=True, text=True, cwd=tmp)
+    res = subprocess.run([bin_dir / "taskrun", str(bad), "--validate"], capture_output=True, text=True, cwd=tmp,
+                         env=CLEAN_ENV)
     assert res.returncode == 2, res.stderr
     assert "timout: unknown key (did you mean 'timeout'?)" in res.stderr
 
