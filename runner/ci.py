@@ -41,6 +41,20 @@ class GitHub:
         return cls(step_summary=env.get("GITHUB_STEP_SUMMARY") or None)
 
 
+def github_writers(plan, print_line, env: Mapping[str, str] | None = None) -> list:
+    """The summary writers a run inside GitHub Actions gets: its step summary, then
+    an annotation per failed task (printed with `print_line`)."""
+    github = GitHub.from_env(env)
+    if github is None:
+        return []
+    writers = []
+    if github.step_summary:
+        writers.append(lambda record: append_step_summary(github.step_summary, record))
+    lines = {t.name: t.spec.line for t in plan.tasks}
+    writers.append(lambda record: [print_line(a) for a in annotations(record, lines)])
+    return writers
+
+
 # --- annotations --------------------------------------------------------------------
 
 

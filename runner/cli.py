@@ -222,7 +222,6 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
         console.show_plan(plan, estimated)
         return EXIT_OK
 
-    from .ci import GitHub
     from .executor import backend_factory
     from .session import RunOptions, run_session
 
@@ -231,14 +230,10 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
         from .junit import write_junit
 
         writers.append(lambda record: write_junit(junit, record))
-    github = GitHub.from_env()
-    if github is not None:
-        from .ci import annotations, append_step_summary
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from .ci import github_writers
 
-        if github.step_summary:
-            writers.append(lambda record: append_step_summary(github.step_summary, record))
-        lines = {t.name: t.spec.line for t in plan.tasks}
-        writers.append(lambda record: [console.line(a) for a in annotations(record, lines)])
+        writers += github_writers(plan, console.line)
     options = RunOptions(summary_path=summary, log_dir=log_dir, tail_lines=tail_lines, keep_runs=keep_runs,
                          argv=tuple(sys.argv), priority=estimated.priority if estimated else None)
     try:

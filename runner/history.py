@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import statistics
 from dataclasses import dataclass
 
 from .model import Plan
@@ -53,7 +52,7 @@ def read_durations(summary_path: str, taskfile_path: str | None = None) -> dict[
 def estimate(plan: Plan, recorded: dict[str, float]) -> Estimate:
     names = [t.name for t in plan.tasks]
     known = {n: recorded[n] for n in names if n in recorded}
-    fallback = statistics.median(known.values()) if known else 1.0
+    fallback = _median(list(known.values())) if known else 1.0
     durations = {n: known.get(n, fallback) for n in names}
     dependents: dict[str, list[str]] = {n: [] for n in names}
     for t in plan.tasks:
@@ -77,6 +76,12 @@ def estimate(plan: Plan, recorded: dict[str, float]) -> Estimate:
         critical_s=priority[path[0]] if path else 0.0,
         makespan_s=simulate(plan, durations, priority), known=len(known),
     )
+
+
+def _median(values: list[float]) -> float:
+    values.sort()
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def simulate(plan: Plan, durations: dict[str, float], priority: dict[str, float] | None = None) -> float:

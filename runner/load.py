@@ -24,10 +24,9 @@ import math
 import os
 import stat
 from collections.abc import Iterator
-from importlib import resources
 from typing import Any
 
-from runner import yamlsrc
+from runner import __version__, yamlsrc
 from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration
 from runner.errors import Problem, TaskFileError
 from runner.model import DEFAULT_SHELL, TaskFile, TaskSpec
@@ -38,7 +37,7 @@ DURATION_KEYS = ("timeout", "kill_grace", "retry_delay")
 TASK_NAME_HINT = "use letters, digits and _ . : - and start with a letter or digit"
 ENV_NAME_HINT = "use letters, digits and _, not starting with a digit"
 RESOURCE_NAME_HINT = "use letters, digits and _ . -, starting with a letter or _"
-BOOL_HINT = "YAML reads unquoted yes/no/on/off as booleans: quote it"
+BOOL_HINT = "YAML reads unquoted true/false/yes/no/on/off as booleans: quote it"
 
 Path = tuple[Any, ...]
 
@@ -46,10 +45,41 @@ Path = tuple[Any, ...]
 # --- the schema ------------------------------------------------------------------
 
 
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "taskfile.schema.json")
+CACHE_VAR = "TASKRUN_CACHE_DIR"
+
+
 @functools.cache
 def schema_text() -> str:
-    """The packaged JSON Schema of task files, exactly as shipped."""
-    return resources.files("runner").joinpath("schemas/taskfile.schema.json").read_text(encoding="utf-8")
+    """The packaged JSON Schema of task files, exactly as shipped (package data next to
+    this module in every kind of install; the packaging tests check all four)."""
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        return f.read()
+
+
+def verdict_path(file_sha256: str) -> str | None:
+    """Where the verdict "these bytes are valid" is kept. A file validated once by
+    this taskrun with this schema skips the schema pass (and the import of
+    jsonschema: tens of milliseconds) next time; any change of the file, the
+    schema or taskrun's version makes a new key. None: caching is off."""
+    base = os.environ.get(CACHE_VAR)
+    if base is None:
+        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(root, "taskrun")
+    if not base or base == "-":
+        return None
+    key = hashlib.sha256(f"{__version__}\0{schema_text()}\0{file_sha256}".encode()).hexdigest()
+    return os.path.join(base, "valid", key)
+
+
+def _remember_valid(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except OSError:
+        pass  # a cache that cannot be written only costs time
 
 
 @functools.cache
@@ -58,9 +88,8 @@ def schema_validator() -> Any:
     import jsonschema  # imported here: it costs tens of milliseconds, and most commands never validate
 
     schema = json.loads(schema_text())
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+    # The schema is checked against its metaschema by the tests, not at every start (20 ms).
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 # --- reading the file -------------------------------------------------------------
@@ -451,7 +480,10 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         report.found[Problem(line, column, "", "the top level must be a mapping with 'version' and 'tasks', "
                              f"got {describe(data)}", shown)] = None
         raise TaskFileError(list(report.found))
-    errors = list(schema_validator().iter_errors(data))
+    digest = hashlib.sha256(raw).hexdigest()
+    verdict = verdict_path(digest)
+    known_valid = verdict is not None and os.path.isfile(verdict)
+    errors = [] if known_valid else list(schema_validator().iter_errors(data))
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     for error in errors:
         if error.validator != "type" and tuple(error.absolute_path) in mistyped:
@@ -464,13 +496,15 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         _check_graph(data["tasks"], report)
     if report:
         raise TaskFileError(list(report.found))
+    if not known_valid:
+        _remember_valid(verdict)
 
     folder = os.path.dirname(os.path.abspath(shown))
     pool = data.get("pool")
     return TaskFile(
         path=shown,
         folder=folder,
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=digest,
         version=int(data["version"]),
         pool=int(pool) if pool is not None else None,
         timeout_s=_duration(data.get("timeout")),

@@ -65,6 +65,7 @@ class Runner:
         env.pop("NO_COLOR", None)
         env.pop("FORCE_COLOR", None)
         env[MARK_VAR] = self.mark
+        env["TASKRUN_CACHE_DIR"] = str(self.cwd.parent / f"{self.cwd.name}-cache")  # each test starts cold
         env.update(extra or {})
         return env
 
@@ -101,6 +102,12 @@ def validate_summary(data: dict) -> None:
 
     schema = json.loads((ROOT / "schemas" / "summary.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(data)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """In-process loads keep their validity verdicts out of the user's cache."""
+    monkeypatch.setenv("TASKRUN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture

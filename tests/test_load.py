@@ -281,9 +281,9 @@ def test_unquoted_booleans_where_a_string_is_expected(here, word):
     value = str(word.lower() in ("yes", "on", "true")).lower()
     assert problems(f"version: 1\ntasks:\n  a:\n    cmd: {word}\n    description: {word}\n") == [
         f"tasks.yaml:4:5: tasks.a.cmd: expected a string or a list, got boolean {value} "
-        "(YAML reads unquoted yes/no/on/off as booleans: quote it)",
+        "(YAML reads unquoted true/false/yes/no/on/off as booleans: quote it)",
         f"tasks.yaml:5:5: tasks.a.description: expected a string, got boolean {value} "
-        "(YAML reads unquoted yes/no/on/off as booleans: quote it)",
+        "(YAML reads unquoted true/false/yes/no/on/off as booleans: quote it)",
     ]
 
 
@@ -313,7 +313,7 @@ def test_keys_that_are_lists(here):
 def test_a_needs_item_read_as_a_boolean(here):
     assert problems("version: 1\ntasks:\n  'on': echo\n  b: {cmd: x, needs: [on]}\n") == [
         "tasks.yaml:4:23: tasks.b.needs.0: expected a string, got boolean true "
-        "(YAML reads unquoted yes/no/on/off as booleans: quote it)"]
+        "(YAML reads unquoted true/false/yes/no/on/off as booleans: quote it)"]
 
 
 def test_unquoted_dates_where_a_string_is_expected(here):
@@ -677,3 +677,49 @@ def test_ten_thousand_tasks_with_needs_load(here):
     tf = load_taskfile("tasks.yaml")
     assert len(tf.tasks) == 10_000
     assert tf.tasks[-1].needs == ("t9998", "t4999")
+
+
+VALID = "version: 1\ntasks:\n  a: echo a\n  b: {cmd: [echo, b], needs: [a]}\n"
+
+
+def _load_in_child(path, cache):
+    """Load in a fresh interpreter; report whether jsonschema had to be imported."""
+    code = ("import sys, runner.load as l; tf = l.load_taskfile(sys.argv[1]); "
+            "print(len(tf.tasks), 'jsonschema' in sys.modules)")
+    env = {**os.environ, "TASKRUN_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
+                          check=True).stdout.split()
+
+
+def test_a_file_validated_once_skips_the_schema_pass_next_time(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text(VALID)
+    cache = tmp_path / "cache"
+    assert _load_in_child(path, cache) == ["2", "True"]
+    assert len(list((cache / "valid").iterdir())) == 1
+    assert _load_in_child(path, cache) == ["2", "False"]
+
+
+def test_a_changed_file_is_validated_again(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text(VALID)
+    cache = tmp_path / "cache"
+    _load_in_child(path, cache)
+    path.write_text(VALID.replace("a: echo a", "a: {cmd: echo a, timout: 5s}"))
+    env = {**os.environ, "TASKRUN_CACHE_DIR": str(cache)}
+    r = subprocess.run([sys.executable, "-m", "runner", str(path), "--validate"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2
+    assert "tasks.a.timout: unknown key (did you mean 'timeout'?)" in r.stderr
+
+
+def test_invalid_files_leave_no_verdict_and_caching_can_be_off(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text("version: 1\ntasks:\n  a: {cmd: x, timout: 5s}\n")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "TASKRUN_CACHE_DIR": str(cache)}
+    subprocess.run([sys.executable, "-m", "runner", str(path), "--validate"], capture_output=True, env=env)
+    assert not (cache / "valid").exists()
+    path.write_text(VALID)
+    assert _load_in_child(path, "") == ["2", "True"]
+    assert _load_in_child(path, "") == ["2", "True"]

@@ -27,7 +27,7 @@ BAD_FILES = [
          "tasks.yaml:2:1: pool: expected a whole number, got boolean true",
          "tasks.yaml:5:3: tasks.a: missing required key 'cmd'",
          "tasks.yaml:6:5: tasks.a.description: expected a string, got boolean true "
-         "(YAML reads unquoted yes/no/on/off as booleans: quote it)"],
+         "(YAML reads unquoted true/false/yes/no/on/off as booleans: quote it)"],
         id="schema"),
     pytest.param(
         "version: 1\ntasks:\n" + RAN + "  ran: touch ran again\n",
