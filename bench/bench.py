@@ -11,8 +11,10 @@ Sections:
   dispatch    N trivial tasks at pool P: ms per task and the ratio to xargs -P (paired, same run)
   efficiency  makespan / ideal for sleeps on a pool, with a timeout on every task
   startup     --version, --validate, a one-task run, against `python -c pass` and go-task
+              (cold: with TASKRUN_CACHE_DIR=-, every run validates against the schema)
   bigfile     load + validate + plan (--dry-run) of 5,000- and 10,000-task files: time, peak memory
   history     makespan with and without --history on a file whose order is bad
+  output      bench/output.py: 1 GiB through a task in each output mode, against a direct redirect
 
 Every figure is the median of several runs; ratios are taken run by run (A1/B1,
 A2/B2, ...) with the runs interleaved, so drift of a shared machine cancels out.
@@ -49,10 +51,13 @@ def find_gotask() -> str | None:
     return found
 
 
-def timed(cmd: list[str] | str, cwd: Path, shell: bool = False) -> tuple[float, int]:
+COLD = {**os.environ, "TASKRUN_CACHE_DIR": "-"}  # no remembered validity: the schema pass every time
+
+
+def timed(cmd: list[str] | str, cwd: Path, shell: bool = False, env: dict | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB, the largest process of the tree) of one run."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, shell=shell, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=cwd, shell=shell, stdin=subprocess.DEVNULL, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -63,13 +68,14 @@ def timed(cmd: list[str] | str, cwd: Path, shell: bool = False) -> tuple[float, 
 
 
 def compare(commands: dict[str, tuple], runs: int, cwd: Path) -> dict[str, list[tuple[float, int]]]:
-    """Run every command `runs` times, interleaved, after one warm-up each."""
-    for cmd, shell in commands.values():
-        timed(cmd, cwd, shell)
+    """Run every command `runs` times, interleaved, after one warm-up each.
+    A command is (argv or shell line, shell?) or (..., shell?, env)."""
+    for cmd, shell, *env in commands.values():
+        timed(cmd, cwd, shell, *env)
     out: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
     for _ in range(runs):
-        for name, (cmd, shell) in commands.items():
-            out[name].append(timed(cmd, cwd, shell))
+        for name, (cmd, shell, *env) in commands.items():
+            out[name].append(timed(cmd, cwd, shell, *env))
     return out
 
 
@@ -140,7 +146,7 @@ def bench_efficiency(tmp: Path, quick: bool, runs: int) -> None:
         d = tmp / f"eff-{n}"
         d.mkdir()
         write_taskfile(d / "tasks.yaml", {f"s{i}": {"cmd": ["sleep", str(secs)], "timeout": "1m"} for i in range(n)}, pool)
-        ideal = n / pool * secs
+        ideal = -(-n // pool) * secs  # whole rounds of the pool
         spans, walls = [], []
         for _ in range(runs):
             wall, _ = timed([taskrun, "tasks.yaml", "-o", "summary.json"], d)
@@ -163,7 +169,9 @@ def bench_startup(tmp: Path, quick: bool, runs: int) -> None:
         "python -c pass": ([sys.executable, "-c", "pass"], False),
         "taskrun --version": ([taskrun, "--version"], False),
         "taskrun demo.yaml --validate": ([taskrun, "demo.yaml", "--validate"], False),
+        "taskrun demo.yaml --validate (cold)": ([taskrun, "demo.yaml", "--validate"], False, COLD),
         "taskrun one.yaml (true)": ([taskrun, "one.yaml", "-o", "summary.json"], False),
+        "taskrun one.yaml (true, cold)": ([taskrun, "one.yaml", "-o", "summary.json"], False, COLD),
     }
     if gotask:
         (d / "Taskfile.yml").write_text("version: '3'\ntasks:\n  default:\n    cmds: [/bin/true]\n")
@@ -191,9 +199,12 @@ def bench_bigfile(tmp: Path, quick: bool, runs: int) -> None:
         d = tmp / f"big-{n}"
         d.mkdir()
         big_file(d / "tasks.yaml", n)
-        res = compare({"dry-run": ([taskrun, "tasks.yaml", "--dry-run"], False)}, runs, d)["dry-run"]
-        rows.append([n, f"{med(s[0] for s in res):.3f}", f"{max(s[1] for s in res) / 1024:.0f}"])
-    table("Big files: load + validate + plan (--dry-run)", ["tasks", "median s", "peak MiB"], rows)
+        res = compare({"cold": ([taskrun, "tasks.yaml", "--dry-run"], False, COLD),
+                       "warm": ([taskrun, "tasks.yaml", "--dry-run"], False)}, runs, d)
+        rows.append([n, *(f"{med(s[0] for s in res[k]):.3f}" for k in ("cold", "warm")),
+                     f"{max(s[1] for k in res for s in res[k]) / 1024:.0f}"])
+    table("Big files: load + validate + plan (--dry-run); warm: the file's validity remembered",
+          ["tasks", "cold median s", "warm median s", "peak MiB"], rows)
 
 
 def bench_history(tmp: Path, quick: bool, runs: int) -> None:
@@ -231,8 +242,17 @@ def bench_history(tmp: Path, quick: bool, runs: int) -> None:
     ])
 
 
+def bench_output(tmp: Path, quick: bool, runs: int) -> None:
+    """The output benchmark of its own script: 1 GiB (256 MiB quick) through each output mode."""
+    size = "256M" if quick else "1G"
+    for writer in ("fold", "python"):
+        print(f"\n## Output: {size} through a task ({writer} writer), best of {runs}\n", flush=True)
+        subprocess.run([sys.executable, str(ROOT / "bench" / "output.py"), "--size", size, "--writer", writer,
+                        "--repeat", str(runs)], check=True)
+
+
 SECTIONS = {"dispatch": bench_dispatch, "efficiency": bench_efficiency, "startup": bench_startup,
-            "bigfile": bench_bigfile, "history": bench_history}
+            "bigfile": bench_bigfile, "history": bench_history, "output": bench_output}
 
 
 def main() -> None:
