@@ -18,14 +18,48 @@ import selectors
 import time
 from collections.abc import Hashable
 
+from .errors import UsageError
 from .model import AttemptResult, AttemptSpec
 from .proc import Attempt, become_subreaper, launch, reap_orphans
+
+
+FDS_PER_SLOT = 2  # a running attempt holds its pidfd; spawning briefly holds one more
+FDS_PER_MASKED_SLOT = 6  # ... and, when output is masked, two pipes and two log files
+FDS_RESERVE = 64  # the runner's own: std streams, selector, wake pipe, event log, /proc reads, summary
+
+
+def ensure_fd_room(slots: int, per_slot: int) -> None:
+    """Make sure `slots` attempts can run at once within the open-file limit, before any starts.
+
+    The soft limit is raised (up to the hard one) when needed; beyond the hard
+    limit the run is refused with the pool that would fit."""
+    import resource
+
+    try:
+        open_now = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        open_now = 16
+    needed = open_now + FDS_RESERVE + slots * per_slot
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        return
+    fits = max(0, (hard - open_now - FDS_RESERVE) // per_slot)
+    raise UsageError(f"a pool of {slots} needs about {needed} open files, but this process may open only {hard} "
+                     f"(ulimit -n); use --pool {fits} or less, or raise the limit (ulimit -n {needed})"
+                     if fits else
+                     f"a pool of {slots} needs about {needed} open files, but this process may open only {hard} "
+                     f"(ulimit -n); raise the limit (ulimit -n {needed})")
 
 
 class LocalBackend:
     name = "local"
 
-    def __init__(self, wake_fd: int | None = None) -> None:
+    def __init__(self, wake_fd: int | None = None, *, slots: int = 1, masked: bool = False) -> None:
+        ensure_fd_room(slots, FDS_PER_MASKED_SLOT if masked else FDS_PER_SLOT)
+        self.write_errors: list[OSError] = []
         become_subreaper()
         self._sel = selectors.DefaultSelector()
         self._attempts: dict[Hashable, Attempt] = {}
@@ -41,6 +75,9 @@ class LocalBackend:
             return None
         self._attempts[key] = attempt
         self._sel.register(attempt.pidfd, selectors.EVENT_READ, key)
+        for fd in attempt.outputs:
+            self._sel.register(fd, selectors.EVENT_READ, _Output(key))
+        attempt.on_close_fd = self._sel.unregister
         return attempt.pid
 
     @property
@@ -75,6 +112,9 @@ class LocalBackend:
                     _drain(sel_key.fd)
                     woken = True
                     continue
+                if isinstance(key, _Output):
+                    self._attempts[key.key].on_output(sel_key.fd)
+                    continue
                 attempt = self._attempts[key]
                 self._sel.unregister(attempt.pidfd)
                 attempt.on_exit()
@@ -94,11 +134,24 @@ class LocalBackend:
         # pidfd was unregistered then (before it was closed).
         if attempt.done and self._attempts.get(key) is attempt:
             del self._attempts[key]
+            if attempt.write_error is not None:
+                self.write_errors.append(attempt.write_error)
             self._done.append((key, attempt.result))
 
     def close(self) -> None:
         reap_orphans()
         self._sel.close()
+
+
+class _Output(tuple):
+    """Selector data of an output pipe of a masked attempt: the attempt's key."""
+
+    def __new__(cls, key: Hashable):
+        return super().__new__(cls, (key,))
+
+    @property
+    def key(self) -> Hashable:
+        return self[0]
 
 
 def _drain(fd: int) -> None:

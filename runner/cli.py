@@ -91,6 +91,9 @@ def main_command(
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies --executor dask).")] = None,
     connect_timeout: Annotated[Optional[str], typer.Option("--connect-timeout", metavar="DURATION", help="How long to try reaching the Dask scheduler (default 5s).")] = None,
     schema: Annotated[bool, typer.Option("--schema", help="Print the task file's JSON Schema and exit.")] = False,
+    recover: Annotated[Optional[str], typer.Option("--recover", metavar="RUN",
+                                                   help="Stop what is left of a run whose taskrun was killed "
+                                                        "(RUN: a run id or its log folder).")] = None,
     version: Annotated[bool, typer.Option("--version", help="Print taskrun's version and exit.")] = False,
 ) -> None:
     """Run the tasks of a YAML task file in parallel and write a JSON summary."""
@@ -101,7 +104,7 @@ def main_command(
                          list_tasks=list_, as_json=json_, summary=summary, junit=junit,
                          log_dir=log_dir, history=history, no_history=no_history, schema=schema,
                          version=version, output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs,
-                         executor=executor, scheduler=scheduler, connect_timeout=connect_timeout)
+                         executor=executor, scheduler=scheduler, connect_timeout=connect_timeout, recover=recover)
     except TaskFileError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -139,7 +142,7 @@ def _validate_files(files: tuple[str, ...]) -> int:
 def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
               dry_run, list_tasks, as_json, summary, junit, log_dir, history, no_history, schema,
               version, output=None, color="auto", tail_lines=50, keep_runs=20, executor=None, scheduler=None,
-              connect_timeout=None) -> int:
+              connect_timeout=None, recover=None) -> int:
     if version:
         print(f"taskrun {__version__}")
         return EXIT_OK
@@ -148,6 +151,12 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
 
         sys.stdout.write(schema_text())
         return EXIT_OK
+    if recover is not None:
+        from .recover import recover_run
+
+        folder = file.parent if file is not None else Path(".")
+        runs = Path(log_dir) if log_dir else folder / ".taskrun" / "runs"
+        return recover_run(recover, runs, _err)
     if file is None:
         _err("taskrun: missing the task file: taskrun FILE [TASK ...] (see --help)")
         return EXIT_INVALID
@@ -203,11 +212,15 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     from .history import estimate, read_durations
     from .output import ci_flavor
 
+    from .secrets import masker_for_file
+
+    masker = masker_for_file(taskfile, os.environ)
     to_stdout = summary == "-"
     stream = sys.stderr if to_stdout else sys.stdout
     console = Console(stream, width=max(len(t.name) for t in plan.tasks), color=want_color(stream, color),
                       mode=output or taskfile.output or "stream", ci=ci_flavor(os.environ),
-                      live=is_terminal(stream), total=len(plan), remote=chosen.kind != "local")
+                      live=is_terminal(stream), total=len(plan), remote=chosen.kind != "local",
+                      masker=masker, github=os.environ.get("GITHUB_ACTIONS") == "true")
     if history is not None and no_history:
         raise UsageError("--history and --no-history contradict each other")
     recorded = None
@@ -237,12 +250,13 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     options = RunOptions(summary_path=summary, log_dir=log_dir, tail_lines=tail_lines, keep_runs=keep_runs,
                          argv=tuple(sys.argv), priority=estimated.priority if estimated else None)
     try:
-        factory = backend_factory(chosen)  # connects to a Dask scheduler now: unreachable, nothing runs
+        factory = backend_factory(chosen, slots=min(plan.pool, len(plan)), masked=bool(masker))  # connects to a
+        # Dask scheduler now: unreachable, nothing runs
         return run_session(
             plan, console,
             lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
             options, backend_factory=factory, pump=console,
-            writers=writers,
+            writers=writers, masker=masker,
         )
     finally:
         console.close()

@@ -9,6 +9,12 @@ at least every `poll_interval_s`, and the console reads what the running tasks
 wrote to their log files since (see `output`).
 
 A closed output (`taskrun ... | head -1`) silences the console; the run goes on.
+Every line goes through the run's `Masker` (secret values never print). In
+GitHub Actions (`github=True`), task output the console echoes (streamed,
+grouped, or the failed tasks' last lines) is fenced with
+`::stop-commands::TOKEN` ... `::TOKEN::` (a fresh random token per run), so a
+task cannot issue workflow commands (`::add-mask::`, `::error::`, `##[...]`);
+taskrun's own lines, its folds and annotations, are written outside the fence.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import os
 import shlex
 import sys
 import time
+import uuid
 from typing import TextIO
 
 from .durations import format_duration
 from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult
+from .secrets import NO_MASK, Masker
 from .output import (LogFollower, fold_end, fold_start, gitlab_section_id, read_tail_bytes, render,
                      render_chunk, task_color)
 
@@ -85,8 +93,11 @@ class Console:
 
     def __init__(self, stream: TextIO | None = None, *, color: bool | None = None, width: int = 0,
                  mode: str = "stream", ci: str | None = None, live: bool = False, total: int = 0,
-                 remote: bool = False) -> None:
+                 remote: bool = False, masker: Masker = NO_MASK, github: bool = False) -> None:
         self.stream = stream if stream is not None else sys.stdout
+        self.masker = masker
+        self._fence = uuid.uuid4().hex if github else None  # the stop-commands token
+        self._fenced = False  # task output is being echoed: workflow commands are off
         self.remote = remote  # attempts start on a cluster: their pid is not known here
         self.color = want_color(self.stream) if color is None else color
         self.width = width
@@ -119,10 +130,31 @@ class Console:
         """Write console text as UTF-8 bytes (whole lines) and flush it."""
         self.write_pieces([data])
 
+    def write_output(self, pieces: list) -> None:
+        """Echo task output (UTF-8 buffers, together whole lines): fenced in GitHub Actions."""
+        if self._fence and not self._fenced and self.stream is not None:
+            self._fenced = True
+            pieces = [f"::stop-commands::{self._fence}\n".encode(), *pieces]
+        self._write(pieces)
+
+    def unfence(self) -> None:
+        """Let workflow commands work again (before taskrun's own lines, and at the end)."""
+        if self._fenced:
+            self._fenced = False
+            self._write([f"::{self._fence}::\n".encode()])
+
     def write_pieces(self, pieces: list) -> None:
         """Write console text given as UTF-8 buffers (together whole lines), in one system call."""
+        if self._fenced:
+            pieces = [f"::{self._fence}::\n".encode(), *pieces]
+            self._fenced = False
+        self._write(pieces)
+
+    def _write(self, pieces: list) -> None:
         if self.stream is None:
             return
+        if self.masker:
+            pieces = [self.masker.mask_bytes(b"".join(pieces))]
         try:
             if self._live is not None:
                 self._live.write(b"".join(pieces).decode("utf-8", "replace"))
@@ -173,6 +205,7 @@ class Console:
 
     def close(self) -> None:
         """Erase the status area (idempotent); the console stays usable."""
+        self.unfence()
         live, self._live = self._live, None
         self._want_live = False
         if live is not None:
@@ -210,10 +243,10 @@ class Console:
                 for follower, prefix in files:
                     carry, data, end, more = follower.read()
                     if end:
-                        self.write_pieces(render_chunk(carry, data, end, prefix))
+                        self.write_output(render_chunk(carry, data, end, prefix))
                     cut = follower.take_cut()
                     if cut:
-                        self.write_bytes(render(cut, prefix))
+                        self.write_output([render(cut, prefix)])
                     backlog = backlog or more
             self._backlog = backlog
         if self._live is not None:
@@ -225,7 +258,7 @@ class Console:
                 follower.close()
                 continue
             for carry, data, end in follower.drain():
-                self.write_pieces(render_chunk(carry, data, end, prefix))
+                self.write_output(render_chunk(carry, data, end, prefix))
 
     def _block(self, header: str, files: list[tuple[LogFollower, bytes]], task: str, attempt: int,
                ok: bool) -> None:
@@ -375,7 +408,8 @@ class Console:
             return
         count = tail.count(b"\n")
         self.line(f"  log: {path}" + (f" (last {count} line{'s' if count > 1 else ''})" if count else " (empty)"))
-        self.write_bytes(render(tail, b"  | "))
+        self.write_output([render(tail, b"  | ")])
+        self.unfence()
 
 
 def _writev(fd: int, pieces: list) -> None:

@@ -41,8 +41,9 @@ def choose_executor(taskfile: TaskFile, *, kind: str | None = None, scheduler: s
                     connect_timeout_s=DEFAULT_CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s)
 
 
-def backend_factory(executor: Executor):
-    """A function of the wake fd making the backend; for Dask, connected already."""
+def backend_factory(executor: Executor, *, slots: int = 1, masked: bool = False):
+    """A function of the wake fd making the backend; for Dask, connected already.
+    `slots` and `masked` let the local backend check its open-file limit first."""
     if executor.kind == "dask":
         from .dask_backend import DaskBackend, connect
 
@@ -50,4 +51,4 @@ def backend_factory(executor: Executor):
         return lambda wake_fd: DaskBackend(client, wake_fd=wake_fd)
     from .backends import LocalBackend
 
-    return lambda wake_fd: LocalBackend(wake_fd=wake_fd)
+    return lambda wake_fd: LocalBackend(wake_fd=wake_fd, slots=slots, masked=masked)

@@ -260,6 +260,8 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
                 yield path + (key,), f"unknown key{_suggest(key, known)}"
     elif kind in ("minLength", "pattern", "minItems") and _is_cmd(path):
         yield path, "the command is empty"
+    elif kind == "pattern" and len(path) == 2 and path[0] == "secrets":
+        yield path, f"{value!r} is not a valid variable name ({ENV_NAME_HINT})"
     elif kind == "pattern" and len(path) == 4 and path[2] == "needs":
         yield path, f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
     elif kind == "minLength":
@@ -334,6 +336,23 @@ def _check_values(data: dict, report: _Problems) -> None:
                 report.add(base + ("cmd",), "the command is empty")
             elif not cmd[0].strip():
                 report.add(base + ("cmd", 0), "the program (the first item) is empty")
+    for path, value in _strings(data, ()):
+        if "\0" in value:
+            report.add(path, "contains a NUL character (\\0), which no command, argument, path or variable "
+                             "can hold; remove it")
+
+
+def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+    """Every string value with its key path (iterative: nesting is already bounded by yamlsrc)."""
+    stack = [(path, value)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            yield where, v
+        elif isinstance(v, dict):
+            stack.extend((where + (k,), item) for k, item in v.items())
+        elif isinstance(v, list):
+            stack.extend((where + (i,), item) for i, item in enumerate(v))
 
 
 def _check_graph(tasks: dict, report: _Problems) -> None:
@@ -515,6 +534,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         output=data.get("output"),
         executor=(data.get("executor") or {}).get("kind"),
         scheduler=(data.get("executor") or {}).get("scheduler"),
+        secrets=tuple(data.get("secrets", ())),
         tasks=tuple(
             _build_task(name, spec, folder, source.position(("tasks", name))[0])
             for name, spec in data["tasks"].items()

@@ -64,6 +64,7 @@ class TaskFile:
     output: str | None = None  # console mode: stream | group | quiet; None: the default
     executor: str | None = None  # "local" or "dask", when the file names one
     scheduler: str | None = None  # the Dask scheduler's address, when the file names one
+    secrets: tuple[str, ...] = ()  # names of variables whose values are masked in every output
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -86,6 +87,7 @@ class AttemptSpec:
     stdout_path: str
     stderr_path: str
     resources: tuple[tuple[str, float], ...] = ()  # what a distributed backend must reserve for it
+    mask: tuple[str, ...] = ()  # secret values: output goes through the runner, masked, to the logs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,8 +14,13 @@ Model:
 - When the runner is a child subreaper, processes orphaned by the command are
   adopted by it; those that escaped the group with setsid are recognised by the
   TASKRUN_ATTEMPT_ID they inherited and stopped with the group.
+- Only when the attempt has secret values to mask (`spec.mask`), its stdout and
+  stderr are pipes instead: the runner reads them, masks them line by line and
+  writes the log files itself. Once the group is empty the pipes get a bounded
+  drain (`DRAIN_S`): a process that escaped every sweep and keeps them open
+  delays the end of the attempt by that much, never more.
 
-Standard library and `model` only: a distributed worker imports this module.
+Standard library, `model` and `secrets` only: a distributed worker imports this module.
 """
 
 from __future__ import annotations
@@ -31,11 +36,14 @@ import time
 from dataclasses import dataclass, field
 
 from .model import AttemptResult, AttemptSpec
+from .secrets import LineMasker, masker_for
 
 ATTEMPT_ID_VAR = "TASKRUN_ATTEMPT_ID"
 PR_SET_CHILD_SUBREAPER = 36
 STRAY_POLL_S = 0.02  # how often a group being stopped is checked for members
 KILL_WAIT_S = 5.0  # after SIGKILL, how long to wait for the group to vanish (D state)
+DRAIN_S = 1.0  # after the group is empty, how long output pipes may stay open
+READ_CHUNK = 1 << 18
 _SELF = str(os.getpid())
 
 
@@ -155,10 +163,20 @@ class Attempt:
     _poll_at: float | None = None  # monotonic: next check of a group being emptied
     _termed: set[int] = field(default_factory=set)  # escapees already sent SIGTERM
     _strays: set[int] = field(default_factory=set)
+    outputs: dict[int, _Sink] = field(default_factory=dict)  # pipe read end -> where it goes (masked runs)
+    on_close_fd: object = None  # called with a pipe's fd before it is closed (to unregister it)
+    write_error: OSError | None = None  # a log file could not be written (disk full ...)
+    _final: AttemptResult | None = None  # the result, once only the pipes' drain is left
+    _drain_until: float | None = None
 
     @property
     def done(self) -> bool:
         return self.result is not None
+
+    @property
+    def ended(self) -> bool:
+        """The leader's end has been seen (the group may still be being emptied)."""
+        return self._status is not None
 
     @property
     def attempt_id(self) -> str:
@@ -170,14 +188,101 @@ class Attempt:
         self._t0 = time.monotonic()
         env = dict(spec.env)
         env[ATTEMPT_ID_VAR] = self.attempt_id
+        pipes: list[int] = []
         try:
-            self.pid = spawn(spec.argv, env, spec.cwd, spec.stdout_path, spec.stderr_path)
+            if spec.mask:
+                pipes = self._open_pipes()
+            self.pid = spawn(spec.argv, env, spec.cwd, spec.stdout_path, spec.stderr_path,
+                             pipes=(pipes[1], pipes[3]) if pipes else None)
         except OSError as exc:
+            self._close_outputs()
             self._fail_to_start(exc)
             return
+        finally:
+            for fd in pipes[1::2]:  # the write ends now live in the command only
+                os.close(fd)
         self.pidfd = os.pidfd_open(self.pid)
         if spec.timeout_s is not None:
             self._deadline = self._t0 + spec.timeout_s
+
+    def _open_pipes(self) -> list[int]:
+        """Two pipes for the command's output and the two log files they are copied to, masked."""
+        masker = masker_for(self.spec.mask)
+        fds: list[int] = []
+        try:
+            for path in (self.spec.stdout_path, self.spec.stderr_path):
+                r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+                fds += [r, w]
+                os.set_blocking(w, True)  # the command sees an ordinary blocking pipe
+                log = os.open(path, _LOG_FLAGS | os.O_CLOEXEC, 0o600)
+                self.outputs[r] = _Sink(log, path, LineMasker(masker))
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            for sink in self.outputs.values():
+                os.close(sink.fd)
+            self.outputs.clear()
+            raise
+        return fds
+
+    def on_output(self, fd: int) -> None:
+        """A pipe is readable: copy what is there to its log, masked; close it at EOF."""
+        sink = self.outputs.get(fd)
+        if sink is None:
+            return
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._store(sink, sink.masker.feed(data))
+            return
+        self._close_output(fd)
+        self._maybe_done()
+
+    def _store(self, sink: _Sink, data: bytes) -> None:
+        if not data or sink.failed:
+            return
+        try:
+            while data:
+                data = data[os.write(sink.fd, data):]
+        except OSError as exc:
+            sink.failed = True  # keep reading (the command must not block), stop writing
+            if self.write_error is None:
+                exc.filename = exc.filename or sink.path
+                self.write_error = exc
+
+    def _close_output(self, fd: int) -> None:
+        sink = self.outputs.pop(fd)
+        self._store(sink, sink.masker.flush())
+        if self.on_close_fd is not None:
+            self.on_close_fd(fd)
+        os.close(fd)
+        os.close(sink.fd)
+
+    def _close_outputs(self) -> None:
+        for fd in list(self.outputs):
+            self._close_output(fd)
+
+    def _drain_outputs(self) -> None:
+        """Read what the pipes hold now, then close them: the drain's time is up."""
+        for fd in list(self.outputs):
+            sink = self.outputs[fd]
+            for _ in range(64):  # bounded: a writer may keep filling the pipe
+                try:
+                    data = os.read(fd, READ_CHUNK)
+                except OSError:
+                    break
+                if not data:
+                    break
+                self._store(sink, sink.masker.feed(data))
+        self._close_outputs()
+
+    def _maybe_done(self) -> None:
+        if self._final is not None and not self.outputs:
+            self.result, self._final = self._final, None
 
     def _fail_to_start(self, exc: OSError) -> None:
         spec = self.spec
@@ -254,6 +359,11 @@ class Attempt:
         """Start (or hurry) the ladder: SIGTERM now, SIGKILL after the grace period."""
         if self.done or self.pid is None:
             return
+        if self._final is not None:  # only the drain is left
+            if force:
+                self._drain_until = time.monotonic()
+                self.tick()
+            return
         now = time.monotonic()
         self._timed_out |= timed_out and self._status is None
         self._cancelled |= cancelled and self._status is None
@@ -273,6 +383,8 @@ class Attempt:
         """Monotonic time at which `tick` must run, if any."""
         if self.done:
             return None
+        if self._final is not None:
+            return self._drain_until
         times = [t for t in (self._deadline if self._kill_at is None else None,
                              self._kill_at if self._give_up_at is None else None,
                              self._poll_at if self._status is not None else None) if t is not None]
@@ -283,6 +395,11 @@ class Attempt:
         if self.done or self.pid is None:
             return
         now = time.monotonic()
+        if self._final is not None:
+            if now >= self._drain_until:
+                self._drain_outputs()
+                self._maybe_done()
+            return
         if self._kill_at is None and self._deadline is not None and now >= self._deadline:
             self.stop(reason=f"timed out after {self.spec.timeout_s:g}s", timed_out=True)
             return
@@ -307,12 +424,24 @@ class Attempt:
         reason = self._reason
         if self._strays and not (self._timed_out or self._cancelled):
             reason = reason or f"stopped {len(self._strays)} process(es) the command left running"
-        self.result = AttemptResult(
+        self._final = AttemptResult(
             exit_code=code, signal=sig, timed_out=self._timed_out, pid=self.pid,
             started_at=self.started_at, finished_at=ended,
             duration_s=round(self._ended_mono - self._t0, 6), reason=reason,
             cancelled=self._cancelled, stray_killed=len(self._strays),
         )
+        self._drain_until = time.monotonic() + DRAIN_S
+        self._maybe_done()
+
+
+@dataclass(slots=True, eq=False)
+class _Sink:
+    """Where one output pipe of a masked attempt goes."""
+
+    fd: int
+    path: str
+    masker: LineMasker
+    failed: bool = False
 
 
 # Per process, like the kernel state they mirror: whether this process adopts
@@ -324,7 +453,7 @@ _LIVE_LEADERS: set[int] = set()
 
 _HOME: int | None = None
 _CHDIR_LOCK = threading.Lock()
-_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
 # Dispositions the runner changes (SIGPIPE is ignored by Python; INT/TERM/HUP
 # are caught) go back to their defaults in the command.
 _SIGDEF = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -338,19 +467,22 @@ def _which(name: str, path: str, cwd: str) -> str:
     return found
 
 
-def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str, stderr_path: str) -> int:
-    """Start a command in a new session, stdin from /dev/null, output appended to two files.
+def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str, stderr_path: str,
+          pipes: tuple[int, int] | None = None) -> int:
+    """Start a command in a new session, stdin from /dev/null, output appended to two files
+    (or, with `pipes`, written to these two fds).
 
     posix_spawn (vfork + exec in glibc) is the cheapest way to start a process
     from Python, and reports exec errors as OSError. It cannot change folder,
     so the runner steps into `cwd` around the call (the loop is single-threaded,
     and relative paths of its own are resolved before the run).
     """
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, stdout_path, _LOG_FLAGS, 0o600),
-        (os.POSIX_SPAWN_OPEN, 2, stderr_path, _LOG_FLAGS, 0o600),
-    ]
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+    if pipes is None:
+        actions += [(os.POSIX_SPAWN_OPEN, 1, stdout_path, _LOG_FLAGS, 0o600),
+                    (os.POSIX_SPAWN_OPEN, 2, stderr_path, _LOG_FLAGS, 0o600)]
+    else:
+        actions += [(os.POSIX_SPAWN_DUP2, pipes[0], 1), (os.POSIX_SPAWN_DUP2, pipes[1], 2)]
     global _HOME
     with _CHDIR_LOCK:  # a Dask worker starts commands from several threads; the folder is per process
         if _HOME is None:  # the runner's own folder, to come back to (O_PATH: needs no read permission)
@@ -413,14 +545,20 @@ def run_attempt(spec: AttemptSpec, should_stop=lambda: False, *, poll_s: float =
         on_start(attempt)
     next_poll = time.monotonic() + poll_s
     with selectors.DefaultSelector() as sel:
-        sel.register(attempt.pidfd, selectors.EVENT_READ)
+        sel.register(attempt.pidfd, selectors.EVENT_READ, None)
+        for fd in attempt.outputs:
+            sel.register(fd, selectors.EVENT_READ, fd)
+        attempt.on_close_fd = sel.unregister
         while not attempt.done:
             now = time.monotonic()
             wake = attempt.next_attention()
             wake = next_poll if wake is None else min(wake, next_poll)
-            if sel.select(max(0.0, wake - now)) and attempt._status is None:
-                sel.unregister(attempt.pidfd)
-                attempt.on_exit()
+            for key, _ in sel.select(max(0.0, wake - now)):
+                if key.data is not None:
+                    attempt.on_output(key.data)
+                elif attempt._status is None:
+                    sel.unregister(attempt.pidfd)
+                    attempt.on_exit()
             if not attempt.done and time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + poll_s
                 stop = should_stop()

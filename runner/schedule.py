@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -52,6 +52,26 @@ class Pump(Protocol):
     def follow(self, spec: AttemptSpec) -> None: ...  # an attempt was started
 
     def poll(self) -> None: ...
+
+
+class FanOut:
+    """Several listeners as one: each event goes to each, in the order given."""
+
+    def __init__(self, *listeners: Listener) -> None:
+        self.listeners = listeners
+
+    def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None:
+        for listener in self.listeners:
+            listener.task_started(task, attempt, pid)
+
+    def attempt_ended(self, task: PlannedTask, attempt: int, result: AttemptResult,
+                      retry_in_s: float | None) -> None:
+        for listener in self.listeners:
+            listener.attempt_ended(task, attempt, result, retry_in_s)
+
+    def task_ended(self, result: TaskResult) -> None:
+        for listener in self.listeners:
+            listener.task_ended(result)
 
 
 class Backend(Protocol):
@@ -94,14 +114,16 @@ class Scheduler:
     """Runs one plan once. `results()` is valid at any moment, so a summary can
     still be written if the loop is interrupted by an error of taskrun's own."""
 
-    def __init__(self, plan: Plan, backend: Backend, listener: Listener, *, log_dir: Path,
+    def __init__(self, plan: Plan, backend: Backend, listener: Listener | Sequence[Listener], *, log_dir: Path,
                  run_id: str, stop: StopRequest | None = None,
                  base_env: Mapping[str, str] | None = None,
-                 priority: Mapping[str, float] | None = None, pump: Pump | None = None) -> None:
+                 priority: Mapping[str, float] | None = None, pump: Pump | None = None,
+                 mask: tuple[str, ...] = ()) -> None:
         self.plan = plan
         self.pump = pump
         self.backend = backend
-        self.listener = listener
+        self.listener = FanOut(*listener) if isinstance(listener, (list, tuple)) else listener
+        self.mask = mask  # secret values: the attempts' output is masked before it reaches the logs
         self.log_dir = log_dir
         self.run_id = run_id
         self.stop = stop or StopRequest()
@@ -173,7 +195,7 @@ class Scheduler:
         spec = AttemptSpec(
             task=task.name, attempt=attempt, argv=task.argv, env=tuple(env.items()), cwd=task.cwd,
             timeout_s=task.timeout_s, kill_grace_s=task.kill_grace_s,
-            stdout_path=stdout_path, stderr_path=stderr_path, resources=task.spec.resources,
+            stdout_path=stdout_path, stderr_path=stderr_path, resources=task.spec.resources, mask=self.mask,
         )
         st.running = True
         self._running += 1

@@ -20,6 +20,9 @@ from pathlib import Path
 from .errors import EXIT_INTERNAL, OutputError, TaskrunError
 from .model import Plan
 from .schedule import Scheduler, StopRequest
+from .events import EventLog
+from .logdir import make_run_dir
+from .secrets import NO_MASK, Masker
 from .summary import RunInfo, build_summary, dump_summary, run_status, write_atomic
 
 STOP_SIGNALS = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)",
@@ -44,13 +47,10 @@ def new_run_id() -> str:
 
 
 def make_log_dir(plan: Plan, options: RunOptions, run_id: str) -> Path:
-    runs = Path(options.log_dir) if options.log_dir else Path(plan.taskfile.folder) / ".taskrun" / "runs"
-    path = runs.absolute() / run_id  # commands start in their own folder: no relative path may leak
-    try:
-        path.mkdir(mode=0o700, parents=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the log folder {path}: {exc.strerror or exc} (use --log-dir)") from exc
-    return path
+    """The run's own log folder, private and fresh (see `logdir`)."""
+    if options.log_dir:
+        return make_run_dir(Path(options.log_dir), run_id, default=False)
+    return make_run_dir(Path(plan.taskfile.folder) / ".taskrun" / "runs", run_id, default=True)
 
 
 def prune_runs(runs: Path, keep: int, current: str) -> list[str]:
@@ -100,27 +100,41 @@ def catch_stop_signals(stop: StopRequest):
 
 
 def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_factory, pump=None,
-                writers: Sequence[Callable[[dict], None]] = ()) -> int:
+                writers: Sequence[Callable[[dict], None]] = (), masker: Masker = NO_MASK) -> int:
     """Run the plan and write its summary; return the exit code.
 
     `report(results, duration_s, summary_path)` prints the closing report;
     `backend_factory(wake_fd)` makes the backend; `pump` (optional) follows
     the attempts' logs (see `schedule.Pump`); each of `writers` gets the
     summary dict after the report (JUnit XML, CI annotations), also when the
-    run failed or was interrupted.
+    run failed or was interrupted. The backend is made first: it may refuse
+    the pool (open-file limit) before any folder is made or anything starts.
+
+    Besides `listener`, every event goes to the run's append-only event log.
+    A record that could not be written (event log, a masked log file) makes
+    the exit code 3 with the path and the reason; the tasks' results stay true.
+    `masker` hides the file's secrets in the event log, summary and writers.
     """
     run_id = new_run_id()
-    log_dir = make_log_dir(plan, options, run_id)
-    prune_runs(log_dir.parent, options.keep_runs, run_id)
     stop = StopRequest()
-    started = time.time()
     scheduler = None
     error: BaseException | None = None
     with catch_stop_signals(stop) as wake_fd:
         backend = backend_factory(wake_fd)
         try:
-            scheduler = Scheduler(plan, backend, listener, log_dir=log_dir, run_id=run_id, stop=stop,
-                                  priority=options.priority, pump=pump)
+            log_dir = make_log_dir(plan, options, run_id)
+        except BaseException:
+            backend.close()
+            raise
+        prune_runs(log_dir.parent, options.keep_runs, run_id)
+        started = time.time()
+        events = EventLog(log_dir, masker=masker)
+        summary_shown = None if options.summary_path == "-" else os.path.abspath(options.summary_path)
+        events.run_started(run_id=run_id, file=plan.taskfile.path, pool=plan.pool, tasks=len(plan),
+                           argv=options.argv, summary_path=summary_shown)
+        try:
+            scheduler = Scheduler(plan, backend, (events, listener), log_dir=log_dir, run_id=run_id, stop=stop,
+                                  priority=options.priority, pump=pump, mask=masker.secret_values)
             scheduler.run()
         except BaseException as exc:  # record first, then let the CLI report it
             error = exc
@@ -145,12 +159,25 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
             reason = f"fail_fast: stopped after '{scheduler.fail_fast_cause}' failed"
         if reason is None and error is not None:
             reason = f"taskrun failed: {error!r}"
+        record_errors = [f"cannot write the log {e.filename}: {e.strerror or e}"
+                         for e in getattr(backend, "write_errors", ())]
+        if events.error is not None:
+            record_errors.insert(0, f"cannot write the event log {events.path}: "
+                                    f"{events.error.strerror or events.error}")
+        if record_errors and error is None:
+            code = EXIT_INTERNAL
+            reason = "; ".join(filter(None, [reason, *record_errors]))
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.status.value] = counts.get(r.status.value, 0) + 1
+        events.run_ended(status=status, exit_code=code, duration_s=finished - started, counts=counts, reason=reason)
+        events.close()
         info = RunInfo(
             run_id=run_id, argv=options.argv, started_at=started, finished_at=finished,
             log_dir=str(log_dir), status=status, exit_code=code,
             signal=signal.Signals(signum).name if signum else None, reason=reason,
         )
-        summary = build_summary(plan, results, info, tail_lines=options.tail_lines)
+        summary = masker.mask_obj(build_summary(plan, results, info, tail_lines=options.tail_lines))
         text = dump_summary(summary)
         shown_path = None if options.summary_path == "-" else options.summary_path
         try:
@@ -159,7 +186,7 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
             else:
                 write_atomic(options.summary_path, text)
         except OutputError as exc:
-            sys.stderr.write(text)  # the last resort: the record is not lost
+            _write_stderr(text)  # the last resort: the record is not lost
             report(results, finished - started, None)
             run_writers(writers, summary)
             raise OutputError(f"{exc}; the summary was written to stderr instead") from None
@@ -167,7 +194,17 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         run_writers(writers, summary)
     if error is not None:
         raise error
+    if record_errors:
+        raise OutputError("; ".join(record_errors) + " (the summary has every task's result)")
     return code
+
+
+def _write_stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except OSError:
+        pass
 
 
 def run_writers(writers: Sequence[Callable[[dict], None]], summary: dict) -> None:

@@ -168,7 +168,10 @@ def dump_summary(summary: dict) -> str:
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Replace `path` with `text` so that a crash at any moment leaves the old or the new file."""
+    """Replace `path` with `text` so that a crash at any moment leaves the old or the new file.
+
+    The temporary file is created with O_EXCL and mode 0600 (never through a
+    planted link), and the rename replaces a link at `path` rather than follow it."""
     target = Path(path)
     folder = target.parent
     try:
@@ -180,8 +183,7 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        os.replace(tmp, target)  # the temporary file was made 0600 (mkstemp) and stays so
     except OSError as exc:
         try:
             os.unlink(tmp)

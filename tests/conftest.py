@@ -5,10 +5,17 @@ environment (TASKRUN_TEST_MARK). Commands inherit it, grandchildren and
 processes that escaped with setsid included, so after each test a scan of
 /proc finds anything the test left alive; the test then fails (and the
 leftovers are killed so they cannot spoil the next test).
+
+The test process is also a child subreaper: whatever a runner leaves behind
+when it exits, alive or a zombie it never reaped, is handed to the test
+process instead of init, where the fixture sees it. A zombie handed over that
+way fails the test too (`expect_orphans()` allows it for tests that kill the
+runner with SIGKILL, which cannot reap anything).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -31,6 +38,48 @@ def taskrun_argv() -> list[str]:
     if TASKRUN is None:  # pragma: no cover - the suite needs the installed command
         pytest.fail("the `taskrun` command is not on PATH: pip install -e '.[test]' first")
     return [TASKRUN]
+
+
+def become_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        pytest.fail("cannot become a child subreaper (prctl)")
+
+
+def _stat(pid: int) -> tuple[bytes, int] | None:
+    """(state, session id) of a process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0], int(fields[4])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def adopted_zombies() -> list[int]:
+    """Zombie children of this process that it never started: handed over when their parent exited.
+    (Children started by the tests share this process's session; a command runs in a session of its own.)"""
+    me = os.getsid(0)
+    found = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/children", "rb") as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            continue
+        for pid in pids:
+            st = _stat(pid)
+            if st is not None and st[0] == b"Z" and st[1] != me:
+                found.append(pid)
+    return found
+
+
+def reap(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
 
 def processes_with_mark(mark: str) -> list[int]:
@@ -58,6 +107,25 @@ class Runner:
     def __init__(self, cwd: Path, mark: str) -> None:
         self.cwd = cwd
         self.mark = mark
+        self.orphans_expected = False
+
+    def expect_orphans(self) -> None:
+        """This test kills a runner with SIGKILL: what it leaves unreaped is not a defect."""
+        self.orphans_expected = True
+
+    def run_dirs(self, runs: str = ".taskrun/runs") -> list[Path]:
+        return sorted(p for p in (self.cwd / runs).iterdir() if p.is_dir())
+
+    def events(self, run_dir: Path | None = None) -> list[dict]:
+        """The lines of a run's event log (the only run's, by default), each validated against the schema."""
+        if run_dir is None:
+            (run_dir,) = self.run_dirs()
+        raw = (run_dir / "events.jsonl").read_bytes()
+        assert raw.endswith(b"\n"), raw[-200:]
+        lines = [json.loads(line) for line in raw.splitlines()]
+        for line in lines:
+            validate_events_line(line)
+        return lines
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB_", "TASKRUN_"))}
@@ -110,9 +178,25 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TASKRUN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
+_EVENTS_VALIDATOR = None
+
+
+def validate_events_line(line: dict) -> None:
+    global _EVENTS_VALIDATOR
+    if _EVENTS_VALIDATOR is None:
+        import jsonschema
+
+        schema = json.loads((ROOT / "schemas" / "events.schema.json").read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        _EVENTS_VALIDATOR = jsonschema.Draft202012Validator(schema)
+    _EVENTS_VALIDATOR.validate(line)
+
+
 @pytest.fixture
 def taskrun(tmp_path: Path):
     """A `Runner` in a fresh folder; fails the test if it leaves a process alive."""
+    become_subreaper()
+    reap(adopted_zombies())  # from tests that do not use this fixture
     mark = uuid.uuid4().hex
     runner = Runner(tmp_path, mark)
     yield runner
@@ -127,7 +211,10 @@ def taskrun(tmp_path: Path):
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    zombies = adopted_zombies()
+    reap(zombies)
     assert not left, f"processes left running after the test: {left}"
+    assert runner.orphans_expected or not zombies, f"the runner exited leaving unreaped children: {zombies}"
 
 
 def by_name(summary: dict) -> dict[str, dict]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = ("taskfile.schema.json", "summary.schema.json")
+SCHEMAS = ("taskfile.schema.json", "summary.schema.json", "events.schema.json")
 
 
 @pytest.mark.parametrize("name", SCHEMAS)
