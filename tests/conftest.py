@@ -114,7 +114,8 @@ class Runner:
         self.orphans_expected = True
 
     def run_dirs(self, runs: str = ".taskrun/runs") -> list[Path]:
-        return sorted(p for p in (self.cwd / runs).iterdir() if p.is_dir())
+        folder = self.cwd / runs
+        return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
     def events(self, run_dir: Path | None = None) -> list[dict]:
         """The lines of a run's event log (the only run's, by default), each validated against the schema."""
@@ -144,11 +145,11 @@ class Runner:
         return path
 
     def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
-                 input: str | None = None) -> subprocess.CompletedProcess[str]:
+                 input: str | None = None, **kw) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             taskrun_argv() + [str(a) for a in args],
             cwd=self.cwd, env=self.env(env), capture_output=True, text=True,
-            timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL,
+            timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL, **kw,
         )
 
     def popen(self, *args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen[str]:
@@ -227,6 +228,27 @@ def check(r: subprocess.CompletedProcess[str], code: int) -> subprocess.Complete
     assert "Traceback" not in r.stderr
     assert "Traceback" not in r.stdout
     return r
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "a condition"):
+    """Poll `predicate` (a file appearing, a line in the event log) until it returns something true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def read_events_file(path: Path) -> list[dict]:
+    """Complete lines of an event log that may still be written (or cut by a SIGKILL)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in raw.split(b"\n")[:-1]]
 
 
 PY = sys.executable
