@@ -230,7 +230,10 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
     path = tuple(error.absolute_path)
     kind, value, expected, schema = error.validator, error.instance, error.validator_value, error.schema
     if "propertyNames" in error.relative_schema_path:  # the error is about a key, not a value
-        if path == ("tasks",):
+        if kind == "maxLength":
+            yield path + (value,), (f"task names are at most {expected} characters, this one has {len(value)} "
+                                    "(each names log files)")
+        elif path == ("tasks",):
             yield path + (value,), f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
         elif path[-1:] == ("resources",):
             yield path + (value,), f"{value!r} is not a valid resource name ({RESOURCE_NAME_HINT})"
@@ -262,7 +265,7 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
         yield path, "the command is empty"
     elif kind == "pattern" and len(path) == 2 and path[0] == "secrets":
         yield path, f"{value!r} is not a valid variable name ({ENV_NAME_HINT})"
-    elif kind == "pattern" and len(path) == 4 and path[2] == "needs":
+    elif kind in ("pattern", "maxLength") and len(path) == 4 and path[2] == "needs":
         yield path, f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
     elif kind == "minLength":
         yield path, "must not be empty"

@@ -44,6 +44,8 @@ def _open_private_dir(path: Path, *, create: bool, alt: str, dir_fd: int | None 
     try:
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as exc:
+        if exc.errno == errno.ENOTDIR and _is_link(name, dir_fd):
+            exc.errno = errno.ELOOP
         if exc.errno == errno.ELOOP:
             raise OutputError(f"the log folder {path} is a symbolic link, which taskrun does not follow "
                               f"(remove it, or {alt})") from exc
@@ -64,6 +66,13 @@ def _open_private_dir(path: Path, *, create: bool, alt: str, dir_fd: int | None 
         os.close(fd)
         raise
     return fd
+
+
+def _is_link(name: str, dir_fd: int | None) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
 
 
 def make_run_dir(runs: Path, run_id: str, *, default: bool) -> Path:

@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BILLION_LAUGHS = (ROOT / "tests" / "files" / "billion-laughs.yaml").read_text()
 RAN = "  ran: touch ran\n"
+NUL = "contains a NUL character (\\0), which no command, argument, path or variable can hold; remove it"
 
 BAD_FILES = [
     pytest.param(
@@ -89,6 +90,70 @@ BAD_FILES = [
          "tasks.yaml:7:41: tasks.a.resources.cpu: expected a number, got boolean true",
          "tasks.yaml:7:51: tasks.a.resources.big: must be at most 1000000000, got inf"],
         id="executor-and-resources"),
+    pytest.param(
+        'version: 1\nenv: {A: "a\\0b"}\ntasks:\n' + RAN + '  a: {cmd: "x\\0y", cwd: "\\0"}\n  b: {cmd: [echo, "\\0"]}\n',
+        [f"tasks.yaml:2:7: env.A: {NUL}", f"tasks.yaml:5:7: tasks.a.cmd: {NUL}", f"tasks.yaml:5:20: tasks.a.cwd: {NUL}",
+         f"tasks.yaml:6:19: tasks.b.cmd.1: {NUL}"],
+        id="nul-characters"),
+    pytest.param(
+        "version: 1\npool: 5000\ntimeout: .inf\nkill_grace: 1e400\ntasks:\n" + RAN
+        + "  a: {cmd: x, timeout: 99999999999, retries: 1000, retry_delay: -1}\n",
+        ["tasks.yaml:2:1: pool: must be at most 4096, got 5000",
+         "tasks.yaml:3:1: timeout: inf is not a duration: it must be a finite number of seconds >= 0",
+         "tasks.yaml:4:1: kill_grace: '1e400' is not a duration (use 90s, 5m, 1h30m or seconds)",
+         "tasks.yaml:7:15: tasks.a.timeout: 99999999999 is too long: at most 31622400 seconds (366 days)",
+         "tasks.yaml:7:37: tasks.a.retries: must be at most 100, got 1000",
+         "tasks.yaml:7:52: tasks.a.retry_delay: -1 is not a duration: it must be a finite number of seconds >= 0"],
+        id="absurd-numbers"),
+    pytest.param(
+        "version: 1\npool: yes\nfail_fast: 'true'\ntasks:\n" + RAN
+        + "  a: {cmd: x, retries: true, timeout: off, allow_failure: 1}\n",
+        ["tasks.yaml:2:1: pool: expected a whole number, got boolean true",
+         "tasks.yaml:3:1: fail_fast: expected true or false, got a string ('true')",
+         "tasks.yaml:6:15: tasks.a.retries: expected a whole number, got boolean true",
+         "tasks.yaml:6:30: tasks.a.timeout: expected a duration (use 90s, 5m, 1h30m or seconds), got boolean false",
+         "tasks.yaml:6:44: tasks.a.allow_failure: expected true or false, got the number 1"],
+        id="booleans-for-numbers"),
+    pytest.param(
+        "version: 1\ntasks:\n" + RAN + "  a: '   '\n  b: {cmd: [' ', '\\t']}\n  c: \"\\n\"\n",
+        ["tasks.yaml:4:3: tasks.a: the command is empty",
+         "tasks.yaml:5:13: tasks.b.cmd.0: the program (the first item) is empty",
+         "tasks.yaml:6:3: tasks.c: the command is empty"],
+        id="whitespace-commands"),
+    pytest.param(
+        "version: 1\nsecrets: [1A, ok, ok, {a: b}]\ntasks:\n" + RAN,
+        ["tasks.yaml:2:11: secrets.0: '1A' is not a valid variable name (use letters, digits and _, not starting "
+         "with a digit)",
+         "tasks.yaml:2:19: secrets.2: 'ok' is listed twice",
+         "tasks.yaml:2:23: secrets.3: expected a string, got a mapping"],
+        id="secrets"),
+    pytest.param(
+        "version: 1\nenv: {null: b, [x]: c}\ntasks:\n" + RAN + "  ..: echo\n  .: echo\n  \"\\u212b\": echo\n"
+        + "  yes: echo\n  " + "a" * 201 + ": echo\n",
+        ["tasks.yaml:2:7: env.null: variable names must be strings; quote it (YAML reads unquoted null as null)",
+         "tasks.yaml:2:16: env: variable names must be strings, not a list",
+         "tasks.yaml:5:3: tasks...: '..' is not a valid task name (use letters, digits and _ . : - and start with a "
+         "letter or digit)",
+         "tasks.yaml:6:3: tasks..: '.' is not a valid task name (use letters, digits and _ . : - and start with a "
+         "letter or digit)",
+         "tasks.yaml:7:3: tasks.\u212b: '\u212b' is not a valid task name (use letters, digits and _ . : - and start "
+         "with a letter or digit)",
+         "tasks.yaml:8:3: tasks.yes: task names must be strings; quote it (YAML reads unquoted yes as boolean true)",
+         f"tasks.yaml:9:3: tasks.{'a' * 201}: task names are at most 200 characters, this one has 201 "
+         "(each names log files)"],
+        id="keys-and-names"),
+    pytest.param(
+        "version: 1\ntasks:\n" + RAN + "  a: echo\n  ? a\n  : echo\n",
+        ["tasks.yaml:5:5: tasks.a: duplicate key (first at line 4; YAML would keep only the last)"],
+        id="duplicate-complex-key"),
+    pytest.param(
+        "version: 1\ntasks:\n" + RAN + "  a: {cmd: x, env: {A: " + "[" * 200 + "]" * 200 + "}}\n",
+        ["tasks.yaml:4:120: nested more than 100 levels deep"],
+        id="deep-nesting"),
+    pytest.param(
+        "version: 1\ntasks:\n" + RAN + "---\nversion: 1\n",
+        ["tasks.yaml:4:1: a second YAML document ('---'): a task file holds one document"],
+        id="two-documents"),
 ]
 
 
@@ -174,3 +239,29 @@ def test_schema_prints_the_packaged_schema(taskrun):
     r = taskrun("--schema")
     assert r.returncode == 0, r.stderr
     assert r.stdout == (ROOT / "runner" / "schemas" / "taskfile.schema.json").read_text(encoding="utf-8")
+
+
+def test_a_utf8_bom_is_fine_and_the_file_runs(taskrun):
+    (taskrun.cwd / "tasks.yaml").write_bytes(b"\xef\xbb\xbfversion: 1\ntasks:\n  ran: touch ran\n")
+    r = taskrun("tasks.yaml")
+    assert r.returncode == 0, r.stderr
+    assert (taskrun.cwd / "ran").exists()
+
+
+def test_the_bad_byte_of_a_bom_file_is_placed_after_the_bom(taskrun):
+    (taskrun.cwd / "tasks.yaml").write_bytes(b"\xef\xbb\xbfversion: 1\ntasks:\n" + RAN.encode() + b"  a: \xff\n")
+    r = taskrun("tasks.yaml")
+    assert (r.returncode, r.stderr) == (2, "tasks.yaml:4:6: the file is not UTF-8 text (byte 0xff); save it as UTF-8\n")
+    assert not (taskrun.cwd / "ran").exists()
+
+
+def test_an_alias_bomb_is_refused_within_a_second_and_little_memory(taskrun):
+    import resource
+
+    put(taskrun, BILLION_LAUGHS + RAN)
+    # 200 MiB of address space is far below what expanding the bomb would take.
+    r = taskrun("tasks.yaml", timeout=20,
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (400 * 2**20, 400 * 2**20)))
+    assert r.returncode == 2, r.stderr
+    assert "alias bomb" in r.stderr
+    assert not (taskrun.cwd / "ran").exists()
