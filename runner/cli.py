@@ -154,7 +154,9 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     if recover is not None:
         from .recover import recover_run
 
-        folder = file.parent if file is not None else Path(".")
+        from pathlib import Path
+
+        folder = Path(file).parent if file is not None else Path(".")
         runs = Path(log_dir) if log_dir else folder / ".taskrun" / "runs"
         return recover_run(recover, runs, _err)
     if file is None:

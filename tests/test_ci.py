@@ -4,6 +4,8 @@ summary on stdout for a pipe."""
 
 from __future__ import annotations
 
+import re
+
 import json
 import subprocess
 import sys
@@ -26,8 +28,12 @@ tasks:
 """
 
 
+FENCE = re.compile(r"^::(stop-commands::)?[0-9a-f]{32}::?$|^::stop-commands::[0-9a-f]{32}$")
+
+
 def annotation_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("::")]
+    """Workflow commands, without the fences around echoed task output (`::stop-commands::TOKEN`, `::TOKEN::`)."""
+    return [line for line in text.splitlines() if line.startswith("::") and not FENCE.match(line)]
 
 
 def test_github_gets_one_annotation_per_failed_task_after_the_report(taskrun):

@@ -173,9 +173,12 @@ def test_github_actions_folds_each_block_in_a_group(taskrun):
     out = r.stdout.splitlines()
     i = next(i for i, line in enumerate(out) if line.startswith("::group::"))
     assert re.fullmatch(rf"::group::{CLOCK} done  fast ok exit 0 in \d+\.\d\ds", out[i])
-    assert out[i + 1:i + 4] == ["fast | fast one", "fast | fast two", "::endgroup::"]
-    assert re.fullmatch(rf"::group::{CLOCK} done  slow ok exit 0 in \d+\.\d\ds", out[i + 4])
-    assert out[i + 5:i + 8] == ["slow | slow out", "slow ! slow err", "::endgroup::"]
+    # The task output inside is fenced: it cannot issue workflow commands (see test_security).
+    token = re.fullmatch(r"::stop-commands::([0-9a-f]{32})", out[i + 1]).group(1)
+    assert out[i + 2:i + 6] == ["fast | fast one", "fast | fast two", f"::{token}::", "::endgroup::"]
+    assert re.fullmatch(rf"::group::{CLOCK} done  slow ok exit 0 in \d+\.\d\ds", out[i + 6])
+    assert out[i + 7:i + 12] == [f"::stop-commands::{token}", "slow | slow out", "slow ! slow err", f"::{token}::",
+                                 "::endgroup::"]
 
 
 def test_gitlab_ci_folds_each_block_in_a_collapsible_section(taskrun):

@@ -103,7 +103,7 @@ def test_secrets_never_reach_the_console_logs_event_log_or_summary(taskrun):
     assert (run_dir / "nonewline.stdout").read_text() == "***"
     assert tasks["failing"]["stderr_tail"] == "about to fail with ***\n"
     assert (tasks["notfound"]["exit_code"], tasks["notfound"]["reason"]) == (127, "command not found: ***")
-    assert "  about to fail with ***" in r.stdout.splitlines()  # the report echoes the failure, masked
+    assert "  | about to fail with ***" in r.stdout.splitlines()  # the report echoes the failure, masked
     assert "exit 127 (command not found: ***)" in r.stdout
     assert tasks["raw"]["status"] == "success"
 
@@ -213,26 +213,46 @@ INJECT_FILE = """
 """
 
 
-def test_echoed_output_cannot_issue_workflow_commands_in_github_actions(taskrun):
-    taskrun.write("tasks.yaml", INJECT_FILE.replace("echo '", "echo >&2 '"))
-    r = taskrun("tasks.yaml", env={"GITHUB_ACTIONS": "true"})
+def fenced_lines(stdout: str) -> tuple[str, list[str], list[str]]:
+    """(token, lines inside a stop-commands fence, lines outside)."""
+    lines = stdout.splitlines()
+    token = next(line for line in lines if line.startswith("::stop-commands::")).removeprefix("::stop-commands::")
+    inside, outside, fenced = [], [], False
+    for line in lines:
+        if line == f"::stop-commands::{token}":
+            assert not fenced
+            fenced = True
+        elif line == f"::{token}::":
+            assert fenced
+            fenced = False
+        else:
+            (inside if fenced else outside).append(line)
+    assert not fenced  # every fence is closed
+    return token, inside, outside
+
+
+@pytest.mark.parametrize("mode", ["stream", "group"])
+def test_echoed_output_cannot_issue_workflow_commands_in_github_actions(taskrun, mode):
+    taskrun.write("tasks.yaml", INJECT_FILE)
+    r = taskrun("tasks.yaml", "--output", mode, env={"GITHUB_ACTIONS": "true"})
     assert r.returncode == 1
-    lines = r.stdout.splitlines()
-    fence = next(i for i, line in enumerate(lines) if line.startswith("::stop-commands::"))
-    token = lines[fence].removeprefix("::stop-commands::")
+    token, inside, outside = fenced_lines(r.stdout)
     assert len(token) == 32
-    assert lines[fence - 1].startswith("--- evil: last lines of stderr (")
-    assert lines[fence + 1:fence + 5] == ["  ::add-mask::nothing", "  ::error file=x::forged",
-                                          "  ::set-env name=PATH::/tmp/evil", f"::{token}::"]
-    outside = lines[:fence] + lines[fence + 5:]
-    assert not [line for line in outside if line.startswith("::")]
+    for injected in ("::add-mask::nothing", "::error file=x::forged", "::set-env name=PATH::/tmp/evil"):
+        assert f"evil | {injected}" in inside  # as it ran
+        assert f"  | {injected}" in inside  # and in the report's tail of the failure
+        assert not [line for line in outside if injected in line and not line.startswith("::error file=tasks.yaml")]
+    # taskrun's own annotation stays outside, the output in it escaped onto one line
+    (annotation,) = [line for line in outside if line.startswith("::") and not line.startswith(("::group::",
+                                                                                               "::endgroup::"))]
+    assert annotation.startswith("::error file=tasks.yaml,line=3,title=taskrun%3A task evil failed::exit code 1")
 
 
 def test_no_fence_outside_github_actions(taskrun):
     taskrun.write("tasks.yaml", INJECT_FILE)
     r = taskrun("tasks.yaml")
     assert "stop-commands" not in r.stdout
-    assert "  ::add-mask::nothing" in r.stdout.splitlines()
+    assert "  | ::add-mask::nothing" in r.stdout.splitlines()
 
 
 def test_each_run_fences_with_a_new_token(taskrun):
