@@ -60,8 +60,14 @@ def is_terminal(stream: TextIO | None) -> bool:
         return False
 
 
+_SECOND: list = [None, ""]  # the last whole second shown, and its text
+
+
 def clock(ts: float | None = None) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(time.time() if ts is None else ts))
+    whole = int(time.time() if ts is None else ts)
+    if whole != _SECOND[0]:
+        _SECOND[0], _SECOND[1] = whole, time.strftime("%H:%M:%S", time.localtime(whole))
+    return _SECOND[1]
 
 
 def describe_attempt(result: AttemptResult) -> str:

@@ -65,7 +65,8 @@ def own_children() -> set[int]:
     """Pids of this process's children (its own and adopted ones), from /proc."""
     pids: set[int] = set()
     try:
-        tids = os.listdir("/proc/self/task")
+        # One thread (the usual case) has one list; threads each have their own.
+        tids = os.listdir("/proc/self/task") if threading.active_count() > 1 else (os.getpid(),)
     except OSError:
         return pids
     for tid in tids:

@@ -7,9 +7,9 @@ import json
 import os
 import socket
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
@@ -44,10 +44,18 @@ def run_status(results: list[TaskResult], stopped_by_signal: bool) -> tuple[str,
     return "failed", EXIT_TASKS_FAILED
 
 
+_SECOND: list = [None, ""]  # the last whole second formatted, and its text
+
+
 def iso(ts: float | None) -> str | None:
+    """UTC with milliseconds, `2026-11-26T21:47:38.120Z`. The date and time of a
+    second are formatted once: a run formats several stamps per task."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    whole = int(ts)
+    if whole != _SECOND[0]:
+        _SECOND[0], _SECOND[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_SECOND[1]}.{int((ts - whole) * 1000):03d}Z"
 
 
 def read_tail(path: str | None, lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str | None:
