@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import zlib
 
+from .proc import last_lines
+
 CHUNK = 1 << 20  # bytes read from one file per wake
 MAX_LINE = 64 * 1024  # the longest partial line kept for the console
 CUT_MARK = b" [... line cut at 64 KiB on the console; the log has it whole]\n"
@@ -170,21 +172,8 @@ class LogFollower:
 
 def read_tail_bytes(path: str | None, lines: int, max_bytes: int = 16 * 1024) -> bytes:
     """The last `lines` lines of a file (at most `max_bytes`), newline-terminated."""
-    if path is None or lines <= 0:
-        return b""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - max_bytes))
-            data = f.read(max_bytes)
-    except OSError:
-        return b""
-    if size > max_bytes:  # drop the partial first line
-        data = data[data.find(b"\n") + 1:]
-    if data and not data.endswith(b"\n"):
-        data += b"\n"
-    kept = data[:-1].split(b"\n")[-lines:] if data else []
-    return b"".join(line + b"\n" for line in kept)
+    tail = last_lines(path, lines, max_bytes) or b""
+    return tail if not tail or tail.endswith(b"\n") else tail + b"\n"
 
 
 def gitlab_section_id(name: str, attempt: int) -> str:

@@ -88,6 +88,73 @@ def _stat(pid: str) -> tuple[bytes, int, int] | None:
         return None
 
 
+def carriers(var: str, values=None) -> dict[int, bytes]:
+    """Live processes (zombies excluded) whose environment sets `var` (to one of
+    `values`, when given): pid -> the value. Commands inherit the variables
+    taskrun sets, so this finds a run's or an attempt's processes wherever they
+    went, out of their group included."""
+    prefix = var.encode() + b"="
+    me = os.getpid()
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        st = _stat(entry)
+        if st is None or st[0] in (b"Z", b"X"):
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(prefix) and (values is None or item[len(prefix):] in values):
+                found[int(entry)] = item[len(prefix):]
+                break
+    return found
+
+
+def signal_all(pids, sig: int) -> None:
+    """Send `sig` to each pid; those gone or not ours are skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def read_end(path: str | None, max_bytes: int) -> tuple[bytes, int] | None:
+    """The last `max_bytes` of a file, and the file's size; None when unreadable."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - max_bytes))
+            return f.read(max_bytes), size
+    except OSError:
+        return None
+
+
+def last_lines(path: str | None, lines: int, max_bytes: int = 16 * 1024) -> bytes | None:
+    """The last `lines` lines of a log, within its last `max_bytes` (a line cut by
+    that bound is left out), as the bytes stand in the file; None when unreadable."""
+    end = read_end(path, max_bytes)
+    if end is None:
+        return None
+    data, size = end
+    if size > max_bytes:
+        data = data[data.find(b"\n") + 1:]
+    if lines <= 0:
+        return b""
+    pos = len(data) - 1 if data.endswith(b"\n") else len(data)
+    for _ in range(lines):
+        pos = data.rfind(b"\n", 0, pos)
+        if pos < 0:
+            return data
+    return data[pos + 1:]
+
+
 def _attempt_id(pid: str) -> bytes | None:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:

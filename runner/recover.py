@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .errors import EXIT_OK, UsageError
 from .events import EVENTS_NAME, read_events
+from .proc import carriers, signal_all
 
 RUN_VAR = "TASKRUN_RUN_ID"
 GRACE_S = 5.0
@@ -44,24 +45,13 @@ def find_run(target: str, runs_folder: Path) -> tuple[str, Path | None]:
 
 def processes_of_run(run_id: str) -> dict[int, str]:
     """Live processes whose environment says they belong to the run: pid -> command line."""
-    needle = f"{RUN_VAR}={run_id}".encode()
     found = {}
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
+    for pid in carriers(RUN_VAR, {run_id.encode()}):
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle not in f.read().split(b"\0"):
-                    continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
-                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                found[pid] = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
         except OSError:
-            continue
-        found[int(entry)] = cmdline
+            continue  # it ended meanwhile
     return found
 
 
@@ -79,21 +69,13 @@ def _runner_alive(pid: int, events_path: Path) -> bool:
     return False
 
 
-def _signal_all(pids, sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-
 def stop_processes(run_id: str, grace_s: float) -> tuple[dict[int, str], int]:
     """SIGTERM, then SIGKILL after `grace_s`, every process of the run until none is left.
     Returns (what was found, how many needed SIGKILL)."""
     found = processes_of_run(run_id)
     if not found:
         return found, 0
-    _signal_all(found, signal.SIGTERM)
+    signal_all(found, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     left = processes_of_run(run_id)
     while left and time.monotonic() < deadline:
@@ -104,7 +86,7 @@ def stop_processes(run_id: str, grace_s: float) -> tuple[dict[int, str], int]:
     while left and time.monotonic() < give_up:
         killed.update(left)
         found.update(left)  # new ones may have been started during the grace
-        _signal_all(left, signal.SIGKILL)
+        signal_all(left, signal.SIGKILL)
         time.sleep(POLL_S)
         left = processes_of_run(run_id)
     return found, len(killed)

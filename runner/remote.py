@@ -33,7 +33,7 @@ import threading
 import time
 
 from .model import AttemptResult, AttemptSpec
-from .proc import ATTEMPT_ID_VAR, Attempt, run_attempt
+from .proc import ATTEMPT_ID_VAR, Attempt, carriers, read_end, run_attempt, signal_all
 
 MARKER = ".taskrun-client"  # in the run's log folder: the run's token, so a worker can tell it shares the folder
 LOG_CAP = 8 * 1024 * 1024  # bytes of each stream sent back when the log folder is not shared
@@ -62,13 +62,7 @@ def shares_folder(folder: str, token: str) -> bool:
 
 def read_capped(path: str, cap: int = LOG_CAP) -> bytes:
     """The file's bytes; past `cap`, its last `cap` bytes after a line saying what was cut."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - cap))
-            data = f.read(cap)
-    except OSError:
-        return b""
+    data, size = read_end(path, cap) or (b"", 0)
     if size <= cap:
         return data
     return f"[taskrun: the first {size - cap} bytes of this output were cut; the last {cap} follow]\n".encode() + data
@@ -143,53 +137,23 @@ class Watchdog:
 WATCHDOG = Watchdog()
 
 
-def _carriers(attempt_ids: set[bytes]) -> dict[int, bytes]:
-    """Live processes whose environment carries one of these attempt ids (escapees of the group too)."""
-    found = {}
-    prefix = ATTEMPT_ID_VAR.encode() + b"="
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
-                    continue
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read().split(b"\0")
-        except (OSError, IndexError):
-            continue
-        for item in environ:
-            if item.startswith(prefix) and item[len(prefix):] in attempt_ids:
-                found[int(entry)] = item[len(prefix):]
-                break
-    return found
-
-
-def _signal_all(pids, sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-
 def sweep(attempts: dict[bytes, float]) -> int:
     """Stop every process of these attempts (attempt id -> grace): SIGTERM, SIGKILL after the grace.
     Returns how many processes there were."""
     if not attempts:
         return 0
     ids = set(attempts)
-    first = _carriers(ids)
-    _signal_all(first, signal.SIGTERM)
+    first = carriers(ATTEMPT_ID_VAR, ids)
+    signal_all(first, signal.SIGTERM)
     deadline = time.monotonic() + max(attempts[a] for a in set(first.values()) or ids)
     left = first
     while left and time.monotonic() < deadline:
         time.sleep(WATCHDOG_POLL_S)
-        left = _carriers(ids)
+        left = carriers(ATTEMPT_ID_VAR, ids)
     while left:
-        _signal_all(left, signal.SIGKILL)
+        signal_all(left, signal.SIGKILL)
         time.sleep(WATCHDOG_POLL_S)
-        left = _carriers(ids)
+        left = carriers(ATTEMPT_ID_VAR, ids)
     return len(first)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .errors import EXIT_OK, EXIT_TASKS_FAILED, OutputError
 from .model import AttemptResult, Plan, Status, TaskResult
+from .proc import last_lines
 
 TAIL_LINES = 50
 TAIL_BYTES = 16 * 1024
@@ -60,21 +61,10 @@ def iso(ts: float | None) -> str | None:
 
 def read_tail(path: str | None, lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str | None:
     """The last `lines` lines of a log, at most `max_bytes`, decoded with replacement characters."""
-    if path is None or lines <= 0:
-        return None if path is None else ""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            data = f.read(max_bytes)
-    except OSError:
+    if path is None:
         return None
-    if size > max_bytes:  # drop the partial first line
-        cut = data.find(b"\n")
-        data = data[cut + 1:] if cut >= 0 else data
-    text = data.decode("utf-8", errors="replace")
-    return "".join(text.splitlines(keepends=True)[-lines:])
+    tail = last_lines(path, lines, max_bytes)
+    return None if tail is None else tail.decode("utf-8", errors="replace")
 
 
 def attempt_record(a: AttemptResult, stdout_log: str | None, stderr_log: str | None) -> dict:
