@@ -109,7 +109,7 @@ class LocalBackend:
             for sel_key, _ in self._sel.select(timeout):
                 key = sel_key.data
                 if key is None:
-                    _drain(sel_key.fd)
+                    drain_wakeups(sel_key.fd)
                     woken = True
                     continue
                 if isinstance(key, _Output):
@@ -154,7 +154,8 @@ class _Output(tuple):
         return self[0]
 
 
-def _drain(fd: int) -> None:
+def drain_wakeups(fd: int) -> None:
+    """Empty the non-blocking pipe a signal handler writes to, to wake the loop."""
     try:
         while os.read(fd, 512):
             pass

@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
 
+from .backends import drain_wakeups
 from .errors import ExecutorError
 from .model import AttemptResult, AttemptSpec
 from .remote import MARKER, RemoteOutcome, run_remote
@@ -223,7 +224,7 @@ class DaskBackend:
             timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
             woken = False
             for sel_key, _ in self._sel.select(timeout):
-                _drain(sel_key.fd)
+                drain_wakeups(sel_key.fd)
                 woken |= sel_key.data == "wake"
             if woken or (deadline is not None and time.monotonic() >= deadline):
                 self._collect()
@@ -339,12 +340,4 @@ def _write_log(path: str, data: bytes) -> None:
         with open(fd, "wb") as f:
             f.write(data)
     except OSError:
-        pass
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except (BlockingIOError, InterruptedError):
         pass
