@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -154,8 +155,6 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     if recover is not None:
         from .recover import recover_run
 
-        from pathlib import Path
-
         folder = Path(file).parent if file is not None else Path(".")
         runs = Path(log_dir) if log_dir else folder / ".taskrun" / "runs"
         return recover_run(recover, runs, _err)
@@ -168,9 +167,8 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     from .durations import parse_duration
     from .errors import UsageError
     from .load import load_taskfile
-    from .plan import make_plan
-
     from .output import COLOR_CHOICES, MODES
+    from .plan import make_plan
 
     if output is not None and output not in MODES:
         raise UsageError(f"--output: {output!r} is not one of {', '.join(MODES)}")
@@ -180,6 +178,7 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
         raise UsageError("--json goes with --list: taskrun FILE --list --json")
     if force and rerun_failed is None:
         raise UsageError("--force goes with --rerun-failed SUMMARY")
+
     def duration(flag: str, value: str | None) -> float | None:
         try:
             return None if value is None else parse_duration(value)
@@ -206,15 +205,13 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
 
         sys.stdout.write(list_json(taskfile, plan) if as_json else format_list(plan))
         return EXIT_OK
-    from .executor import choose_executor
-
-    chosen = choose_executor(taskfile, kind=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s)
-
     from .console import Console, is_terminal, want_color
+    from .executor import choose_executor
     from .history import estimate, read_durations
     from .output import ci_flavor
-
     from .secrets import masker_for_file
+
+    chosen = choose_executor(taskfile, kind=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s)
 
     masker = masker_for_file(taskfile, os.environ)
     to_stdout = summary == "-"
@@ -252,8 +249,8 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     options = RunOptions(summary_path=summary, log_dir=log_dir, tail_lines=tail_lines, keep_runs=keep_runs,
                          argv=tuple(sys.argv), priority=estimated.priority if estimated else None)
     try:
-        factory = backend_factory(chosen, slots=min(plan.pool, len(plan)), masked=bool(masker))  # connects to a
-        # Dask scheduler now: unreachable, nothing runs
+        # For Dask this connects now: an unreachable scheduler is reported before anything runs.
+        factory = backend_factory(chosen, slots=min(plan.pool, len(plan)), masked=bool(masker))
         return run_session(
             plan, console,
             lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
