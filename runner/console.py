@@ -444,19 +444,19 @@ def root_cause(plan: Plan, results: list[TaskResult]) -> str | None:
     if not failures:
         return None
     first = min(failures, key=lambda r: r.last.finished_at)
-    needs = {t.name: t.spec.needs for t in plan.tasks}
     by_name = {r.name: r for r in results}
+    dependents: dict[str, list[str]] = {}
+    for t in plan.tasks:
+        for need in t.spec.needs:
+            dependents.setdefault(need, []).append(t.name)
     # skipped because of it: every skipped task that needs it through skipped tasks only
     downstream: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for r in results:
-            if r.status is Status.SKIPPED and r.name not in downstream and any(
-                    n == first.name or (n in downstream and by_name[n].status is Status.SKIPPED)
-                    for n in needs.get(r.name, ())):
-                downstream.add(r.name)
-                changed = True
+    stack = [first.name]
+    while stack:
+        for name in dependents.get(stack.pop(), ()):
+            if name not in downstream and name in by_name and by_name[name].status is Status.SKIPPED:
+                downstream.add(name)
+                stack.append(name)
     skipped = [r.name for r in results if r.name in downstream]
     cancelled = [r.name for r in results if r.status is Status.CANCELLED and plan.fail_fast
                  and (r.reason or "").startswith(f"fail_fast: '{first.name}'")]
