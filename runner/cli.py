@@ -189,6 +189,8 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     connect_timeout_s = duration("--connect-timeout", connect_timeout)
     if not summary:
         raise UsageError("--summary: give a file path, or - for stdout")
+    if junit is not None and not junit:
+        raise UsageError("--junit: give a file path")
     taskfile = load_taskfile(file)
     rerun = None
     if rerun_failed is not None:

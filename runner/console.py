@@ -28,7 +28,7 @@ import uuid
 from typing import TextIO
 
 from .durations import format_duration
-from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult
+from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult, status_counts
 from .secrets import NO_MASK, Masker
 from .output import (LogFollower, fold_end, fold_start, gitlab_section_id, read_tail_bytes, render,
                      render_chunk, task_color)
@@ -388,9 +388,7 @@ class Console:
         for r in results:
             if r.status is not Status.SUCCESS and r.attempts:
                 self._failure_tail(r)
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r.status.value] = counts.get(r.status.value, 0) + 1
+        counts = status_counts(results)
         words = {"success": "succeeded", "failed": "failed", "timeout": "timed out",
                  "skipped": "skipped", "cancelled": "cancelled"}
         parts = [f"{counts[s]} {words[s]}" for s in words if counts.get(s)]
@@ -414,8 +412,9 @@ class Console:
             return
         count = tail.count(b"\n")
         self.line(f"  log: {path}" + (f" (last {count} line{'s' if count > 1 else ''})" if count else " (empty)"))
-        self.write_output([render(tail, b"  | ")])
-        self.unfence()
+        if tail:
+            self.write_output([render(tail, b"  | ")])
+            self.unfence()
 
 
 def _writev(fd: int, pieces: list) -> None:

@@ -141,6 +141,14 @@ class TaskResult:
         return self.allow_failure and self.status in (Status.FAILED, Status.TIMEOUT)
 
 
+def status_counts(results) -> dict[str, int]:
+    """How many results ended in each status, every status named (in Status order)."""
+    counts = dict.fromkeys((s.value for s in Status), 0)
+    for r in results:
+        counts[r.status.value] += 1
+    return counts
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlannedTask:
     """A task with the file's defaults and the command line's overrides applied."""

@@ -37,8 +37,8 @@ def task_color(name: str) -> str:
 
 def render(data: bytes, prefix: bytes) -> bytes:
     """Complete lines of task output (ending in a newline) -> console bytes (UTF-8), each
-    line prefixed; bytes that are not UTF-8 become U+FFFD."""
-    return b"".join(render_chunk(b"", data, len(data), prefix))
+    line prefixed; bytes that are not UTF-8 become U+FFFD. Nothing in, nothing out."""
+    return b"".join(render_chunk(b"", data, len(data), prefix)) if data else b""
 
 
 def render_chunk(carry: bytes, data: bytes, end: int, prefix: bytes) -> list:

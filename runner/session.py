@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EXIT_INTERNAL, OutputError, TaskrunError
-from .model import Plan
+from .model import Plan, status_counts
 from .schedule import Scheduler, StopRequest
 from .events import EventLog
 from .logdir import make_run_dir
@@ -167,10 +167,8 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         if record_errors and error is None:
             code = EXIT_INTERNAL
             reason = "; ".join(filter(None, [reason, *record_errors]))
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r.status.value] = counts.get(r.status.value, 0) + 1
-        events.run_ended(status=status, exit_code=code, duration_s=finished - started, counts=counts, reason=reason)
+        events.run_ended(status=status, exit_code=code, duration_s=finished - started,
+                         counts=status_counts(results), reason=reason)
         events.close()
         info = RunInfo(
             run_id=run_id, argv=options.argv, started_at=started, finished_at=finished,

@@ -8,13 +8,12 @@ import os
 import socket
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
 from .errors import EXIT_OK, EXIT_TASKS_FAILED, OutputError
-from .model import AttemptResult, Plan, Status, TaskResult
+from .model import AttemptResult, Plan, TaskResult, status_counts
 from .proc import last_lines
 
 TAIL_LINES = 50
@@ -60,11 +59,11 @@ def iso(ts: float | None) -> str | None:
 
 
 def read_tail(path: str | None, lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str | None:
-    """The last `lines` lines of a log, at most `max_bytes`, decoded with replacement characters."""
+    """The last `lines` lines of a log, at most `max_bytes`, decoded with replacement
+    characters; "" when the attempt left no file (it could not start), None for no attempt."""
     if path is None:
         return None
-    tail = last_lines(path, lines, max_bytes)
-    return None if tail is None else tail.decode("utf-8", errors="replace")
+    return (last_lines(path, lines, max_bytes) or b"").decode("utf-8", errors="replace")
 
 
 def attempt_record(a: AttemptResult, stdout_log: str | None, stderr_log: str | None) -> dict:
@@ -114,7 +113,6 @@ def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
 
 def build_summary(plan: Plan, results: list[TaskResult], info: RunInfo, *,
                   tail_lines: int = TAIL_LINES) -> dict:
-    counts = Counter(r.status.value for r in results)
     by_name = {r.name: r for r in results}
     return {
         "version": 1,
@@ -138,7 +136,7 @@ def build_summary(plan: Plan, results: list[TaskResult], info: RunInfo, *,
         "started_at": iso(info.started_at),
         "finished_at": iso(info.finished_at),
         "duration_s": round(info.finished_at - info.started_at, 3),
-        "counts": {s.value: counts.get(s.value, 0) for s in Status},
+        "counts": status_counts(results),
         "tasks": [task_record(t, by_name[t.name], tail_lines) for t in plan.tasks],
     }
 
@@ -173,6 +171,7 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     target = Path(path)
     folder = target.parent
     try:
+        folder.mkdir(parents=True, exist_ok=True)  # like --junit: `-o reports/summary.json` just works
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc

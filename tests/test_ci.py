@@ -32,8 +32,16 @@ FENCE = re.compile(r"^::(stop-commands::)?[0-9a-f]{32}::?$|^::stop-commands::[0-
 
 
 def annotation_lines(text: str) -> list[str]:
-    """Workflow commands, without the fences around echoed task output (`::stop-commands::TOKEN`, `::TOKEN::`)."""
-    return [line for line in text.splitlines() if line.startswith("::") and not FENCE.match(line)]
+    """Workflow commands, without the fences around echoed task output (`::stop-commands::TOKEN`, `::TOKEN::`).
+    Every fence must be closed by a line that is exactly `::TOKEN::`, or GitHub would
+    ignore every workflow command after it, the annotations included."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("::stop-commands::"):
+            token = line.removeprefix("::stop-commands::")
+            assert f"::{token}::" in lines[i + 1:], f"fence opened at line {i + 1} is never closed"
+        assert not re.search(r".::[0-9a-f]{32}::$", line), f"a fence's end is not alone on its line: {line!r}"
+    return [line for line in lines if line.startswith("::") and not FENCE.match(line)]
 
 
 def test_github_gets_one_annotation_per_failed_task_after_the_report(taskrun):

