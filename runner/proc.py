@@ -39,6 +39,7 @@ from .model import AttemptResult, AttemptSpec
 from .secrets import LineMasker, masker_for
 
 ATTEMPT_ID_VAR = "TASKRUN_ATTEMPT_ID"
+_ATTEMPT_PREFIX = ATTEMPT_ID_VAR.encode() + b"="
 PR_SET_CHILD_SUBREAPER = 36
 STRAY_POLL_S = 0.02  # how often a group being stopped is checked for members
 KILL_WAIT_S = 5.0  # after SIGKILL, how long to wait for the group to vanish (D state)
@@ -102,15 +103,9 @@ def carriers(var: str, values=None) -> dict[int, bytes]:
         st = _stat(entry)
         if st is None or st[0] in (b"Z", b"X"):
             continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read().split(b"\0")
-        except OSError:
-            continue
-        for item in environ:
-            if item.startswith(prefix) and (values is None or item[len(prefix):] in values):
-                found[int(entry)] = item[len(prefix):]
-                break
+        value = _env_value(entry, prefix)
+        if value is not None and (values is None or value in values):
+            found[int(entry)] = value
     return found
 
 
@@ -155,12 +150,13 @@ def last_lines(path: str | None, lines: int, max_bytes: int = 16 * 1024) -> byte
     return data[pos + 1:]
 
 
-def _attempt_id(pid: str) -> bytes | None:
+def _env_value(pid: str, prefix: bytes) -> bytes | None:
+    """The value of one variable (`prefix` is `NAME=`) in a process's environment."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             for item in f.read().split(b"\0"):
-                if item.startswith(b"TASKRUN_ATTEMPT_ID="):
-                    return item[len(b"TASKRUN_ATTEMPT_ID="):]
+                if item.startswith(prefix):
+                    return item[len(prefix):]
     except OSError:
         pass
     return None
@@ -184,7 +180,7 @@ def group_members(pgid: int, attempt_id: str, leader: int, *,
             continue
         if st[2] == pgid:
             members.append(int(entry))
-        elif (anywhere or st[1] == me) and _attempt_id(entry) == want:
+        elif (anywhere or st[1] == me) and _env_value(entry, _ATTEMPT_PREFIX) == want:
             escapees.append(int(entry))
     return members, escapees
 
@@ -197,17 +193,13 @@ def signal_name(num: int) -> str:
 
 
 def _send(pids: list[int], pgid: int | None, sig: int) -> None:
-    """Signal a process group and single processes; the gone and the foreign are skipped."""
-    targets = [(p, os.kill) for p in pids]
+    """Signal a process group, then single processes; the gone and the foreign are skipped."""
     if pgid is not None:
-        targets.insert(0, (pgid, os.killpg))
-    for target, kill in targets:
         try:
-            kill(target, sig)
-        except ProcessLookupError:
+            os.killpg(pgid, sig)
+        except OSError:  # gone, or (EPERM) the id now belongs to someone else
             pass
-        except PermissionError:  # the pid was reused by someone else's process
-            pass
+    signal_all(pids, sig)
 
 
 @dataclass(slots=True, eq=False)
