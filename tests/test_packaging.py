@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import venv
 from pathlib import Path
@@ -50,9 +51,15 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def _venv(path: Path) -> Path:
-    # System site-packages give the venv taskrun's dependencies without a download;
-    # taskrun itself is installed into the venv, which comes first on its path.
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(path)
+    # The test's own environment (a virtual environment or the system's) gives the new
+    # venv taskrun's dependencies without a download: its site-packages are appended to
+    # the new venv's path by a .pth file. A plain path line does not run that folder's own
+    # .pth files, so an editable install of the checkout there cannot shadow the copy
+    # under test, which is installed into the new venv and comes first on its path.
+    venv.EnvBuilder(with_pip=True).create(path)
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (theirs,) = {str(p) for p in path.glob("lib/python*/site-packages")}
+    Path(theirs, "_test_deps.pth").write_text("".join(f"{p}\n" for p in sorted(ours)))
     return path / "bin"
 
 
