@@ -5,6 +5,7 @@ unless --force; the new summary names the run it reran."""
 from __future__ import annotations
 
 import json
+import os
 
 # `flaky` fails while the file `broken` exists; every task appends its name to ran.txt.
 TASKS = """
@@ -115,11 +116,14 @@ def test_rerun_with_named_tasks_is_refused(taskrun):
 def test_unusable_summaries_are_refused_with_the_fix(taskrun):
     taskrun.write("tasks.yaml", TASKS)
     taskrun.write("list.json", "[1, 2]")
-    hint = " (name the JSON summary an earlier run wrote, e.g. taskrun-summary.json)\n"
+    os.mkfifo(taskrun.cwd / "fifo")  # nobody writes it: reading it would wait forever
+    hint = " (name the JSON summary an earlier run wrote, e.g. taskrun-summary.json, or its run id)\n"
     for name, why in (("nope.json", "does not exist"),
                       ("tasks.yaml", "is not JSON (Expecting value: line 1 column 1 (char 0))"),
-                      ("list.json", "is not a taskrun summary (version 1 with run_id, file_sha256 and tasks)")):
-        r = taskrun("tasks.yaml", "--rerun-failed", name)
+                      ("list.json", "is not a taskrun summary (version 1 with run_id, file_sha256 and tasks)"),
+                      ("fifo", "is not a regular file (a summary is read only from a file)"),
+                      (".", "is a directory")):
+        r = taskrun("tasks.yaml", "--rerun-failed", name, timeout=30)
         assert (r.returncode, r.stderr) == (2, f"taskrun: --rerun-failed: {name} {why}{hint}")
     r = taskrun("tasks.yaml", "--force")
     assert (r.returncode, r.stderr) == (2, "taskrun: --force goes with --rerun-failed SUMMARY\n")
