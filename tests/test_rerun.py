@@ -149,3 +149,55 @@ def test_cancelled_tasks_are_rerun(taskrun):
     assert r.returncode == 0, r.stderr
     assert ran(taskrun) == ["a", "b"]
     assert taskrun.summary()["rerun_of"]["run_id"] == summary["run_id"]
+
+
+def test_a_run_id_names_the_run_by_its_own_summary(taskrun):
+    first = first_run(taskrun)
+    (taskrun.cwd / "broken").unlink()
+    r = taskrun("tasks.yaml", "--rerun-failed", first["run_id"], "-o", "second.json")
+    assert r.returncode == 0, r.stderr
+    assert ran(taskrun) == ["flaky", "report", "chain"]
+    own = f"{taskrun.cwd}/.taskrun/runs/{first['run_id']}/summary.json"
+    assert taskrun.summary("second.json")["rerun_of"] == {
+        "run_id": first["run_id"], "summary": own, "file_sha256": first["file_sha256"]}
+
+
+def test_a_run_id_without_a_summary_or_without_a_folder_is_refused(taskrun):
+    taskrun.write("tasks.yaml", TASKS)
+    killed = taskrun.cwd / ".taskrun" / "runs" / "20260101T000000Z-abcdef"
+    killed.mkdir(parents=True)  # what a run killed before its end leaves: no summary
+    r = taskrun("tasks.yaml", "--rerun-failed", killed.name)
+    assert (r.returncode, r.stderr) == (
+        2, f"taskrun: --rerun-failed: run {killed.name} left no summary in {killed} (it is still running, or was "
+           f"killed: taskrun --recover {killed.name} stops what it left)\n")
+    r = taskrun("tasks.yaml", "--rerun-failed", "20260101T000000Z-000000")
+    assert (r.returncode, r.stderr) == (
+        2, "taskrun: --rerun-failed: 20260101T000000Z-000000 does not exist (name the JSON summary an earlier run "
+           "wrote, e.g. taskrun-summary.json, or its run id)\n")
+    assert ran(taskrun) == []
+
+
+def test_two_files_run_from_one_folder_keep_their_records(taskrun):
+    first = first_run(taskrun)
+    (taskrun.cwd / "first.json").rename(taskrun.cwd / "taskrun-summary.json")  # as if written by default
+    taskrun.write("other.yaml", "version: 1\ntasks:\n  setup: echo other-setup >> ran.txt\n")
+    r = taskrun("other.yaml")  # replaces the failed run's summary: says where that run's own copy is
+    assert r.returncode == 0, r.stderr
+    own = f"{taskrun.cwd}/.taskrun/runs/{first['run_id']}/summary.json"
+    assert r.stderr == (f"taskrun: taskrun-summary.json: replacing the summary of run {first['run_id']} (failed); "
+                        f"its own copy is {own}\n")
+    assert ran(taskrun) == ["other-setup"]
+    other = taskrun.summary()
+
+    # another file's summary is refused, as a changed file's is; the run id finds the failed run
+    r = taskrun("tasks.yaml", "--rerun-failed", "taskrun-summary.json")
+    assert (r.returncode, r.stderr) == (
+        2, f"taskrun: --rerun-failed: taskrun-summary.json records run {other['run_id']} of another task file "
+           "(other.yaml), not tasks.yaml: name a summary of tasks.yaml, or add --force to rerun what did not "
+           "succeed then anyway\n")
+    assert ran(taskrun) == []
+    (taskrun.cwd / "broken").unlink()
+    r = taskrun("tasks.yaml", "--rerun-failed", first["run_id"])
+    assert r.returncode == 0, r.stderr
+    assert ran(taskrun) == ["flaky", "report", "chain"]
+    assert "replacing" not in r.stderr  # the summary it replaced was a success
