@@ -72,7 +72,7 @@ def main_command(
         autocompletion=_complete_names)] = None,
     rerun_failed: Annotated[Optional[str], typer.Option(
         "--rerun-failed", metavar="SUMMARY",
-        help="Run only what did not succeed in the run this summary records, with what it needs.")] = None,
+        help="Run only what did not succeed in the run this summary (or run id) records, with what it needs.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --rerun-failed: rerun even if the task file changed since.")] = False,
     validate: Annotated[bool, typer.Option("--validate", help="Only check the file(s); exit 0 if valid, 2 if not.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and run nothing.")] = False,
@@ -81,7 +81,7 @@ def main_command(
     summary: Annotated[str, typer.Option("-o", "--summary", help="Where to write the JSON summary; '-' for stdout.")] = "taskrun-summary.json",
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", help="Also write the results as JUnit XML.")] = None,
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
-    history: Annotated[Optional[str], typer.Option("--history", help="An earlier summary of this file: start the longest remaining chains first (default: the previous summary, if any).")] = None,
+    history: Annotated[Optional[str], typer.Option("--history", help="An earlier summary of this file: start the longest remaining chains first (default: earlier runs of this file).")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Start ready tasks in file order, ignoring earlier runs.")] = False,
     output: Annotated[Optional[str], typer.Option("--output", help="Tasks' output on the console: stream, group or quiet (overrides the file; default stream).",
                                                   show_default=False)] = None,
