@@ -17,6 +17,7 @@ never end).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
@@ -28,6 +29,7 @@ from .model import TaskFile
 RUN_SUMMARY = "summary.json"
 SUMMARY_LIMIT = 64 * 1024 * 1024
 EARLIER_RUNS_READ = 10  # history merges at most this many earlier summaries of the file
+RUNS_READ = 50  # and reads at most this many run folders' summaries to find them (--keep-runs 0 keeps all)
 
 
 class NotASummary(Exception):
@@ -110,7 +112,7 @@ def run_summaries(runs: Path) -> Iterator[tuple[Path, dict]]:
 def earlier_runs(runs: Path, taskfile: TaskFile, limit: int = EARLIER_RUNS_READ) -> Iterator[dict]:
     """The summaries of the earlier runs of `taskfile` (same real path, same content), newest first."""
     found = 0
-    for _, data in run_summaries(runs):
+    for _, data in itertools.islice(run_summaries(runs), RUNS_READ):
         if found == limit:
             return
         if is_of(data, taskfile):
