@@ -27,7 +27,7 @@ from pathlib import Path
 from .model import TaskFile
 
 RUN_SUMMARY = "summary.json"
-SUMMARY_LIMIT = 64 * 1024 * 1024
+SUMMARY_LIMIT = 256 * 1024 * 1024  # 32 KiB of tails a task: thousands of verbose tasks fit
 EARLIER_RUNS_READ = 10  # history merges at most this many earlier summaries of the file
 RUNS_READ = 50  # and reads at most this many run folders' summaries to find them (--keep-runs 0 keeps all)
 

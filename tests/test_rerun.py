@@ -117,11 +117,14 @@ def test_unusable_summaries_are_refused_with_the_fix(taskrun):
     taskrun.write("tasks.yaml", TASKS)
     taskrun.write("list.json", "[1, 2]")
     os.mkfifo(taskrun.cwd / "fifo")  # nobody writes it: reading it would wait forever
+    with open(taskrun.cwd / "huge.json", "wb") as f:
+        f.truncate(300 * 1024 * 1024)  # sparse: no disk used, but reading it would fill memory
     hint = " (name the JSON summary an earlier run wrote, e.g. taskrun-summary.json, or its run id)\n"
     for name, why in (("nope.json", "does not exist"),
                       ("tasks.yaml", "is not JSON (Expecting value: line 1 column 1 (char 0))"),
                       ("list.json", "is not a taskrun summary (version 1 with run_id, file_sha256 and tasks)"),
                       ("fifo", "is not a regular file (a summary is read only from a file)"),
+                      ("huge.json", "is too big for a summary (314572800 bytes; at most 268435456)"),
                       (".", "is a directory")):
         r = taskrun("tasks.yaml", "--rerun-failed", name, timeout=30)
         assert (r.returncode, r.stderr) == (2, f"taskrun: --rerun-failed: {name} {why}{hint}")
