@@ -24,6 +24,7 @@ hold the end of a run (nor its record on stderr) forever.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 import stat
@@ -97,9 +98,12 @@ def open_target(path: str, flag: str) -> Target:
     descriptor = own_descriptor(path)
     if descriptor is not None:
         try:
-            return Target(path, os.dup(descriptor), descriptor)
+            readable_only = fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+            if not readable_only:
+                return Target(path, os.dup(descriptor), descriptor)
         except OSError as exc:
             raise UsageError(f"{flag} {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"{flag} {path}: is taskrun's descriptor {descriptor}, open for reading only")
     try:
         mode = os.stat(path).st_mode
     except OSError:

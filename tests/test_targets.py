@@ -230,3 +230,19 @@ def test_write_atomic_never_renames_over_a_device(tmp_path):
         write_atomic(null, "{}\n")
     assert_device(null, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["null"]  # the temporary file is gone too
+
+
+def test_a_descriptor_that_is_not_open_for_writing_is_refused_before_anything_runs(taskrun):
+    taskrun.write("tasks.yaml", TASKS)
+    r_fd, w_fd = os.pipe()
+    try:
+        proc = taskrun.popen("tasks.yaml", "-o", f"/dev/fd/{r_fd}", pass_fds=(r_fd,))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(r_fd)
+        os.close(w_fd)
+    assert (proc.returncode, err) == (
+        2, f"taskrun: -o /dev/fd/{r_fd}: is taskrun's descriptor {r_fd}, open for reading only\n")
+    r = taskrun("tasks.yaml", "--junit", "/dev/fd/9", timeout=60)  # not open at all
+    assert (r.returncode, r.stderr) == (2, "taskrun: --junit /dev/fd/9: Bad file descriptor\n")
+    assert not (taskrun.cwd / "ran").exists()
