@@ -8,7 +8,8 @@ summary, and any later writer), and how. One decision for all of them,
   is for these only: `write_atomic` refuses to rename over anything else;
 - one of taskrun's own descriptors (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`,
   `/proc/self/fd/N`, such as the `/dev/fd/63` of `-o >(jq .)`): written into a
-  duplicate of it, at its offset, whatever it is (pipe, terminal, file);
+  duplicate of it, at its offset, whatever it is (pipe, terminal, file); one
+  open only for reading, or not open, is refused;
 - a character device (`/dev/null`, a terminal) or a FIFO that has a reader:
   opened now without blocking, held open until written, written into as it is;
   never renamed over, never truncated;
