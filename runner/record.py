@@ -120,14 +120,15 @@ def earlier_runs(runs: Path, taskfile: TaskFile, limit: int = EARLIER_RUNS_READ)
             yield data
 
 
-def displaced_note(path: str, run_id: str) -> str | None:
+def displaced_note(path: str, run_id: str, reran: str | None = None) -> str | None:
     """One line when the summary about to be replaced at `path` is another run's
-    that did not succeed (its failures would vanish from there): where its own copy is."""
+    that did not succeed (its failures would vanish from there): where its own copy is.
+    Not for the run this one reran (`reran`): the new summary names it in `rerun_of`."""
     try:
         old = read_json(path)
     except NotASummary:
         return None
-    if (not isinstance(old, dict) or not isinstance(old.get("run_id"), str) or old["run_id"] == run_id
+    if (not isinstance(old, dict) or not isinstance(old.get("run_id"), str) or old["run_id"] in (run_id, reran)
             or old.get("status") == "success"):
         return None
     log_dir = old.get("log_dir")

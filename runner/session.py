@@ -190,7 +190,8 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
                 _write_stdout(text)
             else:
                 target = options.summary_target or Target(options.summary_path)
-                note = displaced_note(options.summary_path, run_id) if target.replaces else None
+                reran = plan.rerun_of.run_id if plan.rerun_of else None
+                note = displaced_note(options.summary_path, run_id, reran) if target.replaces else None
                 if note:
                     _write_stderr(note + "\n")
                 target.write(text)

@@ -204,3 +204,19 @@ def test_two_files_run_from_one_folder_keep_their_records(taskrun):
     assert r.returncode == 0, r.stderr
     assert ran(taskrun) == ["flaky", "report", "chain"]
     assert "replacing" not in r.stderr  # the summary it replaced was a success
+
+
+def test_the_note_on_a_replaced_failed_summary_is_left_out_for_its_own_rerun(taskrun):
+    taskrun.write("tasks.yaml", TASKS)
+    (taskrun.cwd / "broken").touch()
+    assert taskrun("tasks.yaml").returncode == 1
+    (taskrun.cwd / "broken").unlink()
+    r = taskrun("tasks.yaml", "--rerun-failed", "taskrun-summary.json")  # its summary names the run it reran
+    assert (r.returncode, r.stderr) == (0, "")
+    (taskrun.cwd / "broken").touch()
+    assert taskrun("tasks.yaml").returncode == 1
+    failed = taskrun.summary()["run_id"]
+    r = taskrun("tasks.yaml", "--skip", "flaky")
+    assert (r.returncode, r.stderr) == (
+        0, f"taskrun: taskrun-summary.json: replacing the summary of run {failed} (failed); its own copy is "
+           f"{taskrun.cwd}/.taskrun/runs/{failed}/summary.json\n")
