@@ -49,7 +49,10 @@ def github_writers(plan, print_line, env: Mapping[str, str] | None = None) -> li
         return []
     writers = []
     if github.step_summary:
-        writers.append(lambda record: append_step_summary(github.step_summary, record))
+        from .target import open_target
+
+        target = open_target(github.step_summary, "GITHUB_STEP_SUMMARY")  # refused before anything runs
+        writers.append(lambda record: append_step_summary(target, record))
     lines = {t.name: t.spec.line for t in plan.tasks}
     writers.append(lambda record: [print_line(a) for a in annotations(record, lines)])
     return writers
@@ -159,19 +162,11 @@ def step_summary(summary: dict, limit: int = STEP_SUMMARY_LIMIT) -> str:
     return text
 
 
-def append_step_summary(path: str, summary: dict) -> None:
-    """Append the run's Markdown to GitHub's step summary file, within what is left of 1 MiB."""
-    from .errors import OutputError
-
-    try:
-        used = os.path.getsize(path)
-    except OSError:
-        used = 0
+def append_step_summary(target, summary: dict) -> None:
+    """Append the run's Markdown to GitHub's step summary file (a `target.Target`),
+    within what is left of 1 MiB."""
+    used = target.size()
     room = STEP_SUMMARY_LIMIT - used - 1  # one byte for a separating newline
     if room <= 256:
         return  # the step's summary is already full; the JSON summary has it all
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(("\n" if used else "") + step_summary(summary, room))
-    except OSError as exc:
-        raise OutputError(f"cannot write the GitHub step summary {path}: {exc.strerror or exc}") from exc
+    target.append(("\n" if used else "") + step_summary(summary, room))

@@ -72,7 +72,7 @@ def main_command(
         autocompletion=_complete_names)] = None,
     rerun_failed: Annotated[Optional[str], typer.Option(
         "--rerun-failed", metavar="SUMMARY",
-        help="Run only what did not succeed in the run this summary records, with what it needs.")] = None,
+        help="Run only what did not succeed in the run this summary (or run id) records, with what it needs.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --rerun-failed: rerun even if the task file changed since.")] = False,
     validate: Annotated[bool, typer.Option("--validate", help="Only check the file(s); exit 0 if valid, 2 if not.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and run nothing.")] = False,
@@ -81,7 +81,7 @@ def main_command(
     summary: Annotated[str, typer.Option("-o", "--summary", help="Where to write the JSON summary; '-' for stdout.")] = "taskrun-summary.json",
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", help="Also write the results as JUnit XML.")] = None,
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
-    history: Annotated[Optional[str], typer.Option("--history", help="An earlier summary of this file: start the longest remaining chains first (default: the previous summary, if any).")] = None,
+    history: Annotated[Optional[str], typer.Option("--history", help="An earlier summary of this file: start the longest remaining chains first (default: earlier runs of this file).")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Start ready tasks in file order, ignoring earlier runs.")] = False,
     output: Annotated[Optional[str], typer.Option("--output", help="Tasks' output on the console: stream, group or quiet (overrides the file; default stream).",
                                                   show_default=False)] = None,
@@ -194,9 +194,10 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     taskfile = load_taskfile(file)
     rerun = None
     if rerun_failed is not None:
+        from .record import runs_folder
         from .rerun import read_rerun
 
-        rerun = read_rerun(rerun_failed, taskfile, force=force)
+        rerun = read_rerun(rerun_failed, taskfile, force=force, runs=runs_folder(taskfile.folder, log_dir))
         if not rerun.failed:
             _err(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({rerun_failed}) succeeded")
             return EXIT_OK
@@ -209,14 +210,16 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
         return EXIT_OK
     from .console import Console, is_terminal, want_color
     from .executor import choose_executor
-    from .history import estimate, read_durations
+    from .history import earlier_durations, estimate, read_durations
     from .output import ci_flavor
+    from .record import runs_folder
     from .secrets import masker_for_file
+    from .target import names_stdout, open_target
 
     chosen = choose_executor(taskfile, kind=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s)
 
     masker = masker_for_file(taskfile, os.environ)
-    to_stdout = summary == "-"
+    to_stdout = summary == "-" or names_stdout(summary)
     stream = sys.stderr if to_stdout else sys.stdout
     console = Console(stream, width=max(len(t.name) for t in plan.tasks), color=want_color(stream, color),
                       mode=output or taskfile.output or "stream", ci=ci_flavor(os.environ),
@@ -230,7 +233,7 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
         if recorded is None:
             raise UsageError(f"--history {history}: not a readable taskrun summary")
     elif not no_history:
-        recorded = read_durations("taskrun-summary.json" if to_stdout else summary, file)
+        recorded = earlier_durations(runs_folder(taskfile.folder, log_dir), taskfile)
     estimated = estimate(plan, recorded) if recorded else None
     if dry_run:
         console.show_plan(plan, estimated)
@@ -239,17 +242,20 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     from .executor import backend_factory
     from .session import RunOptions, run_session
 
+    summary_target = None if summary == "-" else open_target(summary, "-o")  # refused before anything runs
     writers = []
     if junit is not None:
         from .junit import write_junit
 
-        writers.append(lambda record: write_junit(junit, record))
+        junit_target = open_target(junit, "--junit")
+        writers.append(lambda record: write_junit(junit_target, record))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         from .ci import github_writers
 
         writers += github_writers(plan, console.line)
     options = RunOptions(summary_path=summary, log_dir=log_dir, tail_lines=tail_lines, keep_runs=keep_runs,
-                         argv=tuple(sys.argv), priority=estimated.priority if estimated else None)
+                         argv=tuple(sys.argv), priority=estimated.priority if estimated else None,
+                         summary_target=summary_target)
     try:
         # For Dask this connects now: an unreachable scheduler is reported before anything runs.
         factory = backend_factory(chosen, slots=min(plan.pool, len(plan)), masked=bool(masker))

@@ -1,24 +1,26 @@
 """Plans that use history: how long each task took last time orders what starts first.
 
-Without history, ready tasks start in file order. With durations from an
-earlier summary of the same task file, a ready task's priority is the longest
-remaining path through the dependency graph starting at it (its own estimated
-duration plus the longest chain of tasks that wait for it): the classic
+Without history, ready tasks start in file order. With durations from earlier
+runs of the same task file (`record`: the summaries in the run folders, or one
+named with --history), a ready task's priority is the longest remaining path
+through the dependency graph starting at it (its own estimated duration plus
+the longest chain of tasks that wait for it): the classic
 critical-path list scheduling, which keeps the long chains and the slow shards
 from being started last. Tasks with no recorded duration count as the median of
 those that have one. Ties keep file order.
 
-Pure functions over a `Plan` and a mapping of durations; no clock, no process.
+Pure functions over a `Plan` and a mapping of durations (read from the
+summaries first); no clock, no process.
 """
 
 from __future__ import annotations
 
 import heapq
-import json
-import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from .model import Plan
+from .model import Plan, TaskFile
+from .record import NotASummary, earlier_runs, read_json
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,21 +33,34 @@ class Estimate:
     known: int  # how many tasks had a recorded duration
 
 
-def read_durations(summary_path: str, taskfile_path: str | None = None) -> dict[str, float] | None:
-    """Durations of the tasks that ran in an earlier summary.
-
-    With `taskfile_path`, only a summary of that same file counts (the default
-    history is whatever summary was left in the folder). None when the summary
-    is missing, unreadable or from another file: history is a hint.
-    """
+def read_durations(summary_path: str) -> dict[str, float] | None:
+    """Durations of the tasks that ran in the summary at `summary_path` (`--history`);
+    None when it is missing, not a regular file, too big or not a summary."""
     try:
-        with open(summary_path, encoding="utf-8") as f:
-            data = json.load(f)
-        if taskfile_path is not None and os.path.realpath(data["file"]) != os.path.realpath(taskfile_path):
-            return None
+        return durations_of(read_json(summary_path))
+    except NotASummary:
+        return None
+
+
+def earlier_durations(runs: Path, taskfile: TaskFile) -> dict[str, float] | None:
+    """The default history: each task's duration in the latest earlier run of this
+    task file (same real path and content) that ran it, from the run folders under
+    `runs`. None when there is none."""
+    names = {t.name for t in taskfile.tasks}
+    found: dict[str, float] = {}
+    for summary in earlier_runs(runs, taskfile):
+        for name, seconds in (durations_of(summary) or {}).items():
+            found.setdefault(name, seconds)
+        if names <= found.keys():
+            break
+    return found or None
+
+
+def durations_of(data) -> dict[str, float] | None:
+    try:
         return {t["name"]: float(t["duration_s"]) for t in data["tasks"]
                 if t.get("duration_s") is not None and t.get("status") in ("success", "failed", "timeout")}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

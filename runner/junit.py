@@ -98,18 +98,7 @@ def junit_xml(summary: dict) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
 
-def write_junit(path: str, summary: dict) -> None:
-    """Write the report atomically, making its folder first (`--junit reports/taskrun.xml`)."""
-    from pathlib import Path
-
-    from .errors import OutputError
-    from .summary import write_atomic
-
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise OutputError(f"cannot write {path}: {folder} is not a folder") from None
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    write_atomic(path, junit_xml(summary))
+def write_junit(target, summary: dict) -> None:
+    """Write the report to `target` (see `target.open_target`: replaced atomically, its
+    folder made first, or written into a device or a pipe)."""
+    target.write(junit_xml(summary))

@@ -23,7 +23,9 @@ from .schedule import Scheduler, StopRequest
 from .events import EventLog
 from .logdir import make_run_dir
 from .secrets import NO_MASK, Masker
-from .summary import RunInfo, build_summary, dump_summary, run_status, write_atomic
+from .record import RUN_SUMMARY, displaced_note, runs_folder
+from .summary import RunInfo, build_summary, dump_summary, run_status
+from .target import Target, write_atomic
 
 STOP_SIGNALS = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)",
                 signal.SIGHUP: "hung up (SIGHUP)"}
@@ -32,6 +34,7 @@ STOP_SIGNALS = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminat
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunOptions:
     summary_path: str = "taskrun-summary.json"  # "-" for stdout
+    summary_target: Target | None = None  # summary_path as opened before the run (`target.open_target`)
     log_dir: str | None = None  # the runs folder; default .taskrun/runs next to the task file
     tail_lines: int = 50
     keep_runs: int = 20  # run folders kept under the runs folder, this one included; 0 keeps all
@@ -50,7 +53,7 @@ def make_log_dir(plan: Plan, options: RunOptions, run_id: str) -> Path:
     """The run's own log folder, private and fresh (see `logdir`)."""
     if options.log_dir:
         return make_run_dir(Path(options.log_dir), run_id, default=False)
-    return make_run_dir(Path(plan.taskfile.folder) / ".taskrun" / "runs", run_id, default=True)
+    return make_run_dir(runs_folder(plan.taskfile.folder, None), run_id, default=True)
 
 
 def prune_runs(runs: Path, keep: int, current: str) -> list[str]:
@@ -179,10 +182,19 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         text = dump_summary(summary)
         shown_path = None if options.summary_path == "-" else options.summary_path
         try:
+            write_atomic(log_dir / RUN_SUMMARY, text)  # the run's own record: no later run replaces it
+        except OutputError as exc:
+            record_errors.append(str(exc))
+        try:
             if options.summary_path == "-":
                 _write_stdout(text)
             else:
-                write_atomic(options.summary_path, text)
+                target = options.summary_target or Target(options.summary_path)
+                reran = plan.rerun_of.run_id if plan.rerun_of else None
+                note = displaced_note(options.summary_path, run_id, reran) if target.replaces else None
+                if note:
+                    _write_stderr(note + "\n")
+                target.write(text)
         except OutputError as exc:
             _write_stderr(text)  # the last resort: the record is not lost
             report(results, finished - started, None)

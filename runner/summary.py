@@ -1,4 +1,4 @@
-"""The run's record: results -> the summary JSON (schemas/summary.schema.json), written atomically."""
+"""The run's record: results -> the summary JSON (schemas/summary.schema.json); `target` writes it."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import getpass
 import json
 import os
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import __version__
-from .errors import EXIT_OK, EXIT_TASKS_FAILED, OutputError
+from .errors import EXIT_OK, EXIT_TASKS_FAILED
 from .model import AttemptResult, Plan, TaskResult, status_counts
 from .proc import last_lines
 
@@ -161,37 +159,3 @@ def dump_summary(summary: dict) -> str:
     tasks = ",\n".join(f"    {json.dumps(t, ensure_ascii=False)}" for t in summary.get("tasks", []))
     lines.append(f'  "tasks": [\n{tasks}\n  ]' if tasks else '  "tasks": []')
     return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Replace `path` with `text` so that a crash at any moment leaves the old or the new file.
-
-    The temporary file is created with O_EXCL and mode 0600 (never through a
-    planted link), and the rename replaces a link at `path` rather than follow it."""
-    target = Path(path)
-    folder = target.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)  # like --junit: `-o reports/summary.json` just works
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)  # the temporary file was made 0600 (mkstemp) and stays so
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    try:
-        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass  # the rename is done; some filesystems cannot fsync a folder

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 
 import pytest
 
-from runner.history import estimate, read_durations, simulate
+from runner.history import earlier_durations, estimate, read_durations, simulate
+from runner.load import load_taskfile
 from runner.model import TaskFile, TaskSpec
 from runner.plan import make_plan, readiness_order
 from runner.schedule import Scheduler
@@ -62,14 +65,41 @@ def test_scheduler_starts_ready_tasks_in_priority_order(tmp_path):
     assert [e[1] for e in log if e[0] == "start"] == ["a", "d", "c", "b"]
 
 
-def test_read_durations_ignores_a_summary_of_another_file(tmp_path):
+def _run_summary(runs, run_id, taskfile, durations, *, sha=None, cwd=None):
+    """A run folder holding the summary an earlier run of `taskfile` would have left."""
+    folder = runs / run_id
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({
+        "run_id": run_id, "file": str(taskfile), "cwd": str(cwd or taskfile.parent),
+        "file_sha256": sha or hashlib.sha256(taskfile.read_bytes()).hexdigest(),
+        "tasks": [{"name": n, "duration_s": d, "status": "success"} for n, d in durations.items()]}))
+
+
+def test_earlier_durations_come_from_earlier_runs_of_the_same_file_as_it_is(tmp_path):
+    tf_path = tmp_path / "tasks.yaml"
+    tf_path.write_text(HISTORY_FILE)
+    other = tmp_path / "other.yaml"
+    other.write_text(HISTORY_FILE)
+    tf = load_taskfile(str(tf_path))
+    runs = tmp_path / "runs"
+    _run_summary(runs, "20260101T000000Z-000001", tf_path, {"quick1": 1.0, "quick2": 2.0, "slow": 3.0})
+    _run_summary(runs, "20260101T000000Z-000002", tf_path, {"slow": 4.0})  # a rerun of one task, later
+    _run_summary(runs, "20260101T000001Z-000003", other, {"quick1": 50.0, "slow": 50.0})  # another file
+    _run_summary(runs, "20260101T000002Z-000004", tf_path, {"slow": 60.0}, sha="0" * 64)  # the file before a change
+    # the newest run that ran each task gives its duration; nothing from another file or another content
+    assert earlier_durations(runs, tf) == {"slow": 4.0, "quick1": 1.0, "quick2": 2.0}
+    assert earlier_durations(tmp_path / "missing", tf) is None
+
+
+def test_read_durations_reads_only_a_regular_file(tmp_path):
     summary = tmp_path / "s.json"
-    summary.write_text(json.dumps({"file": str(tmp_path / "other.yaml"), "tasks": [
+    summary.write_text(json.dumps({"file": "other.yaml", "tasks": [
         {"name": "a", "duration_s": 1.5, "status": "success"},
         {"name": "b", "duration_s": None, "status": "skipped"}]}))
-    assert read_durations(str(summary), str(tmp_path / "tasks.yaml")) is None
     assert read_durations(str(summary)) == {"a": 1.5}
     assert read_durations(str(tmp_path / "missing.json")) is None
+    os.mkfifo(tmp_path / "fifo")
+    assert read_durations(str(tmp_path / "fifo")) is None  # not opened for a writer, not read
 
 
 HISTORY_FILE = """
@@ -87,20 +117,49 @@ def _fake_summary(path, taskfile, durations):
         {"name": n, "duration_s": d, "status": "success"} for n, d in durations.items()]}))
 
 
-def test_run_uses_the_previous_summary_by_default(taskrun):
+def _start_order(summary):
+    return [t["name"] for t in sorted(summary["tasks"], key=lambda t: t["started_at"])]
+
+
+def test_run_uses_earlier_runs_of_the_file_by_default(taskrun):
     tf = taskrun.write("tasks.yaml", HISTORY_FILE)
-    _fake_summary(taskrun.cwd / "taskrun-summary.json", "tasks.yaml", {"quick1": 0.1, "quick2": 0.1, "slow": 9.0})
+    _run_summary(taskrun.cwd / ".taskrun" / "runs", "20260101T000000Z-000001", tf,
+                 {"quick1": 0.1, "quick2": 0.1, "slow": 9.0})
     r = taskrun(tf.name)
     assert r.returncode == 0, r.stderr
-    tasks = taskrun.summary()["tasks"]
-    order = [t["name"] for t in sorted(tasks, key=lambda t: t["started_at"])]
-    assert order[0] == "slow"
-    assert [t["name"] for t in tasks] == ["quick1", "quick2", "slow"]  # the summary keeps file order
+    assert _start_order(taskrun.summary())[0] == "slow"
+    assert [t["name"] for t in taskrun.summary()["tasks"]] == ["quick1", "quick2", "slow"]  # file order kept
+
+
+def test_two_files_run_from_one_folder_never_feed_each_other_history(taskrun):
+    a = taskrun.write("ops/a.yaml", HISTORY_FILE)
+    b = taskrun.write("ops/b.yaml", HISTORY_FILE.replace("quick1", "first"))
+    _run_summary(taskrun.cwd / "ops" / ".taskrun" / "runs", "20260101T000000Z-000001", a,
+                 {"quick1": 0.1, "quick2": 0.1, "slow": 9.0})
+    r = taskrun("ops/b.yaml", "--dry-run")  # b shares a's runs folder, and task names
+    assert r.returncode == 0, r.stderr
+    assert "estimated" not in r.stdout
+    assert taskrun("ops/b.yaml").returncode == 0
+    assert _start_order(taskrun.summary()) == ["first", "quick2", "slow"]
+    # and b's run, now the summary in the current folder, does not feed a's history either
+    r = taskrun("ops/a.yaml", "--dry-run")
+    assert "estimated makespan 9.20s on pool 1 (from 3 of 3 recorded durations)" in r.stdout
+    assert taskrun("ops/a.yaml").returncode == 0
+    assert _start_order(taskrun.summary())[0] == "slow"
+
+
+def test_the_summary_in_the_current_folder_is_not_history(taskrun):
+    tf = taskrun.write("tasks.yaml", HISTORY_FILE)
+    _fake_summary(taskrun.cwd / "taskrun-summary.json", "tasks.yaml", {"quick1": 0.1, "quick2": 0.1, "slow": 9.0})
+    r = taskrun(tf.name, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "estimated" not in r.stdout
 
 
 def test_no_history_keeps_file_order(taskrun):
     tf = taskrun.write("tasks.yaml", HISTORY_FILE)
-    _fake_summary(taskrun.cwd / "taskrun-summary.json", "tasks.yaml", {"quick1": 0.1, "quick2": 0.1, "slow": 9.0})
+    _run_summary(taskrun.cwd / ".taskrun" / "runs", "20260101T000000Z-000001", tf,
+                 {"quick1": 0.1, "quick2": 0.1, "slow": 9.0})
     r = taskrun(tf.name, "--no-history")
     assert r.returncode == 0, r.stderr
     tasks = taskrun.summary()["tasks"]

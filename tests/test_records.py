@@ -95,7 +95,7 @@ def test_a_sigkilled_run_keeps_every_finished_task_in_its_event_log(taskrun):
 
 WRITER = textwrap.dedent("""
     import sys
-    from runner.summary import write_atomic
+    from runner.target import write_atomic
     target, a, b = sys.argv[1:]
     texts = [open(a).read(), open(b).read()]
     print("ready", flush=True)
@@ -196,7 +196,8 @@ def test_logs_on_a_full_disk_keep_true_results_and_fail_the_run(taskrun, small_f
     r = taskrun("tasks.yaml", "--log-dir", small_fs / "runs")
     assert r.returncode == 3, r.stderr
     (run_dir,) = (small_fs / "runs").iterdir()
-    assert r.stderr == (f"taskrun: cannot write the event log {run_dir}/events.jsonl: No space left on device "
+    assert r.stderr == (f"taskrun: cannot write the event log {run_dir}/events.jsonl: No space left on device; "
+                        f"cannot write {run_dir}/summary.json: No space left on device "
                         "(the summary has every task's result)\n")
     summary = taskrun.summary()
     tasks = by_name(summary)

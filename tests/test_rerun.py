@@ -5,6 +5,7 @@ unless --force; the new summary names the run it reran."""
 from __future__ import annotations
 
 import json
+import os
 
 # `flaky` fails while the file `broken` exists; every task appends its name to ran.txt.
 TASKS = """
@@ -115,11 +116,17 @@ def test_rerun_with_named_tasks_is_refused(taskrun):
 def test_unusable_summaries_are_refused_with_the_fix(taskrun):
     taskrun.write("tasks.yaml", TASKS)
     taskrun.write("list.json", "[1, 2]")
-    hint = " (name the JSON summary an earlier run wrote, e.g. taskrun-summary.json)\n"
+    os.mkfifo(taskrun.cwd / "fifo")  # nobody writes it: reading it would wait forever
+    with open(taskrun.cwd / "huge.json", "wb") as f:
+        f.truncate(300 * 1024 * 1024)  # sparse: no disk used, but reading it would fill memory
+    hint = " (name the JSON summary an earlier run wrote, e.g. taskrun-summary.json, or its run id)\n"
     for name, why in (("nope.json", "does not exist"),
                       ("tasks.yaml", "is not JSON (Expecting value: line 1 column 1 (char 0))"),
-                      ("list.json", "is not a taskrun summary (version 1 with run_id, file_sha256 and tasks)")):
-        r = taskrun("tasks.yaml", "--rerun-failed", name)
+                      ("list.json", "is not a taskrun summary (version 1 with run_id, file_sha256 and tasks)"),
+                      ("fifo", "is not a regular file (a summary is read only from a file)"),
+                      ("huge.json", "is too big for a summary (314572800 bytes; at most 268435456)"),
+                      (".", "is a directory")):
+        r = taskrun("tasks.yaml", "--rerun-failed", name, timeout=30)
         assert (r.returncode, r.stderr) == (2, f"taskrun: --rerun-failed: {name} {why}{hint}")
     r = taskrun("tasks.yaml", "--force")
     assert (r.returncode, r.stderr) == (2, "taskrun: --force goes with --rerun-failed SUMMARY\n")
@@ -145,3 +152,71 @@ def test_cancelled_tasks_are_rerun(taskrun):
     assert r.returncode == 0, r.stderr
     assert ran(taskrun) == ["a", "b"]
     assert taskrun.summary()["rerun_of"]["run_id"] == summary["run_id"]
+
+
+def test_a_run_id_names_the_run_by_its_own_summary(taskrun):
+    first = first_run(taskrun)
+    (taskrun.cwd / "broken").unlink()
+    r = taskrun("tasks.yaml", "--rerun-failed", first["run_id"], "-o", "second.json")
+    assert r.returncode == 0, r.stderr
+    assert ran(taskrun) == ["flaky", "report", "chain"]
+    own = f"{taskrun.cwd}/.taskrun/runs/{first['run_id']}/summary.json"
+    assert taskrun.summary("second.json")["rerun_of"] == {
+        "run_id": first["run_id"], "summary": own, "file_sha256": first["file_sha256"]}
+
+
+def test_a_run_id_without_a_summary_or_without_a_folder_is_refused(taskrun):
+    taskrun.write("tasks.yaml", TASKS)
+    killed = taskrun.cwd / ".taskrun" / "runs" / "20260101T000000Z-abcdef"
+    killed.mkdir(parents=True)  # what a run killed before its end leaves: no summary
+    r = taskrun("tasks.yaml", "--rerun-failed", killed.name)
+    assert (r.returncode, r.stderr) == (
+        2, f"taskrun: --rerun-failed: run {killed.name} left no summary in {killed} (it is still running, or was "
+           f"killed: taskrun --recover {killed.name} stops what it left)\n")
+    r = taskrun("tasks.yaml", "--rerun-failed", "20260101T000000Z-000000")
+    assert (r.returncode, r.stderr) == (
+        2, "taskrun: --rerun-failed: 20260101T000000Z-000000 does not exist (name the JSON summary an earlier run "
+           "wrote, e.g. taskrun-summary.json, or its run id)\n")
+    assert ran(taskrun) == []
+
+
+def test_two_files_run_from_one_folder_keep_their_records(taskrun):
+    first = first_run(taskrun)
+    (taskrun.cwd / "first.json").rename(taskrun.cwd / "taskrun-summary.json")  # as if written by default
+    taskrun.write("other.yaml", "version: 1\ntasks:\n  setup: echo other-setup >> ran.txt\n")
+    r = taskrun("other.yaml")  # replaces the failed run's summary: says where that run's own copy is
+    assert r.returncode == 0, r.stderr
+    own = f"{taskrun.cwd}/.taskrun/runs/{first['run_id']}/summary.json"
+    assert r.stderr == (f"taskrun: taskrun-summary.json: replacing the summary of run {first['run_id']} (failed); "
+                        f"its own copy is {own}\n")
+    assert ran(taskrun) == ["other-setup"]
+    other = taskrun.summary()
+
+    # another file's summary is refused, as a changed file's is; the run id finds the failed run
+    r = taskrun("tasks.yaml", "--rerun-failed", "taskrun-summary.json")
+    assert (r.returncode, r.stderr) == (
+        2, f"taskrun: --rerun-failed: taskrun-summary.json records run {other['run_id']} of another task file "
+           "(other.yaml), not tasks.yaml: name a summary of tasks.yaml, or add --force to rerun what did not "
+           "succeed then anyway\n")
+    assert ran(taskrun) == []
+    (taskrun.cwd / "broken").unlink()
+    r = taskrun("tasks.yaml", "--rerun-failed", first["run_id"])
+    assert r.returncode == 0, r.stderr
+    assert ran(taskrun) == ["flaky", "report", "chain"]
+    assert "replacing" not in r.stderr  # the summary it replaced was a success
+
+
+def test_the_note_on_a_replaced_failed_summary_is_left_out_for_its_own_rerun(taskrun):
+    taskrun.write("tasks.yaml", TASKS)
+    (taskrun.cwd / "broken").touch()
+    assert taskrun("tasks.yaml").returncode == 1
+    (taskrun.cwd / "broken").unlink()
+    r = taskrun("tasks.yaml", "--rerun-failed", "taskrun-summary.json")  # its summary names the run it reran
+    assert (r.returncode, r.stderr) == (0, "")
+    (taskrun.cwd / "broken").touch()
+    assert taskrun("tasks.yaml").returncode == 1
+    failed = taskrun.summary()["run_id"]
+    r = taskrun("tasks.yaml", "--skip", "flaky")
+    assert (r.returncode, r.stderr) == (
+        0, f"taskrun: taskrun-summary.json: replacing the summary of run {failed} (failed); its own copy is "
+           f"{taskrun.cwd}/.taskrun/runs/{failed}/summary.json\n")

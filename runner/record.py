@@ -1,0 +1,138 @@
+"""Each run's record in its own folder, and the earlier runs of a task file.
+
+Every run writes its summary twice: where `-o` says (by default
+`taskrun-summary.json` in the current folder, the last run's), and as
+`summary.json` in its own run folder (`RUN_DIR`, under the runs folder:
+`.taskrun/runs` next to the task file, or `--log-dir`). The run folder's copy
+is never replaced by another run, so no run's record is lost to the next one.
+
+The earlier runs of a task file are the run folders whose summary names the
+same file (its real path) with the same content (sha256), newest first: two
+files run from one folder share a runs folder but never each other's history.
+
+A summary is read only from a regular file of at most SUMMARY_LIMIT bytes: a
+FIFO, a device or a pipe is refused, never read (it could block forever, or
+never end).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from .model import TaskFile
+
+RUN_SUMMARY = "summary.json"
+SUMMARY_LIMIT = 256 * 1024 * 1024  # 32 KiB of tails a task: thousands of verbose tasks fit
+EARLIER_RUNS_READ = 10  # history merges at most this many earlier summaries of the file
+RUNS_READ = 50  # and reads at most this many run folders' summaries to find them (--keep-runs 0 keeps all)
+
+
+class NotASummary(Exception):
+    """Why a path could not be read as JSON: the text says it, after the path."""
+
+
+def runs_folder(taskfile_folder: str | os.PathLike, log_dir: str | None) -> Path:
+    """Where a task file's runs keep their folders: `--log-dir`, or `.taskrun/runs` next to the file."""
+    return Path(log_dir) if log_dir else Path(taskfile_folder) / ".taskrun" / "runs"
+
+
+def read_json(path: str | os.PathLike, limit: int = SUMMARY_LIMIT):
+    """The JSON value in the regular file `path`; NotASummary (with the reason) otherwise."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotASummary("does not exist") from None
+    except OSError as exc:
+        raise NotASummary(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise NotASummary("is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise NotASummary("is not a regular file (a summary is read only from a file)")
+        if st.st_size > limit:
+            raise NotASummary(f"is too big for a summary ({st.st_size} bytes; at most {limit})")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise NotASummary(f"cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # it grew while read
+        raise NotASummary(f"is too big for a summary (over {limit} bytes)")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise NotASummary(f"is not JSON ({exc})") from None
+
+
+def file_of(summary: dict) -> str | None:
+    """The real path of the task file a summary records (its `file`, from its `cwd`)."""
+    file, cwd = summary.get("file"), summary.get("cwd")
+    if not isinstance(file, str) or not isinstance(cwd, (str, type(None))):
+        return None
+    return os.path.realpath(os.path.join(cwd or ".", file))
+
+
+def is_of(summary: dict, taskfile: TaskFile) -> bool:
+    """Whether a summary records a run of this task file, as it is now (path and content)."""
+    return file_of(summary) == os.path.realpath(taskfile.path) and summary.get("file_sha256") == taskfile.sha256
+
+
+def run_summaries(runs: Path) -> Iterator[tuple[Path, dict]]:
+    """(path, summary) of the runs under `runs` that left one, newest first. A run
+    folder counts when the summary in it names it (its run id is the folder's name)."""
+    try:
+        entries = [e for e in os.scandir(runs) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+
+    def newest(entry: os.DirEntry) -> tuple[str, float]:  # a run id starts with its UTC second
+        try:
+            return entry.name[:16], os.stat(os.path.join(entry.path, RUN_SUMMARY)).st_mtime
+        except OSError:
+            return entry.name[:16], 0.0
+
+    for entry in sorted(entries, key=newest, reverse=True):
+        path = Path(entry.path) / RUN_SUMMARY
+        try:
+            data = read_json(path)
+        except NotASummary:
+            continue  # still running, killed, or from before run folders kept a summary
+        if isinstance(data, dict) and data.get("run_id") == entry.name and isinstance(data.get("tasks"), list):
+            yield path, data
+
+
+def earlier_runs(runs: Path, taskfile: TaskFile, limit: int = EARLIER_RUNS_READ) -> Iterator[dict]:
+    """The summaries of the earlier runs of `taskfile` (same real path, same content), newest first."""
+    found = 0
+    for _, data in itertools.islice(run_summaries(runs), RUNS_READ):
+        if found == limit:
+            return
+        if is_of(data, taskfile):
+            found += 1
+            yield data
+
+
+def displaced_note(path: str, run_id: str, reran: str | None = None) -> str | None:
+    """One line when the summary about to be replaced at `path` is another run's
+    that did not succeed (its failures would vanish from there): where its own copy is.
+    Not for the run this one reran (`reran`): the new summary names it in `rerun_of`."""
+    try:
+        old = read_json(path)
+    except NotASummary:
+        return None
+    if (not isinstance(old, dict) or not isinstance(old.get("run_id"), str) or old["run_id"] in (run_id, reran)
+            or old.get("status") == "success"):
+        return None
+    log_dir = old.get("log_dir")
+    copy = Path(log_dir) / RUN_SUMMARY if isinstance(log_dir, str) else None
+    where = (f"its own copy is {copy}" if copy is not None and copy.is_file()
+             else "its run folder keeps no copy")
+    return f"taskrun: {path}: replacing the summary of run {old['run_id']} ({old.get('status')}); {where}"
