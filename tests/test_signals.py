@@ -225,3 +225,22 @@ def test_a_stopped_task_runs_its_cleanup_at_once_when_stopped(taskrun):
     t = by_name(taskrun.summary())["frozen"]
     assert (t["status"], t["exit_code"], t["signal"], t["reason"]) == ("timeout", 7, None, "timed out after 1s")
     assert (taskrun.cwd / "cleaned").exists()
+
+
+def test_sigpipe_and_sigxfsz_do_not_stop_the_run(taskrun):
+    # Python ignores both: a write that fails (a closed console, a file over its size limit) is an error taskrun
+    # reports where it happens, not the end of the run.
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          wait: touch running; while [ ! -e go ]; do sleep 0.05; done
+        """)
+    proc = taskrun.popen("tasks.yaml")
+    wait_for(taskrun.cwd / "running", proc=proc)
+    proc.send_signal(signal.SIGPIPE)
+    proc.send_signal(signal.SIGXFSZ)
+    (taskrun.cwd / "go").touch()
+    finish(proc)
+    assert proc.returncode == 0
+    s = taskrun.summary()
+    assert (s["status"], s["signal"], by_name(s)["wait"]["status"]) == ("success", None, "success")
