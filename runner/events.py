@@ -46,7 +46,7 @@ class EventLog:
         if self._fd is None:
             return
         record = {"event": record.pop("event"), "ts": iso(time.time()), **record}
-        line = json.dumps(self.masker.mask_obj(record) if self.masker else record, ensure_ascii=False) + "\n"
+        line = json.dumps(self.masker.mask_written(record), ensure_ascii=False) + "\n"
         data = line.encode("utf-8")
         try:
             while data:
@@ -71,7 +71,8 @@ class EventLog:
     # -- the listener ---------------------------------------------------------------
 
     def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None:
-        self._write({"event": "task_start", "task": task.name, "attempt": attempt, "pid": pid})
+        self._write({"event": "task_start", "task": task.name, "attempt": attempt, "pid": pid,
+                     "kill_grace_s": task.kill_grace_s})
 
     def attempt_ended(self, task: PlannedTask, attempt: int, result: AttemptResult,
                       retry_in_s: float | None) -> None:

@@ -9,8 +9,9 @@ Model:
   WNOWAIT, leaving it unreaped (a zombie keeps its pid and so its group id from
   being recycled) until the rest of the group is gone.
 - Stopping (timeout, cancel, or processes left behind by a command that exited)
-  is one ladder: SIGTERM to the group, SIGKILL after the grace period, then wait
-  for the group to be empty, then reap the leader.
+  is one ladder: SIGTERM to the group (with SIGCONT, so a stopped process runs
+  its cleanup at once), SIGKILL after the grace period, then wait for the group
+  to be empty, then reap the leader.
 - When the runner is a child subreaper, processes orphaned by the command are
   adopted by it; those that escaped the group with setsid are recognised by the
   TASKRUN_ATTEMPT_ID they inherited and stopped with the group.
@@ -31,6 +32,7 @@ import os
 import selectors
 import shutil
 import signal
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -186,9 +188,12 @@ def group_members(pgid: int, attempt_id: str, leader: int, *,
 
 
 def signal_name(num: int) -> str:
+    """`SIGTERM`; a real-time signal as `SIGRTMIN+3`, the way kill -l names it."""
     try:
         return signal.Signals(num).name
     except ValueError:
+        if signal.SIGRTMIN < num < signal.SIGRTMAX:
+            return f"SIGRTMIN+{num - signal.SIGRTMIN}"
         return f"SIG{num}"
 
 
@@ -200,6 +205,15 @@ def _send(pids: list[int], pgid: int | None, sig: int) -> None:
         except OSError:  # gone, or (EPERM) the id now belongs to someone else
             pass
     signal_all(pids, sig)
+
+
+def terminate(pids, pgid: int | None = None) -> None:
+    """The first rung of every stop ladder: SIGTERM, then SIGCONT. A stopped
+    process (SIGSTOP, Ctrl-Z) keeps a SIGTERM pending until it runs again: without
+    the SIGCONT its cleanup would never run and the whole grace would pass."""
+    pids = list(pids)
+    _send(pids, pgid, signal.SIGTERM)
+    _send(pids, pgid, signal.SIGCONT)
 
 
 @dataclass(slots=True, eq=False)
@@ -256,7 +270,7 @@ class Attempt:
                              pipes=(pipes[1], pipes[3]) if pipes else None)
         except OSError as exc:
             self._close_outputs()
-            self._fail_to_start(exc)
+            self._fail_to_start(exc, env)
             return
         finally:
             for fd in pipes[1::2]:  # the write ends now live in the command only
@@ -344,7 +358,7 @@ class Attempt:
         if self._final is not None and not self.outputs:
             self.result, self._final = self._final, None
 
-    def _fail_to_start(self, exc: OSError) -> None:
+    def _fail_to_start(self, exc: OSError, env: dict[str, str]) -> None:
         spec = self.spec
         if isinstance(exc, FileNotFoundError) and exc.filename == spec.cwd:
             code, reason = 127, f"working directory not found: {spec.cwd}"
@@ -352,14 +366,8 @@ class Attempt:
             code, reason = 127, f"working directory is not a folder: {spec.cwd}"
         elif not os.path.isdir(os.path.dirname(spec.stdout_path) or "."):
             code, reason = 126, f"cannot open the log files in {os.path.dirname(spec.stdout_path)}"
-        elif isinstance(exc, FileNotFoundError):
-            code, reason = 127, f"command not found: {spec.argv[0]}"
-        elif isinstance(exc, PermissionError):
-            code, reason = 126, f"permission denied: {exc.filename or spec.argv[0]}"
-        elif exc.errno == errno.ENOEXEC:
-            code, reason = 126, f"not an executable: {spec.argv[0]}"
         else:
-            code, reason = 126, f"could not start: {exc.strerror or exc}"
+            code, reason = exec_failure(exc, spec.argv, env, spec.cwd)
         now = time.time()
         self.result = AttemptResult(
             exit_code=code, signal=None, timed_out=False, pid=None, started_at=self.started_at,
@@ -388,7 +396,7 @@ class Attempt:
         if self._kill_at is not None and self._give_up_at is None:
             # Escapees adopted since the stop began have not had their SIGTERM yet.
             fresh = [p for p in escapees if p not in self._termed]
-            _send(fresh, None, signal.SIGTERM)
+            terminate(fresh)
             self._termed.update(fresh)
             self._strays.update(fresh)  # escaping the group makes a process a stray
         members += escapees
@@ -425,19 +433,29 @@ class Attempt:
                 self.tick()
             return
         now = time.monotonic()
-        self._timed_out |= timed_out and self._status is None
-        self._cancelled |= cancelled and self._status is None
-        if reason and (self._reason is None or timed_out or cancelled):
-            self._reason = reason
+        if self._status is None and not self._leader_exited():
+            # Only a stop that reaches a running command decides its outcome: one that
+            # ended on its own meanwhile (say, failed as fail_fast stops the rest) keeps it.
+            self._timed_out |= timed_out
+            self._cancelled |= cancelled
+            if reason and (self._reason is None or timed_out or cancelled):
+                self._reason = reason
         if self._kill_at is None:
             self._kill_at = now + self.spec.kill_grace_s
             _, escapees = group_members(self.pid, self.attempt_id, self.pid, anywhere=True)
             self._termed.update(escapees)
             self._strays.update(escapees)  # escaping the group makes a process a stray
-            _send(escapees, self.pid, signal.SIGTERM)
+            terminate(escapees, self.pid)
         if force and self._kill_at > now:
             self._kill_at = now
         self.tick()
+
+    def _leader_exited(self) -> bool:
+        """Whether the leader has ended, its end seen by the loop or not yet."""
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
 
     def next_attention(self) -> float | None:
         """Monotonic time at which `tick` must run, if any."""
@@ -494,6 +512,85 @@ class Attempt:
         self._maybe_done()
 
 
+def exec_failure(exc: OSError, argv: tuple[str, ...], env: dict[str, str], cwd: str) -> tuple[int, str]:
+    """Exit code and reason of a command exec refused: 127 when something it needs
+    is missing, 126 when it is there but cannot run; the reason names the cause
+    (the program, its interpreter, a directory, the size of the environment)."""
+    name = argv[0]
+    program = exc.filename if isinstance(exc.filename, str) else name
+    path = os.path.join(cwd, program)
+    if exc.errno == errno.ENOENT:
+        # A bare name is a PATH lookup that found nothing; a path that exists names a missing interpreter.
+        interpreter = _interpreter(path) if "/" in program and os.path.exists(path) else None
+        if interpreter is None:
+            return 127, f"command not found: {name}"
+        return 127, f"bad interpreter {interpreter} in {name}: not found"
+    if exc.errno == errno.EACCES:
+        if os.path.isdir(path):
+            return 126, f"is a directory: {name}"
+        interpreter = _interpreter(path) if os.access(path, os.X_OK) else None
+        if interpreter is not None and os.path.isdir(interpreter):
+            return 126, f"bad interpreter {interpreter} in {name}: is a directory"
+        if interpreter is not None and not os.access(interpreter, os.X_OK):
+            return 126, f"bad interpreter {interpreter} in {name}: permission denied"
+        return 126, f"permission denied: {exc.filename or name}"
+    if exc.errno == errno.ENOEXEC:
+        return 126, f"not an executable: {name}"
+    if exc.errno == errno.E2BIG:
+        return 126, _too_big(argv, env)
+    return 126, f"could not start: {exc.strerror or exc}"
+
+
+def _interpreter(path: str) -> str | None:
+    """The program a file needs to be run: its `#!` interpreter, or an ELF file's
+    loader (PT_INTERP); None when it names none or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            if head.startswith(b"#!"):
+                words = head[2:].split(b"\n", 1)[0].split()
+                return os.fsdecode(words[0]) if words else None
+            if head[:4] != b"\x7fELF" or len(head) < 64:
+                return None
+            wide, order = head[4] == 2, "<" if head[5] == 1 else ">"
+            phoff, = struct.unpack_from(order + ("Q" if wide else "I"), head, 0x20 if wide else 0x1C)
+            size, count = struct.unpack_from(order + "HH", head, 0x36 if wide else 0x2A)
+            for i in range(min(count, 64)):
+                f.seek(phoff + i * size)
+                entry = f.read(size)
+                if struct.unpack_from(order + "I", entry)[0] == 3:  # PT_INTERP
+                    offset, length = (struct.unpack_from(order + "QxxxxxxxxxxxxxxxxQ", entry, 8) if wide
+                                      else struct.unpack_from(order + "IxxxxxxxxI", entry, 4))
+                    f.seek(offset)
+                    return os.fsdecode(f.read(min(length, 4096)).split(b"\0")[0])
+    except (OSError, struct.error, IndexError):
+        pass
+    return None
+
+
+def _too_big(argv: tuple[str, ...], env: dict[str, str]) -> str:
+    """Why exec found the command line or the environment too big (E2BIG): one
+    string over the kernel's limit per string, or all of them over ARG_MAX."""
+    per_string = 32 * os.sysconf("SC_PAGESIZE")  # Linux's MAX_ARG_STRLEN
+    args = [len(os.fsencode(a)) + 1 for a in argv]
+    variables = {k: len(os.fsencode(k)) + len(os.fsencode(v)) + 2 for k, v in env.items()}
+    longest_var = max(variables, key=variables.get, default=None)
+    if longest_var is not None and variables[longest_var] > per_string:
+        return (f"environment too big for exec: the variable {longest_var} is {variables[longest_var]} bytes "
+                f"(at most {per_string} per variable)")
+    longest_arg = max(range(len(args)), key=args.__getitem__)
+    if args[longest_arg] > per_string:
+        return (f"arguments too big for exec: argument {longest_arg} is {args[longest_arg]} bytes "
+                f"(at most {per_string} per argument)")
+    env_size, args_size = sum(variables.values()), sum(args)
+    limit = os.sysconf("SC_ARG_MAX")
+    if env_size >= args_size:
+        return (f"environment too big for exec: {env_size} bytes in {len(variables)} variables, with {args_size} "
+                f"bytes of arguments (at most about {limit} in all)")
+    return (f"arguments too big for exec: {args_size} bytes in {len(args)} arguments, with {env_size} bytes "
+            f"of environment (at most about {limit} in all)")
+
+
 @dataclass(slots=True, eq=False)
 class _Sink:
     """Where one output pipe of a masked attempt goes."""
@@ -514,9 +611,10 @@ _LIVE_LEADERS: set[int] = set()
 _HOME: int | None = None
 _CHDIR_LOCK = threading.Lock()
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
-# Dispositions the runner changes (SIGPIPE is ignored by Python; INT/TERM/HUP
-# are caught) go back to their defaults in the command.
-_SIGDEF = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# Every disposition goes back to its default in the command, whatever the runner
+# inherited or set: Python ignores SIGPIPE and SIGXFSZ, and a parent may have
+# ignored others (nohup, a background job). Caught signals are reset by exec anyway.
+_SIGDEF = tuple(set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP})
 
 
 @functools.lru_cache(maxsize=1024)

@@ -5,7 +5,9 @@ init (or the nearest subreaper), still in their own sessions. Every command
 carries `TASKRUN_RUN_ID` in its environment, and so does everything it started
 (unless it cleared its environment on purpose), so a scan of /proc/*/environ
 finds them all, wherever they were reparented and whatever group they moved
-to. They get the same ladder as a timeout: SIGTERM, a grace period, SIGKILL.
+to. They get the same ladder as a timeout: SIGTERM (and SIGCONT), the run's
+grace period (the longest `kill_grace` of the tasks that had not ended, as the
+event log recorded it; the default when it says nothing), SIGKILL.
 
 RUN is a run id (looked up in the runs folder) or the path of a run's log
 folder. Its event log tells which tasks were running, and whether the runner
@@ -22,10 +24,10 @@ from pathlib import Path
 
 from .errors import EXIT_OK, UsageError
 from .events import EVENTS_NAME, read_events
-from .proc import carriers, signal_all
+from .model import DEFAULT_KILL_GRACE_S
+from .proc import KILL_WAIT_S, carriers, signal_all, terminate
 
 RUN_VAR = "TASKRUN_RUN_ID"
-GRACE_S = 5.0
 POLL_S = 0.05
 
 
@@ -75,14 +77,14 @@ def stop_processes(run_id: str, grace_s: float) -> tuple[dict[int, str], int]:
     found = processes_of_run(run_id)
     if not found:
         return found, 0
-    signal_all(found, signal.SIGTERM)
+    terminate(found)
     deadline = time.monotonic() + grace_s
     left = processes_of_run(run_id)
     while left and time.monotonic() < deadline:
         time.sleep(POLL_S)
         left = processes_of_run(run_id)
     killed: set[int] = set()
-    give_up = time.monotonic() + GRACE_S
+    give_up = time.monotonic() + KILL_WAIT_S
     while left and time.monotonic() < give_up:
         killed.update(left)
         found.update(left)  # new ones may have been started during the grace
@@ -92,7 +94,7 @@ def stop_processes(run_id: str, grace_s: float) -> tuple[dict[int, str], int]:
     return found, len(killed)
 
 
-def recover_run(target: str, runs_folder: Path, say: Callable[[str], None], grace_s: float = GRACE_S) -> int:
+def recover_run(target: str, runs_folder: Path, say: Callable[[str], None]) -> int:
     run_id, folder = find_run(target, runs_folder)
     events = read_events(folder / EVENTS_NAME) if folder else []
     start = next((e for e in events if e.get("event") == "run_start"), None)
@@ -100,6 +102,7 @@ def recover_run(target: str, runs_folder: Path, say: Callable[[str], None], grac
                                                                                        folder / EVENTS_NAME):
         raise UsageError(f"run {run_id} is still running (taskrun pid {start['pid']}): stop it with "
                          f"kill -TERM {start['pid']}, which stops its tasks too")
+    grace_s = DEFAULT_KILL_GRACE_S
     if folder is None:
         say(f"run {run_id}: no log folder under {runs_folder}; looking for its processes anyway")
     else:
@@ -109,6 +112,8 @@ def recover_run(target: str, runs_folder: Path, say: Callable[[str], None], grac
             say(f"run {run_id}: taskrun stopped without finishing its record ({folder / EVENTS_NAME})")
         for e in running:
             say(f"run {run_id}: task {e['task']} (attempt {e['attempt']}, pid {e['pid']}) had not ended")
+        graces = [e["kill_grace_s"] for e in running if isinstance(e.get("kill_grace_s"), (int, float))]
+        grace_s = max(graces, default=grace_s)
     found, killed = stop_processes(run_id, grace_s)
     if not found:
         say(f"run {run_id}: no process of this run is left")

@@ -33,7 +33,7 @@ import threading
 import time
 
 from .model import AttemptResult, AttemptSpec
-from .proc import ATTEMPT_ID_VAR, Attempt, carriers, read_end, run_attempt, signal_all
+from .proc import ATTEMPT_ID_VAR, Attempt, carriers, read_end, run_attempt, signal_all, terminate
 
 MARKER = ".taskrun-client"  # in the run's log folder: the run's token, so a worker can tell it shares the folder
 LOG_CAP = 8 * 1024 * 1024  # bytes of each stream sent back when the log folder is not shared
@@ -144,7 +144,7 @@ def sweep(attempts: dict[bytes, float]) -> int:
         return 0
     ids = set(attempts)
     first = carriers(ATTEMPT_ID_VAR, ids)
-    signal_all(first, signal.SIGTERM)
+    terminate(first)
     deadline = time.monotonic() + max(attempts[a] for a in set(first.values()) or ids)
     left = first
     while left and time.monotonic() < deadline:

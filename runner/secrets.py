@@ -25,6 +25,12 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
+# The fields of the summary and the event log that hold what the task file and its
+# commands wrote (command text, descriptions, output tails, reasons, which may quote
+# a command, a folder or output). Only these are masked there: every other field is
+# taskrun's own (run id, times, hashes, paths of its folders and logs, pids, host,
+# user, task names) and must stay intact for what reads it back (--recover, --rerun-failed).
+WRITTEN_FIELDS = frozenset({"cmd", "description", "reason", "stdout_tail", "stderr_tail"})
 MIN_PART = 3  # lines of a multi-line secret, and base64 fragments, shorter than this would mask everything
 
 
@@ -100,6 +106,17 @@ class Masker:
         if isinstance(obj, (list, tuple)):
             return [self.mask_obj(v) for v in obj]
         return obj
+
+
+    def mask_written(self, record):
+        """A summary or an event-log line with its `WRITTEN_FIELDS` masked, at any depth (tasks, attempts)."""
+        if self._text is None:
+            return record
+        if isinstance(record, dict):
+            return {k: self.mask_obj(v) if k in WRITTEN_FIELDS else self.mask_written(v) for k, v in record.items()}
+        if isinstance(record, (list, tuple)):
+            return [self.mask_written(v) for v in record]
+        return record
 
 
 NO_MASK = Masker()

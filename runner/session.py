@@ -22,6 +22,7 @@ from .model import Plan, status_counts
 from .schedule import Scheduler, StopRequest
 from .events import EventLog
 from .logdir import make_run_dir
+from .proc import signal_name
 from .secrets import NO_MASK, Masker
 from .record import RUN_SUMMARY, displaced_note, runs_folder
 from .summary import RunInfo, build_summary, dump_summary, run_status
@@ -29,6 +30,16 @@ from .target import Target, write_atomic
 
 STOP_SIGNALS = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)",
                 signal.SIGHUP: "hung up (SIGHUP)"}
+# Every other signal whose default action would end taskrun on the spot (its tasks
+# left running, no summary) stops the run the same way. Not these: SIGKILL and
+# SIGSTOP (they cannot be caught); the faults a process raises on itself (SIGSEGV,
+# SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS), which a handler cannot resume from;
+# SIGPIPE and SIGXFSZ, which Python ignores so that a write that fails (a closed
+# console, a file over its size limit) is an error taskrun reports, not its end.
+_ENDING = [getattr(signal, n) for n in ("SIGQUIT", "SIGABRT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGXCPU",
+                                        "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR", "SIGSTKFLT") if hasattr(signal, n)]
+_ENDING += range(signal.SIGRTMIN, signal.SIGRTMAX + 1)
+STOP_SIGNALS |= {s: f"stopped by {signal_name(s)}" for s in _ENDING}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,7 +93,7 @@ def prune_runs(runs: Path, keep: int, current: str) -> list[str]:
 
 @contextmanager
 def catch_stop_signals(stop: StopRequest):
-    """Turn SIGINT/SIGTERM/SIGHUP into a stop request, and wake the loop through a pipe."""
+    """Turn the `STOP_SIGNALS` into a stop request, and wake the loop through a pipe."""
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def handler(signum, _frame):
@@ -176,9 +187,9 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         info = RunInfo(
             run_id=run_id, argv=options.argv, started_at=started, finished_at=finished,
             log_dir=str(log_dir), status=status, exit_code=code,
-            signal=signal.Signals(signum).name if signum else None, reason=reason,
+            signal=signal_name(signum) if signum else None, reason=reason,
         )
-        summary = masker.mask_obj(build_summary(plan, results, info, tail_lines=options.tail_lines))
+        summary = masker.mask_written(build_summary(plan, results, info, tail_lines=options.tail_lines))
         text = dump_summary(summary)
         shown_path = None if options.summary_path == "-" else options.summary_path
         try:

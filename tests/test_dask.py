@@ -317,6 +317,26 @@ def test_a_timeout_kills_the_whole_tree_on_the_worker(cluster, taskrun):
     assert not {leader, grandchild} & {p for p in worker_pids if alive(p)}
 
 
+def test_a_stopped_task_on_a_worker_runs_its_cleanup_at_its_timeout(cluster, taskrun):
+    # The worker runs the same ladder: SIGCONT follows SIGTERM, so the trap runs now, not after the 60 s grace.
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          frozen:
+            cmd: trap 'touch cleaned; exit 7' TERM; kill -STOP $$; sleep 300
+            timeout: 1s
+            kill_grace: 60s
+    """)
+    began = time.monotonic()
+    r = taskrun("tasks.yaml", "--scheduler", cluster.address)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert time.monotonic() - began < 40  # far below the 60 s grace
+    task = taskrun.summary()["tasks"][0]
+    assert (task["status"], task["exit_code"], task["signal"], task["reason"]) == (
+        "timeout", 7, None, "timed out after 1s")
+    assert (taskrun.cwd / "cleaned").exists()
+
+
 def test_retries_really_run_again(cluster, taskrun):
     taskrun.write("tasks.yaml", """
         version: 1

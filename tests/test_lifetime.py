@@ -266,3 +266,26 @@ def test_recover_of_an_unknown_run(taskrun):
     assert (r.returncode, r.stderr) == (0, "run 20260101T000000Z-000000: no log folder under .taskrun/runs; "
                                            "looking for its processes anyway\n"
                                            "run 20260101T000000Z-000000: no process of this run is left\n")
+
+
+def test_recover_gives_the_leftovers_the_runs_own_grace(taskrun):
+    # The task's cleanup takes 6 s, well within its 60 s grace (and past the default 5 s): --recover lets it end.
+    taskrun.write("tasks.yaml", """
+        version: 1
+        kill_grace: 60
+        tasks:
+          slow-cleanup: trap 'sleep 6; touch cleaned; exit 0' TERM; touch ready; sleep 300
+    """)
+    taskrun.expect_orphans()
+    p = taskrun.popen("tasks.yaml")
+    path = events_of_only_run(taskrun)
+    wait_for(lambda: (taskrun.cwd / "ready").exists(), what="the task to start")
+    wait_for(lambda: any(e["event"] == "task_start" for e in read_events_file(path)), what="the task's start")
+    p.kill()
+    p.communicate(timeout=30)
+    (start,) = [e for e in read_events_file(path) if e["event"] == "task_start"]
+    assert start["kill_grace_s"] == 60
+    r = taskrun("--recover", str(path.parent))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[-1] == f"run {path.parent.name}: stopped 2 process(es)"  # no ", 2 with SIGKILL"
+    assert (taskrun.cwd / "cleaned").exists()

@@ -11,6 +11,8 @@ import os
 import pytest
 
 from conftest import by_name, check
+from runner.model import AttemptSpec
+from runner.proc import launch
 
 NOT_WAITED = 20  # seconds: far below any `sleep 300`, far above a noisy machine's delays
 # A background process that leaves the command's session and group, then writes its
@@ -188,3 +190,31 @@ def _gone(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
     except OSError:
         return True
+
+
+class TestStopRace:
+    """The attempt itself, in this process: the moment between a command's end and the loop seeing it."""
+
+    @staticmethod
+    def spec(tmp_path, script: str) -> AttemptSpec:
+        return AttemptSpec(task="t", attempt=1, argv=("/bin/sh", "-c", script), env=tuple(os.environ.items()),
+                           cwd=str(tmp_path), timeout_s=None, kill_grace_s=5.0,
+                           stdout_path=str(tmp_path / "t.stdout"), stderr_path=str(tmp_path / "t.stderr"))
+
+    def test_a_command_that_failed_before_the_stop_reached_it_keeps_its_failure(self, tmp_path):
+        # fail_fast stops every running task the moment one fails; one that had just failed on its own,
+        # its end not yet seen by the loop, is `failed` with its own exit code, not `cancelled`.
+        attempt = launch(self.spec(tmp_path, "exit 3"))
+        os.waitid(os.P_PID, attempt.pid, os.WEXITED | os.WNOWAIT)  # it has ended; the loop has not looked yet
+        attempt.stop(reason="fail_fast: 'other' failed", cancelled=True)
+        attempt.on_exit()
+        r = attempt.result
+        assert (r.exit_code, r.signal, r.cancelled, r.timed_out, r.reason) == (3, None, False, False, None)
+
+    def test_a_running_command_the_stop_reaches_is_cancelled(self, tmp_path):
+        attempt = launch(self.spec(tmp_path, "exec sleep 300"))
+        attempt.stop(reason="fail_fast: 'other' failed", cancelled=True)
+        os.waitid(os.P_PID, attempt.pid, os.WEXITED | os.WNOWAIT)
+        attempt.on_exit()
+        r = attempt.result
+        assert (r.exit_code, r.signal, r.cancelled, r.reason) == (None, "SIGTERM", True, "fail_fast: 'other' failed")

@@ -3,7 +3,14 @@ retries, commands that cannot start, cwd/env/shell, dry run, exit codes."""
 
 from __future__ import annotations
 
+import os
+import re
+import resource
+import shutil
 from datetime import datetime
+from pathlib import Path
+
+import pytest
 
 from conftest import by_name, check
 
@@ -356,6 +363,10 @@ class TestRetries:
         assert [(a["timed_out"], a["exit_code"]) for a in t["attempts"]] == [(True, None), (False, 0)]
 
 
+def _stack_of_8_mib() -> None:
+    resource.setrlimit(resource.RLIMIT_STACK, (8 << 20, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+
+
 class TestCannotStart:
     def test_missing_program(self, taskrun):
         taskrun.write("tasks.yaml", """
@@ -405,6 +416,81 @@ class TestCannotStart:
         assert (t["status"], t["exit_code"]) == ("failed", 127)
         assert isinstance(t["pid"], int)
         assert "no-such-program-7f3a" in t["stderr_tail"]
+
+    def test_a_script_whose_interpreter_is_missing_names_the_interpreter(self, taskrun):
+        script = taskrun.write("tool.sh", "#!/no/such/bin -e\necho hi\n")
+        script.chmod(0o755)
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a:\n    cmd: [./tool.sh]\n")
+        r = check(taskrun("tasks.yaml"), 1)
+        t = by_name(taskrun.summary())["a"]
+        assert (t["status"], t["exit_code"], t["pid"]) == ("failed", 127, None)
+        assert t["reason"] == "bad interpreter /no/such/bin in ./tool.sh: not found"
+        assert "bad interpreter /no/such/bin in ./tool.sh: not found" in r.stdout
+
+    def test_a_program_whose_loader_is_missing_names_the_loader(self, taskrun):
+        # A copy of `true` whose ELF interpreter (the dynamic loader) names a file that does not exist.
+        data = Path(shutil.which("true")).resolve().read_bytes()
+        loader = re.search(rb"/[\w./-]*/ld-[\w.+-]+\.so[\w.]*\0", data)
+        if loader is None:
+            pytest.skip("`true` is not a dynamically linked ELF program here")
+        missing = loader.group().replace(b"/ld-", b"/no-")
+        program = taskrun.cwd / "true"
+        program.write_bytes(data.replace(loader.group(), missing, 1))
+        program.chmod(0o755)
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a:\n    cmd: [./true]\n")
+        check(taskrun("tasks.yaml"), 1)
+        t = by_name(taskrun.summary())["a"]
+        assert (t["status"], t["exit_code"]) == ("failed", 127)
+        assert t["reason"] == f"bad interpreter {missing[:-1].decode()} in ./true: not found"
+
+    def test_a_script_whose_interpreter_is_a_directory_says_so(self, taskrun):
+        (taskrun.cwd / "folder").mkdir()
+        script = taskrun.write("tool.sh", f"#!{taskrun.cwd / 'folder'}\necho hi\n")
+        script.chmod(0o755)
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a:\n    cmd: [./tool.sh]\n")
+        check(taskrun("tasks.yaml"), 1)
+        t = by_name(taskrun.summary())["a"]
+        assert (t["status"], t["exit_code"]) == ("failed", 126)
+        assert t["reason"] == f"bad interpreter {taskrun.cwd / 'folder'} in ./tool.sh: is a directory"
+
+    def test_a_directory_is_not_a_command(self, taskrun):
+        (taskrun.cwd / "build").mkdir()
+        taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a:\n    cmd: [./build]\n")
+        check(taskrun("tasks.yaml"), 1)
+        t = by_name(taskrun.summary())["a"]
+        assert (t["status"], t["exit_code"], t["pid"]) == ("failed", 126, None)
+        assert t["reason"] == "is a directory: ./build"
+
+    def test_a_variable_too_big_for_exec_is_named(self, taskrun):
+        per_string = 32 * os.sysconf("SC_PAGESIZE")
+        taskrun.write("tasks.yaml", f"version: 1\ntasks:\n  a:\n    cmd: 'true'\n    env:\n"
+                                    f"      BIG: {'x' * (per_string + 10)}\n")
+        check(taskrun("tasks.yaml"), 1)
+        t = by_name(taskrun.summary())["a"]
+        assert (t["status"], t["exit_code"], t["pid"]) == ("failed", 126, None)
+        assert t["reason"] == (f"environment too big for exec: the variable BIG is {per_string + 15} bytes "
+                               f"(at most {per_string} per variable)")
+
+    def test_an_environment_too_big_for_exec_says_so_with_its_size(self, taskrun):
+        # 8 MiB of stack makes the kernel's limit 2 MiB for arguments and environment together.
+        variables = "".join(f"      V{i}: {'x' * 100_000}\n" for i in range(24))
+        taskrun.write("tasks.yaml", f"version: 1\ntasks:\n  a:\n    cmd: 'true'\n    env:\n{variables}")
+        check(taskrun("tasks.yaml", preexec_fn=_stack_of_8_mib), 1)
+        t = by_name(taskrun.summary())["a"]
+        assert (t["status"], t["exit_code"], t["pid"]) == ("failed", 126, None)
+        m = re.fullmatch(r"environment too big for exec: (\d+) bytes in (\d+) variables, with (\d+) bytes of "
+                         r"arguments \(at most about 2097152 in all\)", t["reason"])
+        assert m, t["reason"]
+        assert int(m[1]) > 24 * 100_000 and int(m[2]) > 24 and int(m[3]) == len("/bin/sh -c true ")
+
+    def test_an_argument_too_big_for_exec_is_named(self, taskrun):
+        per_string = 32 * os.sysconf("SC_PAGESIZE")
+        taskrun.write("tasks.yaml", f"version: 1\ntasks:\n  a:\n    cmd: [echo, {'x' * per_string}]\n")
+        check(taskrun("tasks.yaml"), 1)
+        t = by_name(taskrun.summary())["a"]
+        assert (t["status"], t["exit_code"], t["pid"]) == ("failed", 126, None)
+        assert t["reason"] == (f"arguments too big for exec: argument 1 is {per_string + 1} bytes "
+                               f"(at most {per_string} per argument)")
 
 
 class TestCommandEnvironment:

@@ -11,7 +11,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from conftest import by_name
+from conftest import by_name, read_events_file, wait_for
 from runner.secrets import LineMasker, Masker, encodings
 
 SECRET = 'pa$$ w0rd/"+?&='  # characters that each encoding changes
@@ -261,3 +261,65 @@ def test_each_run_fences_with_a_new_token(taskrun):
     tokens = {next(line for line in taskrun("tasks.yaml", env={"GITHUB_ACTIONS": "true"}).stdout.splitlines()
                    if line.startswith("::stop-commands::")) for _ in range(2)}
     assert len(tokens) == 2
+
+
+# --- masking leaves taskrun's own identifiers intact ---------------------------------------------
+
+
+def test_masking_leaves_taskruns_own_identifiers_intact(taskrun):
+    # Two secrets that occur in what taskrun names itself: the year (in the run id, every time stamp and the
+    # log paths) and the name of the folder the run happens in (in every path). Only what the file and the
+    # tasks wrote is masked.
+    year, folder = time.strftime("%Y", time.gmtime()), taskrun.cwd.name
+    taskrun.write("tasks.yaml", f"""
+        version: 1
+        secrets: [YEAR, FOLDER]
+        tasks:
+          say: echo "year $YEAR in $FOLDER"
+          ghost: {{cmd: [./missing-{year}]}}
+    """)
+    r = taskrun("tasks.yaml", env={"YEAR": year, "FOLDER": folder})
+    assert r.returncode == 1, r.stderr
+    (run_dir,) = taskrun.run_dirs()
+    s = taskrun.summary()
+    assert (s["run_id"], s["log_dir"], s["cwd"]) == (run_dir.name, str(run_dir), str(taskrun.cwd))
+    assert year in s["run_id"] and folder in s["log_dir"]
+    assert s["started_at"].startswith(year) and s["finished_at"].startswith(year)
+    t = by_name(s)
+    assert t["say"]["stdout_tail"] == "year *** in ***\n"
+    assert (t["say"]["stdout_log"], t["say"]["attempts"][0]["stdout_log"]) == (f"{run_dir}/say.stdout",) * 2
+    assert t["say"]["attempts"][0]["started_at"].startswith(year)
+    assert (t["ghost"]["cmd"], t["ghost"]["reason"]) == (["./missing-***"], "command not found: ./missing-***")
+    assert (run_dir / "say.stdout").read_text() == "year *** in ***\n"
+
+    events = taskrun.events()
+    assert (events[0]["run_id"], events[0]["log_dir"]) == (run_dir.name, str(run_dir))
+    assert events[0]["summary"] == str(taskrun.cwd / "taskrun-summary.json")
+    assert all(e["ts"].startswith(year) for e in events)
+    ghost_end = next(e for e in events if e["event"] == "attempt_end" and e["task"] == "ghost")
+    assert ghost_end["reason"] == "command not found: ./missing-***"
+    for text in [(run_dir / "events.jsonl").read_text(), (taskrun.cwd / "taskrun-summary.json").read_text()]:
+        assert f"{year} in {folder}" not in text and f"missing-{year}" not in text
+
+
+def test_recover_finds_a_run_whose_id_holds_a_secret(taskrun):
+    year = time.strftime("%Y", time.gmtime())
+    taskrun.write("tasks.yaml", """
+        version: 1
+        secrets: [YEAR]
+        tasks:
+          hold: touch ready; sleep 300
+    """)
+    taskrun.expect_orphans()
+    p = taskrun.popen("tasks.yaml", env={"YEAR": year})
+    wait_for(lambda: (taskrun.cwd / "ready").exists(), what="the task to start")
+    (run_dir,) = taskrun.run_dirs()
+    wait_for(lambda: any(e["event"] == "task_start" for e in read_events_file(run_dir / "events.jsonl")),
+             what="the task's start in the event log")
+    p.kill()
+    p.communicate(timeout=30)
+    r = taskrun("--recover", str(run_dir))
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == f"run {run_dir.name}: taskrun stopped without finishing its record ({run_dir}/events.jsonl)"
+    assert lines[-1] == f"run {run_dir.name}: stopped 2 process(es)"  # the shell and its sleep

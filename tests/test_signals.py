@@ -164,3 +164,83 @@ def test_a_signal_during_a_retry_delay_cancels_the_task(taskrun):
     t = by_name(taskrun.summary())["flaky"]
     assert t["status"] == "cancelled"
     assert len(t["attempts"]) == 1
+
+
+# Every signal whose default action would end taskrun: caught like SIGTERM. (SIGPIPE and
+# SIGXFSZ are ignored by Python, so a failed write is reported, not fatal; the faults a
+# process raises on itself, SIGSEGV and the like, cannot be resumed from and are not caught.)
+@pytest.mark.parametrize("name", ["SIGQUIT", "SIGABRT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGXCPU", "SIGVTALRM",
+                                  "SIGPROF", "SIGRTMIN+3"])
+def test_every_signal_that_would_end_taskrun_stops_the_run_and_records_it(taskrun, name):
+    sig = signal.SIGRTMIN + 3 if name == "SIGRTMIN+3" else getattr(signal, name)
+    taskrun.write("tasks.yaml", FILE)
+    proc = taskrun.popen("tasks.yaml")
+    wait_for(taskrun.cwd / "one-running", taskrun.cwd / "two-running", proc=proc)
+    proc.send_signal(sig)
+    out, err = finish(proc)
+    assert proc.returncode == 128 + sig, err
+    s = taskrun.summary()
+    assert (s["status"], s["exit_code"], s["signal"], s["reason"]) == ("cancelled", 128 + sig, name, f"stopped by {name}")
+    t = by_name(s)
+    assert t["quick"]["status"] == "success"
+    for task in ("one", "two"):
+        assert (t[task]["status"], t[task]["signal"], t[task]["reason"]) == ("cancelled", "SIGTERM", f"stopped by {name}")
+    assert s["counts"]["cancelled"] == 4
+    assert "cancelled" in out
+
+
+def _ignore_signals() -> None:
+    for sig in (signal.SIGUSR1, signal.SIGTSTP, signal.SIGHUP, signal.SIGPIPE, signal.SIGRTMIN + 5):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def test_commands_start_with_every_signal_at_its_default(taskrun):
+    # taskrun started the way nohup or a background job starts it (signals ignored), and Python
+    # ignores SIGPIPE and SIGXFSZ itself: none of it reaches the command.
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  show: grep -E '^Sig(Ign|Blk):' /proc/self/status\n")
+    proc = taskrun.popen("tasks.yaml", preexec_fn=_ignore_signals)
+    finish(proc)
+    assert proc.returncode == 0
+    lines = dict(line.split(":\t") for line in by_name(taskrun.summary())["show"]["stdout_tail"].splitlines())
+    assert int(lines["SigBlk"], 16) == 0
+    assert int(lines["SigIgn"], 16) & ~(0b11 << 31) == 0, lines  # 32 and 33 belong to the C library
+
+
+def test_a_stopped_task_runs_its_cleanup_at_once_when_stopped(taskrun):
+    # The command stops itself (SIGSTOP, as a debugger or Ctrl-Z would): SIGCONT follows SIGTERM, so its trap
+    # runs at the timeout instead of the SIGKILL a minute later.
+    taskrun.write("tasks.yaml", """
+        version: 1
+        kill_grace: 60
+        tasks:
+          frozen:
+            cmd: trap 'touch cleaned; exit 7' TERM; touch running; kill -STOP $$; sleep 300
+            timeout: 1
+        """)
+    began = time.monotonic()
+    proc = taskrun.popen("tasks.yaml")
+    finish(proc, timeout=NOT_WAITED + 30)
+    assert proc.returncode == 1
+    assert time.monotonic() - began < 40  # far below the 60 s grace
+    t = by_name(taskrun.summary())["frozen"]
+    assert (t["status"], t["exit_code"], t["signal"], t["reason"]) == ("timeout", 7, None, "timed out after 1s")
+    assert (taskrun.cwd / "cleaned").exists()
+
+
+def test_sigpipe_and_sigxfsz_do_not_stop_the_run(taskrun):
+    # Python ignores both: a write that fails (a closed console, a file over its size limit) is an error taskrun
+    # reports where it happens, not the end of the run.
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          wait: touch running; while [ ! -e go ]; do sleep 0.05; done
+        """)
+    proc = taskrun.popen("tasks.yaml")
+    wait_for(taskrun.cwd / "running", proc=proc)
+    proc.send_signal(signal.SIGPIPE)
+    proc.send_signal(signal.SIGXFSZ)
+    (taskrun.cwd / "go").touch()
+    finish(proc)
+    assert proc.returncode == 0
+    s = taskrun.summary()
+    assert (s["status"], s["signal"], by_name(s)["wait"]["status"]) == ("success", None, "success")
