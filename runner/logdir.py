@@ -14,9 +14,10 @@ lasts the run's whole life (the kernel drops it when taskrun exits, however it
 exits). Pruning (`claim_ended_runs`) deletes only folders whose lock it can
 take without waiting, and not those of a run whose commands are still alive
 (a runner killed by SIGKILL leaves its lock free, but its commands carry
-TASKRUN_RUN_ID, found with one scan of /proc). A folder with no lock file is a
-run of an older taskrun (it has files) or one being made this instant (it is
-empty; kept). After each attempt the run checks that its folder is still the
+TASKRUN_RUN_ID, found with one scan of /proc, made only when a run to delete
+has no `run_end` in its event log). A folder with no lock file is a run of an
+older taskrun (it has files) or one being made this instant (it is empty;
+kept). After each attempt the run checks that its folder is still the
 one it made; if a task deleted it (`rm -rf .taskrun`, `git clean -fdx`), the
 folder is made again, with the same checks, so later tasks still run and log.
 """
@@ -33,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputError
+from .events import EVENTS_NAME
 from .proc import carriers
 from .recover import RUN_VAR
 
@@ -93,17 +95,11 @@ def _is_link(name: str, dir_fd: int | None) -> bool:
         return False
 
 
-def make_run_dir(runs: Path, run_id: str, *, default: bool) -> Path:
-    """Create `runs/run_id` (mode 0700) and return its absolute path.
+def make_run_dir(runs: Path, run_id: str, *, default: bool) -> tuple[Path, int]:
+    """Create `runs/run_id` (mode 0700): its absolute path, and an fd of it.
 
     `default`: `runs` is taskrun's own `.taskrun/runs`, so `.taskrun` is checked too.
     """
-    path, run_fd = _make_run_dir(runs, run_id, default=default)
-    os.close(run_fd)
-    return path
-
-
-def _make_run_dir(runs: Path, run_id: str, *, default: bool) -> tuple[Path, int]:
     runs = runs.absolute()  # commands start in their own folder: no relative path may leak
     alt = "use --log-dir DIR" if default else "choose another --log-dir"
     checked = [runs.parent, runs] if default else [runs]
@@ -141,7 +137,7 @@ class RunDir:
         self.path = self._make()
 
     def _make(self) -> Path:
-        path, fd = _make_run_dir(*self._where[:2], default=self._where[2])
+        path, fd = make_run_dir(*self._where[:2], default=self._where[2])
         try:
             lock = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                            dir_fd=fd)
@@ -226,8 +222,8 @@ def _identity(st: os.stat_result) -> tuple[int, int]:
 
 @contextmanager
 def claim_ended_runs(folders: list[str]) -> Iterator[list[str]]:
-    """The folders among `folders` whose run is over, each held locked (so no run can
-    take it) until the caller, who deletes them, leaves the block."""
+    """The folders among `folders` whose run is over, each held locked until the
+    caller, who deletes them, leaves the block (another pruner leaves them alone)."""
     held: list[int] = []
     ended: list[str] = []
     try:
@@ -237,13 +233,27 @@ def claim_ended_runs(folders: list[str]) -> Iterator[list[str]]:
                 ended.append(folder)
                 if claim >= 0:
                     held.append(claim)
-        if ended:  # one scan of /proc for all: a runner killed by SIGKILL may have left commands running
-            alive = set(carriers(RUN_VAR, {os.path.basename(f).encode() for f in ended}).values())
+        # A runner that wrote run_end had swept its commands; one killed by SIGKILL may have left some
+        # running: one scan of /proc for all of those.
+        unsure = {os.path.basename(f).encode() for f in ended if not _ended_whole(f)}
+        if unsure:
+            alive = set(carriers(RUN_VAR, unsure).values())
             ended = [f for f in ended if os.path.basename(f).encode() not in alive]
         yield ended
     finally:
         for fd in held:
             os.close(fd)
+
+
+def _ended_whole(folder: str) -> bool:
+    """Whether the run's event log ends with its `run_end` line."""
+    try:
+        with open(os.path.join(folder, EVENTS_NAME), "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+            last = f.read().rstrip(b"\n").rpartition(b"\n")[2]
+    except OSError:
+        return False
+    return last.startswith(b'{"event": "run_end"')
 
 
 def _claim(folder: str) -> int | None:

@@ -191,5 +191,6 @@ def test_a_run_folder_that_cannot_be_made_again_stops_the_run(taskrun):
     assert r.stderr == f"taskrun: {problem} (the summary has every task's result)\n"
     assert summary["reason"] == f"stopped: the run's log folder is gone; {problem}"
     after = by_name(summary)["after"]
-    assert (after["status"], after["reason"]) == ("cancelled", "stopped: the run's log folder is gone")
-    assert "cancelled" in r.stdout and "126" not in r.stdout
+    assert (after["status"], after["exit_code"], after["reason"]) == (
+        "cancelled", None, "stopped: the run's log folder is gone")
+    assert "cancel after cancelled (stopped: the run's log folder is gone)" in r.stdout
