@@ -194,3 +194,12 @@ def test_a_run_folder_that_cannot_be_made_again_stops_the_run(taskrun):
     assert (after["status"], after["exit_code"], after["reason"]) == (
         "cancelled", None, "stopped: the run's log folder is gone")
     assert "cancel after cancelled (stopped: the run's log folder is gone)" in r.stdout
+
+
+def test_the_summary_reaches_its_target_when_a_task_deleted_its_folder_too(taskrun):
+    (taskrun.cwd / "out").mkdir()
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  clean: rm -rf .taskrun out\n")
+    r = check(taskrun("tasks.yaml", "-o", "out/summary.json"), 3)
+    summary = taskrun.summary("out/summary.json")
+    assert summary["exit_code"] == 3 and summary["reason"].startswith(f"the run's log folder {summary['log_dir']} ")
+    assert r.stderr.startswith("taskrun: the run's log folder ")
