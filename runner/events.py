@@ -9,7 +9,10 @@ fsync per line: at thousands of tasks it would cost more than the tasks).
 
 The file is created fresh (O_EXCL, O_NOFOLLOW, mode 0600) in the run's folder.
 If a write fails (disk full), the log stops there, the run goes on, and the
-error is kept in `error` for the session to report.
+error is kept in `error` for the session to report. If the file is deleted
+while the run goes on (`deleted()`, checked after each attempt), the log goes
+on in a fresh file at the same path (`reopen`), which starts again with the
+`run_start` line, its `log_lost` saying why the lines before are missing.
 """
 
 from __future__ import annotations
@@ -36,11 +39,30 @@ class EventLog:
         self.error: OSError | None = None
         self.log_dir = Path(log_dir)
         self._fd: int | None = None
+        self._start: dict | None = None
+        self._open()
+
+    def _open(self) -> None:
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW
                                | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             self.error = exc
+
+    def deleted(self) -> bool:
+        """Whether the file being written was deleted: its lines would reach nobody."""
+        try:
+            return self._fd is not None and os.fstat(self._fd).st_nlink == 0
+        except OSError:
+            return False
+
+    def reopen(self, why: str) -> None:
+        """Go on in a fresh file at the same path, from the `run_start` line again (`log_lost`: why)."""
+        self.close()
+        if self.error is None:  # a log stopped by a failed write stays stopped
+            self._open()
+            if self._start is not None:
+                self._write({**self._start, "log_lost": why})
 
     def _write(self, record: dict) -> None:
         if self._fd is None:
@@ -59,9 +81,10 @@ class EventLog:
 
     def run_started(self, *, run_id: str, file: str, pool: int, tasks: int, argv: tuple[str, ...],
                     summary_path: str | None) -> None:
-        self._write({"event": "run_start", "version": FORMAT_VERSION, "run_id": run_id, "pid": os.getpid(),
-                     "file": file, "pool": pool, "tasks": tasks, "command": list(argv),
-                     "log_dir": str(self.log_dir), "summary": summary_path})
+        self._start = {"event": "run_start", "version": FORMAT_VERSION, "run_id": run_id, "pid": os.getpid(),
+                       "file": file, "pool": pool, "tasks": tasks, "command": list(argv),
+                       "log_dir": str(self.log_dir), "summary": summary_path}
+        self._write(dict(self._start))
 
     def run_ended(self, *, status: str, exit_code: int, duration_s: float, counts: dict[str, int],
                   reason: str | None) -> None:

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from .errors import EXIT_INTERNAL, OutputError, TaskrunError
 from .model import Plan, status_counts
 from .schedule import Scheduler, StopRequest
 from .events import EventLog
-from .logdir import make_run_dir
+from .logdir import FolderWatch, RunDir, claim_ended_runs
 from .proc import signal_name
 from .secrets import NO_MASK, Masker
 from .record import RUN_SUMMARY, displaced_note, runs_folder
@@ -60,17 +60,18 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def make_log_dir(plan: Plan, options: RunOptions, run_id: str) -> Path:
-    """The run's own log folder, private and fresh (see `logdir`)."""
+def make_log_dir(plan: Plan, options: RunOptions, run_id: str) -> RunDir:
+    """The run's own log folder, private and fresh, held while the run lives (see `logdir`)."""
     if options.log_dir:
-        return make_run_dir(Path(options.log_dir), run_id, default=False)
-    return make_run_dir(runs_folder(plan.taskfile.folder, None), run_id, default=True)
+        return RunDir(Path(options.log_dir), run_id, default=False)
+    return RunDir(runs_folder(plan.taskfile.folder, None), run_id, default=True)
 
 
 def prune_runs(runs: Path, keep: int, current: str) -> list[str]:
     """Delete the oldest run folders so that `keep` remain, never `current`, and
-    only folders whose name is a run id. Returns the names deleted. Best effort:
-    a folder that cannot be deleted is left, silently."""
+    only folders whose name is a run id, and never one whose run is still alive
+    (`logdir.claim_ended_runs`). Returns the names deleted. Best effort: a folder
+    that cannot be deleted is left, silently."""
     if keep <= 0:
         return []
     try:
@@ -86,9 +87,10 @@ def prune_runs(runs: Path, keep: int, current: str) -> list[str]:
 
     older = sorted((e for e in entries if e.name != current), key=age)
     doomed = older[:max(0, len(older) - (keep - 1))]
-    for entry in doomed:
-        shutil.rmtree(entry.path, ignore_errors=True)
-    return [e.name for e in doomed]
+    with claim_ended_runs([e.path for e in doomed]) as ended:
+        for path in ended:
+            shutil.rmtree(path, ignore_errors=True)
+    return [os.path.basename(path) for path in ended]
 
 
 @contextmanager
@@ -125,29 +127,34 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
     the pool (open-file limit) before any folder is made or anything starts.
 
     Besides `listener`, every event goes to the run's append-only event log.
-    A record that could not be written (event log, a masked log file) makes
-    the exit code 3 with the path and the reason; the tasks' results stay true.
+    A record that could not be written (event log, a masked log file) or the
+    run's folder deleted by a task (see `logdir.FolderWatch`) makes the exit
+    code 3 with the path and the reason; the tasks' results stay true.
     `masker` hides the file's secrets in the event log, summary and writers.
     """
     run_id = new_run_id()
     stop = StopRequest()
     scheduler = None
     error: BaseException | None = None
-    with catch_stop_signals(stop) as wake_fd:
+    with catch_stop_signals(stop) as wake_fd, ExitStack() as after:
         backend = backend_factory(wake_fd)
         try:
-            log_dir = make_log_dir(plan, options, run_id)
+            run_dir = make_log_dir(plan, options, run_id)
         except BaseException:
             backend.close()
             raise
-        prune_runs(log_dir.parent, options.keep_runs, run_id)
+        log_dir = run_dir.path
+        after.callback(run_dir.close)
+        # Once the summary is written, never on the start path (it costs tens of ms at a thousand tasks).
+        after.callback(prune_runs, log_dir.parent, options.keep_runs, run_id)
         started = time.time()
         events = EventLog(log_dir, masker=masker)
+        watch = FolderWatch(run_dir, events, stop=lambda why: stop.request(None, why))
         summary_shown = None if options.summary_path == "-" else os.path.abspath(options.summary_path)
         events.run_started(run_id=run_id, file=plan.taskfile.path, pool=plan.pool, tasks=len(plan),
                            argv=options.argv, summary_path=summary_shown)
         try:
-            scheduler = Scheduler(plan, backend, (events, listener), log_dir=log_dir, run_id=run_id, stop=stop,
+            scheduler = Scheduler(plan, backend, (watch, events, listener), log_dir=log_dir, run_id=run_id, stop=stop,
                                   priority=options.priority, pump=pump, mask=masker.secret_values)
             scheduler.run()
         except BaseException as exc:  # record first, then let the CLI report it
@@ -173,8 +180,9 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
             reason = f"fail_fast: stopped after '{scheduler.fail_fast_cause}' failed"
         if reason is None and error is not None:
             reason = f"taskrun failed: {error!r}"
-        record_errors = [f"cannot write the log {e.filename}: {e.strerror or e}"
-                         for e in getattr(backend, "write_errors", ())]
+        watch.check("at the end of the run")
+        record_errors = [*watch.problems, *(f"cannot write the log {e.filename}: {e.strerror or e}"
+                                            for e in getattr(backend, "write_errors", ()))]
         if events.error is not None:
             record_errors.insert(0, f"cannot write the event log {events.path}: "
                                     f"{events.error.strerror or events.error}")
@@ -192,10 +200,11 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         summary = masker.mask_written(build_summary(plan, results, info, tail_lines=options.tail_lines))
         text = dump_summary(summary)
         shown_path = None if options.summary_path == "-" else options.summary_path
-        try:
-            write_atomic(log_dir / RUN_SUMMARY, text)  # the run's own record: no later run replaces it
-        except OutputError as exc:
-            record_errors.append(str(exc))
+        if not watch.broken:  # a folder that could not be made again is already reported
+            try:
+                write_atomic(log_dir / RUN_SUMMARY, text)  # the run's own record: no later run replaces it
+            except OutputError as exc:
+                record_errors.append(str(exc))
         try:
             if options.summary_path == "-":
                 _write_stdout(text)

@@ -137,7 +137,7 @@ def test_log_folders_and_files_are_private_whatever_the_umask(taskrun):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == ["a.stderr", "a.stdout", "b.stderr", "b.stdout", "b~2.stderr", "b~2.stdout", "events.jsonl",
-                     "summary.json"]
+                     "run.lock", "summary.json"]
     for p in [*run_dir.iterdir(), taskrun.cwd / "taskrun-summary.json"]:
         assert p.stat().st_mode & 0o777 == 0o600, p
 
