@@ -398,8 +398,22 @@ def parse_yaml(text: str, *, file: str = "", key_noun: Callable[[Path], str] = n
     unsupported tags) come back in `Source.problems`, so the caller can add its
     own and report them all together.
     """
+    try:
+        return _parse(text, file, key_noun, Loader)
+    except _TooDeep:
+        # libyaml >= 0.2.6 stops at 1,000 levels while it scans ahead, before taskrun's own
+        # limit (100, counted as the nodes arrive) is reached: the pure-Python reader scans
+        # lazily, so the same file gets the same problem at the same place with either.
+        return _parse(text, file, key_noun, yaml.SafeLoader)
+
+
+class _TooDeep(Exception):
+    """The YAML library refused the nesting before taskrun's own check could."""
+
+
+def _parse(text: str, file: str, key_noun: Callable[[Path], str], loader_class: Any) -> Source:
     composer = _Composer(text, file, key_noun)
-    loader = Loader(text)
+    loader = loader_class(text)
     handlers = {
         yaml.ScalarEvent: composer.on_scalar,
         yaml.MappingStartEvent: composer.on_mapping_start,
@@ -417,6 +431,8 @@ def parse_yaml(text: str, *, file: str = "", key_noun: Callable[[Path], str] = n
     except _Fatal:
         raise TaskFileError(composer.problems) from None
     except yaml.MarkedYAMLError as e:
+        if "maximum nesting depth" in str(e.problem) and loader_class is not yaml.SafeLoader:
+            raise _TooDeep from None
         mark = e.problem_mark or e.context_mark
         where = _pos(mark) if mark is not None else (1, 1)
         message = f"invalid YAML: {e.problem}"
