@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from runner import __version__, yamlsrc
-from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration
+from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration, parse_timeout
 from runner.errors import Problem, TaskFileError
 from runner.model import DEFAULT_SHELL, TaskFile, TaskSpec
 
@@ -204,11 +204,11 @@ def _suggest(word: Any, choices: Any) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def _duration_problem(value: Any) -> str | None:
+def _duration_problem(value: Any, key: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return f"expected a duration ({DURATION_HINT}), got {describe(value)}"
     try:
-        parse_duration(value)
+        (parse_timeout if key == "timeout" else parse_duration)(value)
     except ValueError as e:
         return str(e)
     return None
@@ -240,8 +240,8 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
         else:
             yield path + (value,), f"{value!r} is not a valid variable name ({ENV_NAME_HINT})"
     elif isinstance(schema, dict) and schema.get("pattern") == DURATION_PATTERN and kind in (
-            "type", "pattern", "minimum", "maximum"):
-        message = _duration_problem(value)
+            "type", "pattern", "minimum", "exclusiveMinimum", "maximum"):
+        message = _duration_problem(value, path[-1] if path else None)
         if message:
             yield path, message
     elif kind == "type":
@@ -330,7 +330,7 @@ def _check_values(data: dict, report: _Problems) -> None:
         for key in duration_keys:
             value = mapping.get(key)
             if value is not None and not isinstance(value, bool) and isinstance(value, (int, float, str)):
-                message = _duration_problem(value)
+                message = _duration_problem(value, key)
                 if message:
                     report.add(base + (key,), message)
         cmd = mapping.get("cmd") if base else None
@@ -461,8 +461,8 @@ def _env(mapping: dict | None) -> tuple[tuple[str, str], ...]:
     return tuple((k, text(v)) for k, v in (mapping or {}).items())
 
 
-def _duration(value: Any) -> float | None:
-    return None if value is None else parse_duration(value)
+def _duration(value: Any, parse=parse_duration) -> float | None:
+    return None if value is None else parse(value)
 
 
 def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
@@ -475,7 +475,7 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         cmd=tuple(cmd) if isinstance(cmd, list) else cmd,
         description=spec.get("description"),
         needs=tuple(spec.get("needs", ())),
-        timeout_s=_duration(spec.get("timeout")),
+        timeout_s=_duration(spec.get("timeout"), parse_timeout),
         kill_grace_s=_duration(spec.get("kill_grace")),
         retries=int(spec.get("retries", 0)),
         retry_delay_s=_duration(spec.get("retry_delay")) or 0.0,
@@ -529,7 +529,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         sha256=digest,
         version=int(data["version"]),
         pool=int(pool) if pool is not None else None,
-        timeout_s=_duration(data.get("timeout")),
+        timeout_s=_duration(data.get("timeout"), parse_timeout),
         kill_grace_s=_duration(data.get("kill_grace")),
         env=_env(data.get("env")),
         shell=data.get("shell", DEFAULT_SHELL),

@@ -167,6 +167,16 @@ class Scheduler:
         self._cancel_pending("the run was stopped")
         return self.results()
 
+    def abort(self, reason: str) -> None:
+        """taskrun itself failed: stop every attempt at once and record what each returns,
+        so a task that had ended keeps its own result; the rest are `cancelled`."""
+        self.stopping = True
+        self.backend.stop_all(reason=reason, force=True)
+        while self._running:
+            for name, result in self.backend.wait(0.5):
+                self._attempt_ended(name, result)
+        self._cancel_pending(reason)
+
     def _check_stop(self) -> None:
         if self.stop.count and not self.stopping:
             self._begin_stop(self.stop.reason or "interrupted")
