@@ -37,7 +37,7 @@ DURATION_KEYS = ("timeout", "kill_grace", "retry_delay")
 TASK_NAME_HINT = "use letters, digits and _ . : - and start with a letter or digit"
 ENV_NAME_HINT = "use letters, digits and _, not starting with a digit"
 RESOURCE_NAME_HINT = "use letters, digits and _ . -, starting with a letter or _"
-BOOL_HINT = "YAML reads unquoted true/false/yes/no/on/off as booleans: quote it"
+NULL_HINT = "nothing (YAML reads ~, null and an empty value as nothing): quote it, e.g. '' for an empty string"
 
 Path = tuple[Any, ...]
 
@@ -83,11 +83,38 @@ def _remember_valid(path: str | None) -> None:
 
 
 @functools.cache
+def _schema() -> dict:
+    return json.loads(schema_text())
+
+
+def holds_text(path: Path) -> bool:
+    """Whether the schema expects text at `path`: it accepts a string there (or is a choice of
+    strings), and it is not a duration (where a number is seconds). There, a scalar is read
+    as written (`yamlsrc`), so the schema's numbers and booleans there are for editors that
+    read YAML 1.1 values: taskrun sees only text."""
+    node: Any = _schema()
+    for step in path:
+        if not isinstance(node, dict):
+            return False
+        if isinstance(step, int):
+            node = node.get("items")
+        else:
+            properties = node.get("properties", {})
+            node = properties[step] if step in properties else node.get("additionalProperties")
+    if not isinstance(node, dict) or node.get("pattern") == DURATION_PATTERN:
+        return False
+    if "enum" in node:
+        return all(isinstance(choice, str) for choice in node["enum"])
+    types = node.get("type", ())
+    return "string" in ([types] if isinstance(types, str) else types)
+
+
+@functools.cache
 def schema_validator() -> Any:
     """A validator for `schema_text()`, built once on first use."""
     import jsonschema  # imported here: it costs tens of milliseconds, and most commands never validate
 
-    schema = json.loads(schema_text())
+    schema = _schema()
     # The schema is checked against its metaschema by the tests, not at every start (20 ms).
     return jsonschema.validators.validator_for(schema)(schema)
 
@@ -164,16 +191,14 @@ _TYPE_NAMES = {"string": "a string", "integer": "a whole number", "number": "a n
                "object": "a mapping", "array": "a list", "null": "null"}
 
 
-def describe(value: Any, wants_string: bool = False) -> str:
+def describe(value: Any) -> str:
     """How YAML read a value, e.g. 'boolean true', 'a list', "a string ('5 minutes')"."""
     if value is None:
         return "nothing (an empty value)"
     if isinstance(value, bool):
-        text = f"boolean {str(value).lower()}"
-        return f"{text} ({BOOL_HINT})" if wants_string else text
+        return f"boolean {str(value).lower()}"
     if isinstance(value, (int, float)):
-        text = f"the number {_short(value)}"
-        return f"{text} (quote it)" if wants_string else text
+        return f"the number {_short(value)}"
     if isinstance(value, str):
         return f"a string ({_short(value)})"
     if isinstance(value, list):
@@ -181,7 +206,7 @@ def describe(value: Any, wants_string: bool = False) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if type(value).__name__ in ("date", "datetime"):
-        return "a date (quote it)" if wants_string else "a date"
+        return "a date"
     if isinstance(value, bytes):
         return "binary data"
     return f"a {type(value).__name__}"
@@ -245,8 +270,12 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
         if message:
             yield path, message
     elif kind == "type":
-        wants_string = "string" in ([expected] if isinstance(expected, str) else expected)
-        yield path, f"expected {_expected(expected)}, got {describe(value, wants_string)}"
+        if holds_text(path):  # only text reaches taskrun there: the numbers are for editors (`holds_text`)
+            expected = [t for t in ([expected] if isinstance(expected, str) else expected) if t not in (
+                "number", "boolean")]
+            yield path, f"expected {_expected(expected)}, got {NULL_HINT if value is None else describe(value)}"
+        else:
+            yield path, f"expected {_expected(expected)}, got {describe(value)}"
     elif kind == "const" and path == ("version",):
         yield path, f"unsupported version {_short(value)} (this taskrun reads version {expected})"
     elif kind == "enum":
@@ -492,7 +521,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
     """Read, parse and validate a task file; raise TaskFileError with every problem found."""
     shown = os.fspath(path)
     raw = read_source(shown)
-    source = yamlsrc.parse_yaml(decode_source(shown, raw), file=shown, key_noun=_key_noun)
+    source = yamlsrc.parse_yaml(decode_source(shown, raw), file=shown, key_noun=_key_noun, is_text=holds_text)
     data = source.data
     report = _Problems(shown, source)
     if data is None and not report:
