@@ -315,11 +315,20 @@ class _Composer:
                 return
             items[key] = value
         if event.anchor is not None:
-            self.anchors[event.anchor] = (value, 1, None)
-            if tag == STR or tag == _NULL:
-                self.anchor_texts.pop(event.anchor, None)
-            else:
-                self.anchor_texts[event.anchor] = text
+            self.anchor_scalar(event.anchor, tag, text, value)
+
+    def anchor_scalar(self, name: str, tag: str, text: str, value: Any) -> None:
+        """Remember an anchored scalar both ways: an alias is read where it stands, so it is
+        the text in a text position and YAML's value anywhere else."""
+        self.anchor_texts.pop(name, None)
+        if tag in _SCALAR_TAGS and tag != STR and tag != _NULL:
+            self.anchor_texts[name] = text
+            if value is text:  # read as text where it is anchored
+                try:
+                    value = SafeConstructor.yaml_constructors[tag](_CONSTRUCTOR, yaml.ScalarNode(tag, text))
+                except (ConstructorError, ValueError, TypeError, OverflowError):
+                    pass  # no value but its text
+        self.anchors[name] = (value, 1, None)
 
     def construct(self, tag: str, text: str, mark: Any, path: Path | None, is_key: bool = False) -> Any:
         """The value of a scalar that is not a plain string."""

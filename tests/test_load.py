@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -356,14 +357,16 @@ def test_anchors_and_aliases_on_plain_scalars(here):
             env: {AGAIN: *py, FLAG: *flag}
             retries: &n 2
           b: {cmd: [echo, *n], retries: *n, timeout: *py}
+          c: {cmd: [sleep, &m 3], retries: *m}
     """)
     tf = load_taskfile("tasks.yaml")
-    a, b = tf.tasks
+    a, b, c = tf.tasks
     assert tf.env == (("PY", "3.10"), ("MODE", "on"))
     assert (a.cmd, a.description, a.env, a.retries) == (("python", "3.10", "-q"), "on",
                                                         (("AGAIN", "3.10"), ("FLAG", "-q")), 2)
     # an alias is read where it stands: text in a command, a number where one is expected
     assert (b.cmd, b.retries, b.timeout_s) == (("echo", "2"), 2, 3.1)
+    assert (c.cmd, c.retries) == (("sleep", "3"), 3)
 
 
 # --- duplicate keys --------------------------------------------------------------------
@@ -694,9 +697,11 @@ def test_yamlsrc_reads_scalars_as_written_where_the_caller_wants_text():
 
 
 def test_an_alias_of_a_scalar_is_read_where_it_stands():
-    text = "num: &f 1.50\ntext: [*f]\nre: &f 0027\nlast: [*f]\nstr: &f x\nafter: [*f]\n"
-    data = yamlsrc.parse_yaml(text, is_text=lambda path: path[0] in ("text", "last", "after")).data
-    assert data == {"num": 1.5, "text": ["1.50"], "re": 23, "last": ["0027"], "str": "x", "after": ["x"]}
+    text = ("num: &f 1.50\ntext: [*f]\nre: &f 0027\nlast: [*f]\nstr: &f x\nafter: [*f]\n"
+            "first: [&t on, &d 2024-01-02, &bad !!int x]\nthen: [*t, *d, *bad]\n")
+    data = yamlsrc.parse_yaml(text, is_text=lambda path: path[0] in ("text", "last", "after", "first")).data
+    assert data == {"num": 1.5, "text": ["1.50"], "re": 23, "last": ["0027"], "str": "x", "after": ["x"],
+                    "first": ["on", "2024-01-02", "x"], "then": [True, datetime.date(2024, 1, 2), "x"]}
 
 
 def test_yamlsrc_uses_libyaml_when_present():
