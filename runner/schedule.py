@@ -6,7 +6,9 @@ while a slot is free. The loop then blocks in the backend until an attempt
 ends, a retry is due, or a stop is requested. A failed attempt with retries
 left is started again after its delay; a task that finally fails makes every
 task that needs it, directly or not, `skipped`. A stop (fail_fast, or a signal)
-starts nothing new, marks what did not start `cancelled` and stops what runs.
+starts nothing new, marks what did not start `cancelled` and stops what runs;
+`abort` (an error of taskrun's own) does the same at once, and still records
+what each attempt returns.
 
 The backend and the listener are given, never imported: the same loop drives
 the local pool and a distributed one. An optional pump (the console following
