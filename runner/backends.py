@@ -20,7 +20,7 @@ from collections.abc import Hashable
 
 from .errors import UsageError
 from .model import AttemptResult, AttemptSpec
-from .proc import Attempt, become_subreaper, launch, reap_orphans
+from .proc import Attempt, become_subreaper, clamp_wait, launch, reap_orphans
 
 
 FDS_PER_SLOT = 2  # a running attempt holds its pidfd; spawning briefly holds one more
@@ -85,12 +85,14 @@ class LocalBackend:
         return len(self._attempts)
 
     def stop(self, key: Hashable, *, reason: str, cancelled: bool = True, force: bool = False) -> None:
+        self._take_events(0.0, drain_wake=False)  # a command that has ended keeps its own result
         attempt = self._attempts.get(key)
         if attempt is not None:
             attempt.stop(reason=reason, cancelled=cancelled, force=force)
             self._collect(key, attempt)
 
     def stop_all(self, *, reason: str, force: bool = False) -> None:
+        self._take_events(0.0, drain_wake=False)  # a command that has ended keeps its own result
         # Every group gets its SIGTERM now, so all share one grace period.
         for key, attempt in list(self._attempts.items()):
             attempt.stop(reason=reason, cancelled=True, force=force)
@@ -104,30 +106,35 @@ class LocalBackend:
                 wake.append(deadline)
             if not self._attempts and deadline is None and self._wake_fd is None:
                 break
-            timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
-            woken = False
-            for sel_key, _ in self._sel.select(timeout):
-                key = sel_key.data
-                if key is None:
-                    drain_wakeups(sel_key.fd)
-                    woken = True
-                    continue
-                if isinstance(key, _Output):
-                    self._attempts[key.key].on_output(sel_key.fd)
-                    continue
-                attempt = self._attempts[key]
-                self._sel.unregister(attempt.pidfd)
-                attempt.on_exit()
-            now = time.monotonic()
-            for key, attempt in list(self._attempts.items()):
-                wake_at = attempt.next_attention()
-                if wake_at is not None and wake_at <= now + 0.0005:
-                    attempt.tick()
-                self._collect(key, attempt)
+            woken = self._take_events(clamp_wait(min(wake) - time.monotonic()) if wake else None)
             if woken or (deadline is not None and time.monotonic() >= deadline):
                 break
         done, self._done = self._done, []
         return done
+
+    def _take_events(self, timeout_s: float | None, *, drain_wake: bool = True) -> bool:
+        """One select(): copy output, see exits, advance deadlines. True if the wake fd was written."""
+        woken = False
+        for sel_key, _ in self._sel.select(timeout_s):
+            key = sel_key.data
+            if key is None:
+                if drain_wake:  # left for the next wait otherwise, so that it returns at once
+                    drain_wakeups(sel_key.fd)
+                    woken = True
+                continue
+            if isinstance(key, _Output):
+                self._attempts[key.key].on_output(sel_key.fd)
+                continue
+            attempt = self._attempts[key]
+            self._sel.unregister(attempt.pidfd)
+            attempt.on_exit()
+        now = time.monotonic()
+        for key, attempt in list(self._attempts.items()):
+            wake_at = attempt.next_attention()
+            if wake_at is not None and wake_at <= now + 0.0005:
+                attempt.tick()
+            self._collect(key, attempt)
+        return woken
 
     def _collect(self, key: Hashable, attempt: Attempt) -> None:
         # An attempt is done only after its leader's exit was seen, and its

@@ -164,7 +164,7 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     if validate:
         return _validate_files((file,) + targets)
 
-    from .durations import parse_duration
+    from .durations import parse_duration, parse_timeout
     from .errors import UsageError
     from .load import load_taskfile
     from .output import COLOR_CHOICES, MODES
@@ -179,13 +179,13 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
     if force and rerun_failed is None:
         raise UsageError("--force goes with --rerun-failed SUMMARY")
 
-    def duration(flag: str, value: str | None) -> float | None:
+    def duration(flag: str, value: str | None, parse=parse_duration) -> float | None:
         try:
-            return None if value is None else parse_duration(value)
+            return None if value is None else parse(value)
         except ValueError as exc:
             raise UsageError(f"{flag}: {exc}") from None
 
-    timeout_s = duration("--timeout", timeout)
+    timeout_s = duration("--timeout", timeout, parse_timeout)
     connect_timeout_s = duration("--connect-timeout", connect_timeout)
     if not summary:
         raise UsageError("--summary: give a file path, or - for stdout")

@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 from .backends import drain_wakeups
 from .errors import ExecutorError
 from .model import AttemptResult, AttemptSpec
+from .proc import clamp_wait
 from .remote import MARKER, RemoteOutcome, run_remote
 
 STOP_MARGIN_S = 10.0  # after a stop: how long past the grace to wait for a worker's answer
@@ -221,7 +222,7 @@ class DaskBackend:
             wake = [r.give_up_at for r in self._remotes.values() if r.give_up_at is not None]
             if deadline is not None:
                 wake.append(deadline)
-            timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
+            timeout = clamp_wait(min(wake) - time.monotonic()) if wake else None
             woken = False
             for sel_key, _ in self._sel.select(timeout):
                 drain_wakeups(sel_key.fd)

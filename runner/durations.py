@@ -8,7 +8,7 @@ import re
 # Shared with the JSON Schema (schemas/taskfile.schema.json): keep the two in step.
 DURATION_PATTERN = r"^\s*(?:\d+(?:\.\d+)?(?:ms|h|m|s)\s*)+$|^\s*\d+(?:\.\d+)?\s*$"
 DURATION_HINT = "use 90s, 5m, 1h30m or seconds"
-MAX_DURATION_S = 366 * 24 * 3600.0  # a year: anything longer is a typo, not a plan
+MAX_DURATION_S = 366 * 24 * 3600.0  # a year: anything longer is a typo, not a plan (waits take it in parts)
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -32,6 +32,14 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"{value!r} is not a duration: it must be a finite number of seconds >= 0")
     if seconds > MAX_DURATION_S:
         raise ValueError(f"{value!r} is too long: at most {int(MAX_DURATION_S)} seconds (366 days)")
+    return seconds
+
+
+def parse_timeout(value: object) -> float:
+    """Seconds of a time limit: a duration that is not zero (no limit is no `timeout` at all)."""
+    seconds = parse_duration(value)
+    if seconds == 0:
+        raise ValueError(f"a timeout must be positive; leave it out for none (got {value!r})")
     return seconds
 
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from runner import __version__, yamlsrc
-from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration
+from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration, parse_timeout
 from runner.errors import Problem, TaskFileError
 from runner.model import DEFAULT_SHELL, TaskFile, TaskSpec
 
@@ -37,7 +37,7 @@ DURATION_KEYS = ("timeout", "kill_grace", "retry_delay")
 TASK_NAME_HINT = "use letters, digits and _ . : - and start with a letter or digit"
 ENV_NAME_HINT = "use letters, digits and _, not starting with a digit"
 RESOURCE_NAME_HINT = "use letters, digits and _ . -, starting with a letter or _"
-BOOL_HINT = "YAML reads unquoted true/false/yes/no/on/off as booleans: quote it"
+NULL_HINT = "nothing (YAML reads ~, null and an empty value as nothing): quote it, e.g. '' for an empty string"
 
 Path = tuple[Any, ...]
 
@@ -83,11 +83,38 @@ def _remember_valid(path: str | None) -> None:
 
 
 @functools.cache
+def _schema() -> dict:
+    return json.loads(schema_text())
+
+
+def holds_text(path: Path) -> bool:
+    """Whether the schema expects text at `path`: it accepts a string there (or is a choice of
+    strings), and it is not a duration (where a number is seconds). There, a scalar is read
+    as written (`yamlsrc`), so the schema's numbers and booleans there are for editors that
+    read YAML 1.1 values: taskrun sees only text."""
+    node: Any = _schema()
+    for step in path:
+        if not isinstance(node, dict):
+            return False
+        if isinstance(step, int):
+            node = node.get("items")
+        else:
+            properties = node.get("properties", {})
+            node = properties[step] if step in properties else node.get("additionalProperties")
+    if not isinstance(node, dict) or node.get("pattern") == DURATION_PATTERN:
+        return False
+    if "enum" in node:
+        return all(isinstance(choice, str) for choice in node["enum"])
+    types = node.get("type", ())
+    return "string" in ([types] if isinstance(types, str) else types)
+
+
+@functools.cache
 def schema_validator() -> Any:
     """A validator for `schema_text()`, built once on first use."""
     import jsonschema  # imported here: it costs tens of milliseconds, and most commands never validate
 
-    schema = json.loads(schema_text())
+    schema = _schema()
     # The schema is checked against its metaschema by the tests, not at every start (20 ms).
     return jsonschema.validators.validator_for(schema)(schema)
 
@@ -164,16 +191,14 @@ _TYPE_NAMES = {"string": "a string", "integer": "a whole number", "number": "a n
                "object": "a mapping", "array": "a list", "null": "null"}
 
 
-def describe(value: Any, wants_string: bool = False) -> str:
+def describe(value: Any) -> str:
     """How YAML read a value, e.g. 'boolean true', 'a list', "a string ('5 minutes')"."""
     if value is None:
         return "nothing (an empty value)"
     if isinstance(value, bool):
-        text = f"boolean {str(value).lower()}"
-        return f"{text} ({BOOL_HINT})" if wants_string else text
+        return f"boolean {str(value).lower()}"
     if isinstance(value, (int, float)):
-        text = f"the number {_short(value)}"
-        return f"{text} (quote it)" if wants_string else text
+        return f"the number {_short(value)}"
     if isinstance(value, str):
         return f"a string ({_short(value)})"
     if isinstance(value, list):
@@ -181,7 +206,7 @@ def describe(value: Any, wants_string: bool = False) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if type(value).__name__ in ("date", "datetime"):
-        return "a date (quote it)" if wants_string else "a date"
+        return "a date"
     if isinstance(value, bytes):
         return "binary data"
     return f"a {type(value).__name__}"
@@ -204,11 +229,11 @@ def _suggest(word: Any, choices: Any) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def _duration_problem(value: Any) -> str | None:
+def _duration_problem(value: Any, key: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return f"expected a duration ({DURATION_HINT}), got {describe(value)}"
     try:
-        parse_duration(value)
+        (parse_timeout if key == "timeout" else parse_duration)(value)
     except ValueError as e:
         return str(e)
     return None
@@ -240,13 +265,17 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
         else:
             yield path + (value,), f"{value!r} is not a valid variable name ({ENV_NAME_HINT})"
     elif isinstance(schema, dict) and schema.get("pattern") == DURATION_PATTERN and kind in (
-            "type", "pattern", "minimum", "maximum"):
-        message = _duration_problem(value)
+            "type", "pattern", "minimum", "exclusiveMinimum", "maximum"):
+        message = _duration_problem(value, path[-1] if path else None)
         if message:
             yield path, message
     elif kind == "type":
-        wants_string = "string" in ([expected] if isinstance(expected, str) else expected)
-        yield path, f"expected {_expected(expected)}, got {describe(value, wants_string)}"
+        if holds_text(path):  # only text reaches taskrun there: the numbers are for editors (`holds_text`)
+            expected = [t for t in ([expected] if isinstance(expected, str) else expected) if t not in (
+                "number", "boolean")]
+            yield path, f"expected {_expected(expected)}, got {NULL_HINT if value is None else describe(value)}"
+        else:
+            yield path, f"expected {_expected(expected)}, got {describe(value)}"
     elif kind == "const" and path == ("version",):
         yield path, f"unsupported version {_short(value)} (this taskrun reads version {expected})"
     elif kind == "enum":
@@ -330,7 +359,7 @@ def _check_values(data: dict, report: _Problems) -> None:
         for key in duration_keys:
             value = mapping.get(key)
             if value is not None and not isinstance(value, bool) and isinstance(value, (int, float, str)):
-                message = _duration_problem(value)
+                message = _duration_problem(value, key)
                 if message:
                     report.add(base + (key,), message)
         cmd = mapping.get("cmd") if base else None
@@ -461,8 +490,8 @@ def _env(mapping: dict | None) -> tuple[tuple[str, str], ...]:
     return tuple((k, text(v)) for k, v in (mapping or {}).items())
 
 
-def _duration(value: Any) -> float | None:
-    return None if value is None else parse_duration(value)
+def _duration(value: Any, parse=parse_duration) -> float | None:
+    return None if value is None else parse(value)
 
 
 def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
@@ -475,7 +504,7 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         cmd=tuple(cmd) if isinstance(cmd, list) else cmd,
         description=spec.get("description"),
         needs=tuple(spec.get("needs", ())),
-        timeout_s=_duration(spec.get("timeout")),
+        timeout_s=_duration(spec.get("timeout"), parse_timeout),
         kill_grace_s=_duration(spec.get("kill_grace")),
         retries=int(spec.get("retries", 0)),
         retry_delay_s=_duration(spec.get("retry_delay")) or 0.0,
@@ -492,7 +521,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
     """Read, parse and validate a task file; raise TaskFileError with every problem found."""
     shown = os.fspath(path)
     raw = read_source(shown)
-    source = yamlsrc.parse_yaml(decode_source(shown, raw), file=shown, key_noun=_key_noun)
+    source = yamlsrc.parse_yaml(decode_source(shown, raw), file=shown, key_noun=_key_noun, is_text=holds_text)
     data = source.data
     report = _Problems(shown, source)
     if data is None and not report:
@@ -529,7 +558,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         sha256=digest,
         version=int(data["version"]),
         pool=int(pool) if pool is not None else None,
-        timeout_s=_duration(data.get("timeout")),
+        timeout_s=_duration(data.get("timeout"), parse_timeout),
         kill_grace_s=_duration(data.get("kill_grace")),
         env=_env(data.get("env")),
         shell=data.get("shell", DEFAULT_SHELL),

@@ -46,8 +46,17 @@ PR_SET_CHILD_SUBREAPER = 36
 STRAY_POLL_S = 0.02  # how often a group being stopped is checked for members
 KILL_WAIT_S = 5.0  # after SIGKILL, how long to wait for the group to vanish (D state)
 DRAIN_S = 1.0  # after the group is empty, how long output pipes may stay open
+# The longest single wait. epoll and poll take their timeout in milliseconds in a C int
+# (about 24.8 days; Python raises OverflowError beyond), and durations go up to 366 days:
+# a longer deadline is reached in several waits, each loop re-checking what is due.
+MAX_WAIT_S = 24 * 3600.0
 READ_CHUNK = 1 << 18
 _SELF = str(os.getpid())
+
+
+def clamp_wait(timeout_s: float | None) -> float | None:
+    """A timeout for one select(): not negative, at most `MAX_WAIT_S`; None (no deadline) stays None."""
+    return None if timeout_s is None else min(max(0.0, timeout_s), MAX_WAIT_S)
 
 
 def become_subreaper() -> bool:
@@ -711,7 +720,7 @@ def run_attempt(spec: AttemptSpec, should_stop=lambda: False, *, poll_s: float =
             now = time.monotonic()
             wake = attempt.next_attention()
             wake = next_poll if wake is None else min(wake, next_poll)
-            for key, _ in sel.select(max(0.0, wake - now)):
+            for key, _ in sel.select(clamp_wait(wake - now)):
                 if key.data is not None:
                     attempt.on_output(key.data)
                 elif attempt._status is None:

@@ -6,7 +6,9 @@ while a slot is free. The loop then blocks in the backend until an attempt
 ends, a retry is due, or a stop is requested. A failed attempt with retries
 left is started again after its delay; a task that finally fails makes every
 task that needs it, directly or not, `skipped`. A stop (fail_fast, or a signal)
-starts nothing new, marks what did not start `cancelled` and stops what runs.
+starts nothing new, marks what did not start `cancelled` and stops what runs;
+`abort` (an error of taskrun's own) does the same at once, and still records
+what each attempt returns.
 
 The backend and the listener are given, never imported: the same loop drives
 the local pool and a distributed one. An optional pump (the console following
@@ -166,6 +168,16 @@ class Scheduler:
             self._promote_retries()
         self._cancel_pending("the run was stopped")
         return self.results()
+
+    def abort(self, reason: str) -> None:
+        """taskrun itself failed: stop every attempt at once and record what each returns,
+        so a task that had ended keeps its own result; the rest are `cancelled`."""
+        self.stopping = True
+        self.backend.stop_all(reason=reason, force=True)
+        while self._running:
+            for name, result in self.backend.wait(0.5):
+                self._attempt_ended(name, result)
+        self._cancel_pending(reason)
 
     def _check_stop(self) -> None:
         if self.stop.count and not self.stopping:

@@ -160,9 +160,8 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         except BaseException as exc:  # record first, then let the CLI report it
             error = exc
             try:
-                backend.stop_all(reason=f"taskrun failed: {exc}", force=True)
-                while backend.running:
-                    backend.wait(0.5)
+                if scheduler is not None:
+                    scheduler.abort(f"taskrun failed: {exc}")
             except Exception:
                 pass
         finally:

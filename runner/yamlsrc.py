@@ -20,6 +20,12 @@ PyYAML skips happen in the same pass, each reported as a `Problem`:
 - nesting deeper than `MAX_DEPTH` is refused as it is read (libyaml's scanner
   slows down quadratically with flow nesting).
 
+Scalars are what the user wrote where text is expected: the caller's `is_text(path)`
+says which positions hold text, and there a plain scalar that YAML 1.1 would read
+as something else (`3.10`, `0027`, `12:30`, `on`, a date) is its source text. Null
+(`~`, `null`, nothing) stays None: it has no text to keep. Anchors work on scalars
+too; an alias of a scalar in a text position is the anchored scalar's text.
+
 Merge keys (`<<: *defaults`) work as in PyYAML: the mapping's own keys win,
 then earlier merged mappings over later ones.
 """
@@ -47,6 +53,7 @@ Position = tuple[int, int]
 _TAG = "tag:yaml.org,2002:"
 STR, SEQ, MAP = _TAG + "str", _TAG + "seq", _TAG + "map"
 _MERGE_TAG = _TAG + "merge"
+_NULL = _TAG + "null"
 _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "binary", "timestamp")}
 _IMPLICIT = Resolver.yaml_implicit_resolvers
 _IMPLICIT_ONLY = {tag for resolvers in _IMPLICIT.values() for tag, _ in resolvers} - _SCALAR_TAGS
@@ -59,6 +66,11 @@ _SKIP = object()  # the key being read is invalid: read its value, then drop it
 def name_keys(parent: Path) -> str:
     """What keys under `parent` are called in messages; `parse_yaml` takes a replacement."""
     return "keys"
+
+
+def no_text(path: Path) -> bool:
+    """Where scalars are read as their text instead of YAML's value; `parse_yaml` takes a replacement."""
+    return False
 
 
 @dataclass(slots=True)
@@ -124,14 +136,17 @@ def describe_key(value: Any) -> str:
 
 
 class _Composer:
-    def __init__(self, text: str, file: str, key_noun: Callable[[Path], str]) -> None:
+    def __init__(self, text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool]
+                 ) -> None:
         self.text = text
         self.file = file
         self.key_noun = key_noun
+        self.is_text = is_text
         self.positions: dict[Path, Position] = {}
         self.problems: list[Problem] = []
         self.stack: list[_Frame] = []
         self.anchors: dict[str, tuple[Any, int, dict | None]] = {}  # name -> (value, size, key positions)
+        self.anchor_texts: dict[str, str] = {}  # name -> source text of an anchored scalar that is not a string
         self.open_anchors: set[str] = set()
         self.total = 0  # values composed so far, aliases expanded
         self.data: Any = None
@@ -219,6 +234,7 @@ class _Composer:
         if frame.anchor is not None:
             self.open_anchors.discard(frame.anchor)
             self.anchors[frame.anchor] = (value, frame.size, key_pos)
+            self.anchor_texts.pop(frame.anchor, None)
         if frame.is_key:
             top = self.stack[-1]
             what = "a mapping" if isinstance(value, dict) else "a list"
@@ -240,6 +256,8 @@ class _Composer:
             value, size, key_pos = None, 1, None
         else:
             value, size, key_pos = self.anchors[name]
+            if name in self.anchor_texts and path is not None and self.is_text(path):
+                value = self.anchor_texts[name]
         self.count(size, mark, path)
         top = self.stack[-1] if self.stack else None
         if top is not None and isinstance(top.items, dict) and top.key is None:
@@ -280,23 +298,37 @@ class _Composer:
             path = None if top.path is None else top.path + (len(items),)
             if path is not None:
                 self.positions[path] = (mark.line + 1, mark.column + 1)
-            items.append(text if tag == STR else self.construct(tag, text, mark, path))
-            return
-        key = top.key
-        if key is None:  # this scalar is a key
+            value = text if tag == STR else self.construct(tag, text, mark, path)
+            items.append(value)
+        elif (key := top.key) is None:  # this scalar is a key
             value = text if tag == STR else self.construct(tag, text, mark, top.path, is_key=True)
             self.on_key(value, text, mark)
-            return
-        top.key = None
-        if key is _SKIP:
-            return
-        path = None if top.path is None else top.path + (key if key is not _MERGE else "<<",)
-        value = text if tag == STR else self.construct(tag, text, mark, path)
-        if key is _MERGE:
-            top.key = _MERGE
-            self.add(value, 0, mark, None)
-            return
-        items[key] = value
+        else:
+            top.key = None
+            if key is _SKIP:
+                return
+            path = None if top.path is None else top.path + (key if key is not _MERGE else "<<",)
+            value = text if tag == STR else self.construct(tag, text, mark, path)
+            if key is _MERGE:
+                top.key = _MERGE
+                self.add(value, 0, mark, None)
+                return
+            items[key] = value
+        if event.anchor is not None:
+            self.anchor_scalar(event.anchor, tag, text, value)
+
+    def anchor_scalar(self, name: str, tag: str, text: str, value: Any) -> None:
+        """Remember an anchored scalar both ways: an alias is read where it stands, so it is
+        the text in a text position and YAML's value anywhere else."""
+        self.anchor_texts.pop(name, None)
+        if tag in _SCALAR_TAGS and tag != STR and tag != _NULL:
+            self.anchor_texts[name] = text
+            if value is text:  # read as text where it is anchored
+                try:
+                    value = SafeConstructor.yaml_constructors[tag](_CONSTRUCTOR, yaml.ScalarNode(tag, text))
+                except (ConstructorError, ValueError, TypeError, OverflowError):
+                    pass  # no value but its text
+        self.anchors[name] = (value, 1, None)
 
     def construct(self, tag: str, text: str, mark: Any, path: Path | None, is_key: bool = False) -> Any:
         """The value of a scalar that is not a plain string."""
@@ -310,6 +342,8 @@ class _Composer:
             return text
         if tag == STR:
             return text
+        if tag != _NULL and not is_key and path is not None and self.is_text(path):
+            return text  # what the user wrote: `3.10`, not 3.1
         try:
             return SafeConstructor.yaml_constructors[tag](_CONSTRUCTOR, yaml.ScalarNode(tag, text))
         except (ConstructorError, ValueError, TypeError, OverflowError) as e:
@@ -391,15 +425,31 @@ class _Composer:
         return {}
 
 
-def parse_yaml(text: str, *, file: str = "", key_noun: Callable[[Path], str] = name_keys) -> Source:
+def parse_yaml(text: str, *, file: str = "", key_noun: Callable[[Path], str] = name_keys,
+               is_text: Callable[[Path], bool] = no_text) -> Source:
     """Read one YAML document; raise TaskFileError if it cannot be read at all.
 
     Problems that leave the data usable (duplicate keys, non-string keys,
     unsupported tags) come back in `Source.problems`, so the caller can add its
     own and report them all together.
     """
-    composer = _Composer(text, file, key_noun)
-    loader = Loader(text)
+    try:
+        return _parse(text, file, key_noun, is_text, Loader)
+    except _TooDeep:
+        # libyaml >= 0.2.6 stops at 1,000 levels while it scans ahead, before taskrun's own
+        # limit (100, counted as the nodes arrive) is reached: the pure-Python reader scans
+        # lazily, so the same file gets the same problem at the same place with either.
+        return _parse(text, file, key_noun, is_text, yaml.SafeLoader)
+
+
+class _TooDeep(Exception):
+    """The YAML library refused the nesting before taskrun's own check could."""
+
+
+def _parse(text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool],
+           loader_class: Any) -> Source:
+    composer = _Composer(text, file, key_noun, is_text)
+    loader = loader_class(text)
     handlers = {
         yaml.ScalarEvent: composer.on_scalar,
         yaml.MappingStartEvent: composer.on_mapping_start,
@@ -417,6 +467,8 @@ def parse_yaml(text: str, *, file: str = "", key_noun: Callable[[Path], str] = n
     except _Fatal:
         raise TaskFileError(composer.problems) from None
     except yaml.MarkedYAMLError as e:
+        if "maximum nesting depth" in str(e.problem) and loader_class is not yaml.SafeLoader:
+            raise _TooDeep from None
         mark = e.problem_mark or e.context_mark
         where = _pos(mark) if mark is not None else (1, 1)
         message = f"invalid YAML: {e.problem}"

@@ -99,6 +99,11 @@ tasks:
     "quoted-yes": "version: 1\ntasks:\n  a: {cmd: x, description: 'yes'}\n",
     "merge-key": "version: 1\ntasks:\n  a: &d {cmd: x, timeout: 5s}\n  b: {<<: *d, retries: 1}\n",
     "multiline": "version: 1\ntasks:\n  a: |\n    set -e\n    make\n",
+    # where text is expected, an unquoted scalar is read as written (taskrun) and accepted (the editor)
+    "unquoted-yes": "version: 1\ntasks:\n  a: {cmd: x, description: yes}\n",
+    "as-written": "version: 1\nenv: {PY: 3.10, GO111MODULE: on, UMASK: 0027, AT: 12:30}\ntasks:\n"
+                  "  a: {cmd: [sleep, 1, y], description: 2024-01-01, tags: [on, 1.0], cwd: 2024}\n  b: true\n",
+    "anchored-scalar": "version: 1\nenv: {PY: &py 3.10}\ntasks:\n  a: {cmd: [python, *py], env: {V: *py}}\n",
 }
 BAD = {
     "unknown-key": "version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n",
@@ -106,7 +111,9 @@ BAD = {
     "pool-string": "version: 1\npool: '4'\ntasks:\n  a: x\n",
     "pool-zero": "version: 1\npool: 0\ntasks:\n  a: x\n",
     "retries-too-many": "version: 1\ntasks:\n  a: {cmd: x, retries: 101}\n",
-    "unquoted-yes": "version: 1\ntasks:\n  a: {cmd: x, description: yes}\n",
+    "null-description": "version: 1\ntasks:\n  a: {cmd: x, description: ~}\n",
+    "empty-env-value": "version: 1\nenv:\n  A:\ntasks:\n  a: x\n",
+    "timeout-zero": "version: 1\ntasks:\n  a: {cmd: x, timeout: 0}\n",
     "bad-duration": "version: 1\ntasks:\n  a: {cmd: x, timeout: 5 minutes}\n",
     "duration-too-long": "version: 1\ntimeout: 99999999\ntasks:\n  a: x\n",
     "version-2": "version: 2\ntasks:\n  a: x\n",
@@ -152,9 +159,7 @@ DIFFERENCES = {
     "cycle": ("version: 1\ntasks:\n  a: {cmd: x, needs: [b]}\n  b: {cmd: x, needs: [a]}\n", (False, True)),
     "boolean-key": ("version: 1\ntasks:\n  on: x\n", (False, True)),
     "nan-duration": ("version: 1\ntasks:\n  a: {cmd: x, timeout: .nan}\n", (False, True)),
-    "date": ("version: 1\ntasks:\n  a: {cmd: x, description: 2024-01-01}\n", (False, True)),
-    # YAML 1.1 proper makes y and n booleans; PyYAML (and so taskrun) reads them as strings
-    "single-letter-y": ("version: 1\ntasks:\n  a: {cmd: [x, y]}\n", (True, False)),
+    "zero-timeout-string": ("version: 1\ntasks:\n  a: {cmd: x, timeout: 0s}\n", (False, True)),
 }
 
 

@@ -412,3 +412,32 @@ class TestPump:
     def test_without_an_interval_the_waits_are_not_capped(self, tmp_path):
         _, backend = self.make(tmp_path, plan_of(spec("a")), None)
         assert backend.waits == [None]
+
+
+class TestAbort:
+    def test_an_error_of_taskrun_keeps_the_results_the_attempts_return(self, tmp_path):
+        # taskrun fails in a wait at the moment `a` exits 0 by itself: `a` keeps its success,
+        # `b` (still running) is stopped at once and cancelled, `c` never starts.
+        log: list = []
+
+        class FailingOnce(FakeBackend):
+            def wait(self, timeout_s):
+                if not self.waits:
+                    self.waits.append(timeout_s)
+                    self.done.append(("a", attempt_result(OK, pid=self.running.pop("a"))))
+                    raise OverflowError("timeout is too large")
+                return super().wait(timeout_s)
+
+        backend = FailingOnce(log)
+        scheduler = Scheduler(plan_of(spec("a"), spec("b"), spec("c", needs=("a",)), pool=2), backend,
+                              Recorder(log), log_dir=tmp_path, run_id="r")
+        with pytest.raises(OverflowError):
+            scheduler.run()
+        scheduler.abort("taskrun failed: timeout is too large")
+        assert backend.stop_calls == [("taskrun failed: timeout is too large", True)]
+        assert {r.name: (r.status.value, r.reason) for r in scheduler.results()} == {
+            "a": ("success", None),
+            "b": ("cancelled", "taskrun failed: timeout is too large"),
+            "c": ("cancelled", "taskrun failed: timeout is too large"),
+        }
+        assert ("start", "c") not in log

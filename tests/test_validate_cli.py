@@ -23,12 +23,12 @@ BAD_FILES = [
          "tasks.yaml:7:5: tasks.build.timout: unknown key (did you mean 'timeout'?)"],
         id="duration-and-typo"),
     pytest.param(
-        "version: 2\npool: true\ntasks:\n" + RAN + "  a:\n    description: yes\n",
+        "version: 2\npool: true\ntasks:\n" + RAN + "  a:\n    description: ~\n",
         ["tasks.yaml:1:1: version: unsupported version 2 (this taskrun reads version 1)",
          "tasks.yaml:2:1: pool: expected a whole number, got boolean true",
          "tasks.yaml:5:3: tasks.a: missing required key 'cmd'",
-         "tasks.yaml:6:5: tasks.a.description: expected a string, got boolean true "
-         "(YAML reads unquoted true/false/yes/no/on/off as booleans: quote it)"],
+         "tasks.yaml:6:5: tasks.a.description: expected a string, got nothing (YAML reads ~, null and an empty "
+         "value as nothing): quote it, e.g. '' for an empty string"],
         id="schema"),
     pytest.param(
         "version: 1\ntasks:\n" + RAN + "  ran: touch ran again\n",
