@@ -1,5 +1,5 @@
-"""The `taskrun` command: flags in, exit code out. Parsing and printing only;
-the work is done by load, plan, session and console.
+"""The `taskrun` command: flags in, exit code out. Parsing flags and choosing
+the mode only; each mode is one function of `mode` taking plain values.
 
 Exit codes: 0 every task succeeded (or failed with allow_failure); 1 a task
 failed, timed out or was skipped; 2 invalid task file or command line, or an
@@ -10,27 +10,18 @@ ran; 3 taskrun itself failed; 128+N stopped by signal N (130 SIGINT, 143 SIGTERM
 from __future__ import annotations
 
 import os
-import sys
 import traceback
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_SIGINT, TaskFileError, TaskrunError
+from . import mode
+from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_SIGINT, TaskFileError, TaskrunError, UsageError
+from .mode import say as _err
 
 DEBUG_VAR = "TASKRUN_DEBUG"
 
 app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None)
-
-
-def _err(text: str) -> None:
-    try:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
 
 
 def _completion_file(ctx: typer.Context):
@@ -99,13 +90,13 @@ def main_command(
 ) -> None:
     """Run the tasks of a YAML task file in parallel and write a JSON summary."""
     try:
-        code = _dispatch(file=file, targets=tuple(targets or ()), pool=pool, timeout=timeout,
-                         fail_fast=fail_fast, tags=tuple(tag or ()), skip=tuple(skip or ()),
-                         rerun_failed=rerun_failed, force=force, validate=validate, dry_run=dry_run,
-                         list_tasks=list_, as_json=json_, summary=summary, junit=junit,
-                         log_dir=log_dir, history=history, no_history=no_history, schema=schema,
-                         version=version, output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs,
-                         executor=executor, scheduler=scheduler, connect_timeout=connect_timeout, recover=recover)
+        code = _choose_mode(
+            file=file, targets=tuple(targets or ()), pool=pool, timeout=timeout, fail_fast=fail_fast,
+            tags=tuple(tag or ()), skip=tuple(skip or ()), rerun_failed=rerun_failed, force=force,
+            validate=validate, dry_run=dry_run, list_tasks=list_, as_json=json_, summary=summary, junit=junit,
+            log_dir=log_dir, history=history, no_history=no_history, schema=schema, version=version,
+            output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs, executor=executor,
+            scheduler=scheduler, connect_timeout=connect_timeout, recover=recover)
     except TaskFileError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -124,51 +115,33 @@ def main_command(
     raise typer.Exit(code)
 
 
-def _validate_files(files: tuple[str, ...]) -> int:
-    from .load import load_taskfile
+def _duration(flag: str, value: str | None) -> float | None:
+    from .durations import parse_duration
 
-    code = EXIT_OK
-    for path in files:
-        try:
-            taskfile = load_taskfile(path)
-        except TaskFileError as exc:
-            for problem in exc.problems:
-                _err(str(problem))
-            code = exc.exit_code
-        else:
-            _err(f"{path}: valid ({len(taskfile.tasks)} tasks)")
-    return code
+    try:
+        return None if value is None else parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
 
 
-def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
-              dry_run, list_tasks, as_json, summary, junit, log_dir, history, no_history, schema,
-              version, output=None, color="auto", tail_lines=50, keep_runs=20, executor=None, scheduler=None,
-              connect_timeout=None, recover=None) -> int:
+def _choose_mode(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
+                 dry_run, list_tasks, as_json, summary, junit, log_dir, history, no_history, schema,
+                 version, output, color, tail_lines, keep_runs, executor, scheduler, connect_timeout,
+                 recover) -> int:
+    """Check the flags that go together, turn values into their types, and call one mode."""
     if version:
-        print(f"taskrun {__version__}")
-        return EXIT_OK
+        return mode.show_version()
     if schema:
-        from .load import schema_text
-
-        sys.stdout.write(schema_text())
-        return EXIT_OK
+        return mode.show_schema()
     if recover is not None:
-        from .recover import recover_run
-
-        folder = Path(file).parent if file is not None else Path(".")
-        runs = Path(log_dir) if log_dir else folder / ".taskrun" / "runs"
-        return recover_run(recover, runs, _err)
+        return mode.recover(recover, file=file, log_dir=log_dir)
     if file is None:
         _err("taskrun: missing the task file: taskrun FILE [TASK ...] (see --help)")
         return EXIT_INVALID
     if validate:
-        return _validate_files((file,) + targets)
+        return mode.validate((file,) + targets)
 
-    from .durations import parse_duration
-    from .errors import UsageError
-    from .load import load_taskfile
     from .output import COLOR_CHOICES, MODES
-    from .plan import make_plan
 
     if output is not None and output not in MODES:
         raise UsageError(f"--output: {output!r} is not one of {', '.join(MODES)}")
@@ -178,89 +151,26 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
         raise UsageError("--json goes with --list: taskrun FILE --list --json")
     if force and rerun_failed is None:
         raise UsageError("--force goes with --rerun-failed SUMMARY")
-
-    def duration(flag: str, value: str | None) -> float | None:
-        try:
-            return None if value is None else parse_duration(value)
-        except ValueError as exc:
-            raise UsageError(f"{flag}: {exc}") from None
-
-    timeout_s = duration("--timeout", timeout)
-    connect_timeout_s = duration("--connect-timeout", connect_timeout)
+    timeout_s = _duration("--timeout", timeout)
+    connect_timeout_s = _duration("--connect-timeout", connect_timeout)
     if not summary:
         raise UsageError("--summary: give a file path, or - for stdout")
     if junit is not None and not junit:
         raise UsageError("--junit: give a file path")
-    taskfile = load_taskfile(file)
-    rerun = None
-    if rerun_failed is not None:
-        from .rerun import read_rerun
-
-        rerun = read_rerun(rerun_failed, taskfile, force=force)
-        if not rerun.failed:
-            _err(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({rerun_failed}) succeeded")
-            return EXIT_OK
-    plan = make_plan(taskfile, targets, pool=pool, timeout_s=timeout_s, fail_fast=fail_fast or None,
-                     tags=tags, skip=skip, rerun=rerun)
-    if list_tasks:
-        from .listing import format_list, list_json
-
-        sys.stdout.write(list_json(taskfile, plan) if as_json else format_list(plan))
-        return EXIT_OK
-    from .console import Console, is_terminal, want_color
-    from .executor import choose_executor
-    from .history import estimate, read_durations
-    from .output import ci_flavor
-    from .secrets import masker_for_file
-
-    chosen = choose_executor(taskfile, kind=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s)
-
-    masker = masker_for_file(taskfile, os.environ)
-    to_stdout = summary == "-"
-    stream = sys.stderr if to_stdout else sys.stdout
-    console = Console(stream, width=max(len(t.name) for t in plan.tasks), color=want_color(stream, color),
-                      mode=output or taskfile.output or "stream", ci=ci_flavor(os.environ),
-                      live=is_terminal(stream), total=len(plan), remote=chosen.kind != "local",
-                      masker=masker, github=os.environ.get("GITHUB_ACTIONS") == "true")
     if history is not None and no_history:
         raise UsageError("--history and --no-history contradict each other")
-    recorded = None
-    if history is not None:
-        recorded = read_durations(history)
-        if recorded is None:
-            raise UsageError(f"--history {history}: not a readable taskrun summary")
-    elif not no_history:
-        recorded = read_durations("taskrun-summary.json" if to_stdout else summary, file)
-    estimated = estimate(plan, recorded) if recorded else None
+
+    selection = mode.Selection(targets=targets, tags=tags, skip=skip, pool=pool, timeout_s=timeout_s,
+                               fail_fast=fail_fast or None, rerun_failed=rerun_failed, force=force)
+    if list_tasks:
+        return mode.list_tasks(file, selection, as_json=as_json)
+    display = mode.Display(output=output, color=color)
+    where = mode.Where(executor=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s,
+                       summary=summary, junit=junit, log_dir=log_dir, tail_lines=tail_lines,
+                       keep_runs=keep_runs, history=history, no_history=no_history)
     if dry_run:
-        console.show_plan(plan, estimated)
-        return EXIT_OK
-
-    from .executor import backend_factory
-    from .session import RunOptions, run_session
-
-    writers = []
-    if junit is not None:
-        from .junit import write_junit
-
-        writers.append(lambda record: write_junit(junit, record))
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        from .ci import github_writers
-
-        writers += github_writers(plan, console.line)
-    options = RunOptions(summary_path=summary, log_dir=log_dir, tail_lines=tail_lines, keep_runs=keep_runs,
-                         argv=tuple(sys.argv), priority=estimated.priority if estimated else None)
-    try:
-        # For Dask this connects now: an unreachable scheduler is reported before anything runs.
-        factory = backend_factory(chosen, slots=min(plan.pool, len(plan)), masked=bool(masker))
-        return run_session(
-            plan, console,
-            lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
-            options, backend_factory=factory, pump=console,
-            writers=writers, masker=masker,
-        )
-    finally:
-        console.close()
+        return mode.dry_run(file, selection, display, where)
+    return mode.run(file, selection, display, where)
 
 
 def main() -> None:

@@ -1,0 +1,225 @@
+"""What the `taskrun` command does, one function per mode.
+
+`cli` parses the flags and picks one mode: print the version or the schema,
+recover a killed run, validate files, list the tasks, show the plan (dry run),
+or run. Each mode takes plain values (paths, names, numbers already parsed)
+and returns the process exit code; what goes wrong is raised as a
+`TaskrunError`, which `cli` turns into one line and its code.
+
+Listing, the dry run and the run share one way from a file to a plan
+(`load_plan`): the same selection, so `--list` and `--dry-run` show what the
+run would run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .errors import EXIT_OK, TaskFileError, UsageError
+from .model import Plan, TaskFile
+
+
+def say(text: str) -> None:
+    """One line on stderr; a closed stderr is not an error."""
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """Which tasks of the file, and the command line's overrides of the file."""
+
+    targets: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    pool: int | None = None
+    timeout_s: float | None = None
+    fail_fast: bool | None = None
+    rerun_failed: str | None = None  # an earlier summary: only what did not succeed in it
+    force: bool = False  # rerun even though the file changed since that summary
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Display:
+    """How the console looks: output mode (None: the file's), colour choice."""
+
+    output: str | None = None
+    color: str = "auto"
+
+
+def show_version() -> int:
+    print(f"taskrun {__version__}")
+    return EXIT_OK
+
+
+def show_schema() -> int:
+    from .load import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def recover(run: str, *, file: str | None, log_dir: str | None) -> int:
+    """Stop what a killed run left running. RUN is looked up in `log_dir`, else in
+    `.taskrun/runs` next to FILE (or in the current folder)."""
+    from .recover import recover_run
+
+    folder = Path(file).parent if file is not None else Path(".")
+    runs = Path(log_dir) if log_dir else folder / ".taskrun" / "runs"
+    return recover_run(run, runs, say)
+
+
+def validate(files: tuple[str, ...]) -> int:
+    """Check each file; every problem of every file is printed. 0 when all are valid."""
+    from .load import load_taskfile
+
+    code = EXIT_OK
+    for path in files:
+        try:
+            taskfile = load_taskfile(path)
+        except TaskFileError as exc:
+            for problem in exc.problems:
+                say(str(problem))
+            code = exc.exit_code
+        else:
+            say(f"{path}: valid ({len(taskfile.tasks)} tasks)")
+    return code
+
+
+def load_plan(file: str, selection: Selection) -> tuple[TaskFile, Plan | None]:
+    """The file and its plan; no plan when a rerun finds nothing left to run (said on stderr)."""
+    from .load import load_taskfile
+    from .plan import make_plan
+
+    taskfile = load_taskfile(file)
+    rerun = None
+    if selection.rerun_failed is not None:
+        from .rerun import read_rerun
+
+        rerun = read_rerun(selection.rerun_failed, taskfile, force=selection.force)
+        if not rerun.failed:
+            say(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({selection.rerun_failed}) succeeded")
+            return taskfile, None
+    plan = make_plan(taskfile, selection.targets, pool=selection.pool, timeout_s=selection.timeout_s,
+                     fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun)
+    return taskfile, plan
+
+
+def list_tasks(file: str, selection: Selection, *, as_json: bool) -> int:
+    """The selected tasks as a table, or as JSON for scripts; nothing runs."""
+    from .listing import format_list, list_json
+
+    taskfile, plan = load_plan(file, selection)
+    if plan is not None:
+        sys.stdout.write(list_json(taskfile, plan) if as_json else format_list(plan))
+    return EXIT_OK
+
+
+def recorded_durations(file: str, *, history: str | None, no_history: bool, summary: str) -> dict | None:
+    """The durations that order the start of ready tasks: `--history`'s summary, else
+    the summary this run is about to replace when it is of the same file."""
+    from .history import read_durations
+
+    if no_history:
+        return None
+    if history is not None:
+        recorded = read_durations(history)
+        if recorded is None:
+            raise UsageError(f"--history {history}: not a readable taskrun summary")
+        return recorded
+    return read_durations("taskrun-summary.json" if summary == "-" else summary, file)
+
+
+def _console(taskfile: TaskFile, plan: Plan, display: Display, *, remote: bool, masker, to_stdout: bool):
+    from .console import Console, is_terminal, want_color
+    from .output import ci_flavor
+
+    stream = sys.stderr if to_stdout else sys.stdout
+    return Console(stream, width=max(len(t.name) for t in plan.tasks), color=want_color(stream, display.color),
+                   mode=display.output or taskfile.output or "stream", ci=ci_flavor(os.environ),
+                   live=is_terminal(stream), total=len(plan), remote=remote,
+                   masker=masker, github=os.environ.get("GITHUB_ACTIONS") == "true")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Where:
+    """Where the tasks run (executor flags) and where the run's records go."""
+
+    executor: str | None = None
+    scheduler: str | None = None
+    connect_timeout_s: float | None = None
+    summary: str = "taskrun-summary.json"  # '-': stdout, and the console goes to stderr
+    junit: str | None = None
+    log_dir: str | None = None
+    tail_lines: int = 50
+    keep_runs: int = 20
+    history: str | None = None
+    no_history: bool = False
+
+
+def dry_run(file: str, selection: Selection, display: Display, where: Where) -> int:
+    """The plan in the order the run would start it, with estimates when there is history."""
+    from .executor import choose_executor
+    from .history import estimate
+    from .secrets import masker_for_file
+
+    taskfile, plan = load_plan(file, selection)
+    if plan is None:
+        return EXIT_OK
+    chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,
+                             connect_timeout_s=where.connect_timeout_s)
+    console = _console(taskfile, plan, display, remote=chosen.kind != "local",
+                       masker=masker_for_file(taskfile, os.environ), to_stdout=where.summary == "-")
+    recorded = recorded_durations(file, history=where.history, no_history=where.no_history, summary=where.summary)
+    console.show_plan(plan, estimate(plan, recorded) if recorded else None)
+    return EXIT_OK
+
+
+def run(file: str, selection: Selection, display: Display, where: Where) -> int:
+    """Run the plan: console lines, the closing report, the summary and the other records."""
+    from .executor import backend_factory, choose_executor
+    from .history import estimate
+    from .secrets import masker_for_file
+    from .session import RunOptions, run_session
+
+    taskfile, plan = load_plan(file, selection)
+    if plan is None:
+        return EXIT_OK
+    chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,
+                             connect_timeout_s=where.connect_timeout_s)
+    masker = masker_for_file(taskfile, os.environ)
+    console = _console(taskfile, plan, display, remote=chosen.kind != "local", masker=masker,
+                       to_stdout=where.summary == "-")
+    recorded = recorded_durations(file, history=where.history, no_history=where.no_history, summary=where.summary)
+    estimated = estimate(plan, recorded) if recorded else None
+    writers = []
+    if where.junit is not None:
+        from .junit import write_junit
+
+        junit = where.junit
+        writers.append(lambda record: write_junit(junit, record))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from .ci import github_writers
+
+        writers += github_writers(plan, console.line)
+    options = RunOptions(summary_path=where.summary, log_dir=where.log_dir, tail_lines=where.tail_lines,
+                         keep_runs=where.keep_runs, argv=tuple(sys.argv),
+                         priority=estimated.priority if estimated else None)
+    try:
+        # For Dask this connects now: an unreachable scheduler is reported before anything runs.
+        factory = backend_factory(chosen, slots=min(plan.pool, len(plan)), masked=bool(masker))
+        return run_session(
+            plan, console,
+            lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
+            options, backend_factory=factory, pump=console,
+            writers=writers, masker=masker,
+        )
+    finally:
+        console.close()
