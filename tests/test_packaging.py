@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import venv
 from pathlib import Path
@@ -50,9 +51,16 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def _venv(path: Path) -> Path:
-    # System site-packages give the venv taskrun's dependencies without a download;
-    # taskrun itself is installed into the venv, which comes first on its path.
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(path)
+    """A venv that borrows taskrun's dependencies from the environment running the tests
+    (no download): a path file appends that environment's site-packages to the venv's
+    own, so the taskrun installed into the venv comes first. A folder named in a path
+    file is added as it is, its own path files unread, so an editable install of this
+    checkout there does not leak in. (The system Python's site-packages would not do:
+    in a fresh virtual environment, as CI and users have, the dependencies are not there.)"""
+    venv.EnvBuilder(with_pip=True).create(path)
+    (site,) = (path / "lib").glob("python*/site-packages")
+    outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (site / "taskrun_test_dependencies.pth").write_text("".join(f"{folder}\n" for folder in outer))
     return path / "bin"
 
 

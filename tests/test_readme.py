@@ -142,3 +142,12 @@ def test_the_selection_section_works(taskrun):
         "taskrun tasks.yaml --tag lint": ["lint"],
         "taskrun tasks.yaml --skip deploy": ["lint", "build", "flaky", "test"],
     }
+
+
+def test_ci_runs_the_readmes_test_command():
+    """CI installs and tests as a user following the README does, in a fresh venv."""
+    [_, test_command] = blocks(section("Two commands"), "sh")
+    assert test_command.startswith("python3 -m venv .venv && . .venv/bin/activate && ")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_command in ci.splitlines(keepends=True)
+    assert ci.index("rm -rf .venv") < ci.index(test_command)
