@@ -513,7 +513,8 @@ def test_without_distributed_the_dask_executor_says_how_to_install_it(taskrun):
     r = subprocess.run([sys.executable, "-c", _WITHOUT_DISTRIBUTED, "tasks.yaml", "--scheduler", "tcp://127.0.0.1:1"],
                        cwd=taskrun.cwd, env=taskrun.env(), capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (
-        2, "taskrun: the dask executor needs the 'distributed' package: pip install 'taskrun[dask]'\n")
+        2, "taskrun: the dask executor needs the 'distributed' package: pip install 'distributed>=2024.1'"
+           " (the dask extra: pip install '.[dask]' in taskrun's folder)\n")
     assert not (taskrun.cwd / "ran").exists()
 
 

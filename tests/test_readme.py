@@ -151,3 +151,38 @@ def test_ci_runs_the_readmes_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command in ci.splitlines(keepends=True)
     assert ci.index("rm -rf .venv") < ci.index(test_command)
+
+
+def install_lines(title: str) -> list[str]:
+    found = []
+    for block in blocks(section(title), "yaml"):
+        recipe = yaml.safe_load(block)
+        if not isinstance(recipe, dict):
+            continue  # a fragment, not a whole recipe
+        job = recipe["jobs"]["checks"] if "jobs" in recipe else recipe["checks"]
+        steps = job.get("script") or [step.get("run", "") for step in job["steps"]]
+        found += [line for line in steps if "pip install" in line]
+    return found
+
+
+@pytest.mark.slow
+def test_the_ci_recipes_install_taskrun_from_the_repository_the_user_names(tmp_path):
+    """Not `pip install taskrun` (an unrelated project on PyPI): the recipes install
+    taskrun-yaml from the repository in TASKRUN_REPO at TASKRUN_REF; here, a clone of this one."""
+    from test_packaging import CLEAN_ENV, _venv
+
+    lines = install_lines("GitHub Actions") + install_lines("GitLab CI")
+    assert lines == ['python -m pip install "taskrun-yaml @ git+${TASKRUN_REPO}@${TASKRUN_REF}"'] * 2
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    bin_dir = _venv(tmp_path / "venv")
+    env = {**CLEAN_ENV, "PATH": f"{bin_dir}:{CLEAN_ENV['PATH']}", "TASKRUN_REPO": f"file://localhost{ROOT}",
+           "TASKRUN_REF": head}
+    subprocess.run(["bash", "-c", lines[0]], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    shown = subprocess.run([bin_dir / "python", "-m", "pip", "show", "taskrun-yaml"], env=env, capture_output=True,
+                           text=True, check=True).stdout
+    assert "Name: taskrun-yaml\n" in shown
+    version = subprocess.run([bin_dir / "taskrun", "--version"], env=env, capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("taskrun ")
