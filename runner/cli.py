@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import traceback
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from . import mode
-from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_SIGINT, TaskFileError, TaskrunError, UsageError
+from .errors import EXIT_INTERNAL, EXIT_SIGINT, TaskFileError, TaskrunError, UsageError
 from .mode import say as _err
 
 DEBUG_VAR = "TASKRUN_DEBUG"
@@ -27,8 +28,17 @@ app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, rich_mark
 def _completion_file(ctx: typer.Context):
     """The task file named on the command line being completed. Click stops
     parsing at an option still waiting for its value (`--tag <TAB>`), so the
-    file may be left among the unparsed arguments."""
-    return ctx.params.get("file") or next(iter(ctx.args), None)
+    file may be left among the unparsed arguments. With no file named, the one
+    taskrun would find from here."""
+    from .discovery import find_taskfile, names_a_file
+
+    named = ctx.params.get("file_option") or ctx.params.get("file") or next(iter(ctx.args), None)
+    if named is not None and (ctx.params.get("file_option") or names_a_file(named)):
+        return named
+    try:
+        return find_taskfile(Path.cwd())
+    except TaskrunError:
+        return None
 
 
 def _complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -47,10 +57,16 @@ def _complete_tags(ctx: typer.Context, incomplete: str) -> list[str]:
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 def main_command(
-    file: Annotated[Optional[str], typer.Argument(help="The task file (YAML).", show_default=False)] = None,
+    file: Annotated[Optional[str], typer.Argument(
+        help="The task file (YAML). Default: the first of taskrun.yaml, taskrun.yml, tasks.yaml, tasks.yml here "
+             "or in a parent folder, up to the repository root; a first argument that is not a file is a TASK.",
+        show_default=False)] = None,
     targets: Annotated[Optional[list[str]], typer.Argument(
         help="Tasks to run, with what they need; default all. With --validate: more task files to check.",
         show_default=False, autocompletion=_complete_names)] = None,
+    file_option: Annotated[Optional[str], typer.Option(
+        "-f", "--file", metavar="PATH", help="The task file, named explicitly (every argument is then a TASK).",
+        show_default=False)] = None,
     pool: Annotated[Optional[int], typer.Option("-j", "--pool", min=1, max=4096,
                                                 help="How many tasks run at once (overrides the file).")] = None,
     timeout: Annotated[Optional[str], typer.Option(help="Default timeout of each task, e.g. 90s, 5m (overrides the file).")] = None,
@@ -91,7 +107,7 @@ def main_command(
     """Run the tasks of a YAML task file in parallel and write a JSON summary."""
     try:
         code = _choose_mode(
-            file=file, targets=tuple(targets or ()), pool=pool, timeout=timeout, fail_fast=fail_fast,
+            file=file, file_option=file_option, targets=tuple(targets or ()), pool=pool, timeout=timeout, fail_fast=fail_fast,
             tags=tuple(tag or ()), skip=tuple(skip or ()), rerun_failed=rerun_failed, force=force,
             validate=validate, dry_run=dry_run, list_tasks=list_, as_json=json_, summary=summary, junit=junit,
             log_dir=log_dir, history=history, no_history=no_history, schema=schema, version=version,
@@ -124,7 +140,22 @@ def _duration(flag: str, value: str | None) -> float | None:
         raise UsageError(f"{flag}: {exc}") from None
 
 
-def _choose_mode(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
+def _task_file(file: str | None, file_option: str | None, targets: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """(the task file, the tasks): `-f PATH`, else a first argument that names a file, else
+    the file found from the current folder up (said on stderr, so nobody guesses)."""
+    from .discovery import find_taskfile, names_a_file, shown
+
+    given = (file,) if file is not None else ()
+    if file_option is not None:
+        return file_option, given + targets
+    if file is not None and names_a_file(file):
+        return file, targets
+    found = shown(find_taskfile(Path.cwd()))
+    _err(f"taskrun: using {found}")
+    return found, given + targets
+
+
+def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
                  dry_run, list_tasks, as_json, summary, junit, log_dir, history, no_history, schema,
                  version, output, color, tail_lines, keep_runs, executor, scheduler, connect_timeout,
                  recover) -> int:
@@ -134,10 +165,8 @@ def _choose_mode(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_f
     if schema:
         return mode.show_schema()
     if recover is not None:
-        return mode.recover(recover, file=file, log_dir=log_dir)
-    if file is None:
-        _err("taskrun: missing the task file: taskrun FILE [TASK ...] (see --help)")
-        return EXIT_INVALID
+        return mode.recover(recover, file=file_option or file, log_dir=log_dir)
+    file, targets = _task_file(file, file_option, targets)
     if validate:
         return mode.validate((file,) + targets)
 
