@@ -44,8 +44,16 @@ def _completion_file(ctx: typer.Context):
 def _complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
     from .listing import task_names
 
-    given = set(ctx.params.get("targets") or ()) | set(ctx.params.get("skip") or ())
+    given = set(ctx.params.get("targets") or ()) | set(ctx.params.get("skip") or ()) | {ctx.params.get("file")}
     return [n for n in task_names(_completion_file(ctx)) if n.startswith(incomplete) and n not in given]
+
+
+def _complete_first(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The first argument: the tasks of the file taskrun would find (none found, or a word
+    that looks like a path: nothing, and the shell offers file names)."""
+    if "/" in incomplete or "." in incomplete or ctx.params.get("file_option"):
+        return []
+    return _complete_names(ctx, incomplete)
 
 
 def _complete_tags(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -55,21 +63,52 @@ def _complete_tags(ctx: typer.Context, incomplete: str) -> list[str]:
     return [t for t in tag_names(_completion_file(ctx)) if t.startswith(incomplete) and t not in given]
 
 
-@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def _complete_outputs(incomplete: str) -> list[str]:
+    from .output import MODES
+
+    return [m for m in MODES if m.startswith(incomplete)]
+
+
+def _complete_colors(incomplete: str) -> list[str]:
+    from .output import COLOR_CHOICES
+
+    return [c for c in COLOR_CHOICES if c.startswith(incomplete)]
+
+
+# Click rewraps the epilog's paragraphs; a paragraph after a line holding only \b keeps its lines.
+EPILOG = """Examples:
+
+\b
+  taskrun                         run every task of taskrun.yaml (here or in a parent folder)
+  taskrun build -j 4              run build and what it needs, 4 tasks at a time
+  taskrun -f ops/deploy.yaml -n   show the plan of another file, run nothing
+
+Exit codes:
+
+\b
+  0    every task succeeded (or failed with allow_failure)
+  1    a task failed, timed out, or was skipped because a need failed
+  2    invalid task file or command line, or an unusable executor; nothing ran
+  3    taskrun itself failed (TASKRUN_DEBUG=1 shows the traceback)
+  130  stopped by SIGINT (129 SIGHUP, 143 SIGTERM); tasks stopped, summary written
+"""
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 def main_command(
     file: Annotated[Optional[str], typer.Argument(
-        help="The task file (YAML). Default: the first of taskrun.yaml, taskrun.yml, tasks.yaml, tasks.yml here "
+        metavar="[FILE]", autocompletion=_complete_first, help="The task file (YAML). Default: the first of taskrun.yaml, taskrun.yml, tasks.yaml, tasks.yml here "
              "or in a parent folder, up to the repository root; a first argument that is not a file is a TASK.",
         show_default=False)] = None,
     targets: Annotated[Optional[list[str]], typer.Argument(
-        help="Tasks to run, with what they need; default all. With --validate: more task files to check.",
+        metavar="[TASK]...", help="Tasks to run, with what they need; default all. With --validate: more task files to check.",
         show_default=False, autocompletion=_complete_names)] = None,
     file_option: Annotated[Optional[str], typer.Option(
         "-f", "--file", metavar="PATH", help="The task file, named explicitly (every argument is then a TASK).",
         show_default=False)] = None,
-    pool: Annotated[Optional[int], typer.Option("-j", "--pool", min=1, max=4096,
+    pool: Annotated[Optional[int], typer.Option("-j", "--pool", min=1, max=4096, metavar="N",
                                                 help="How many tasks run at once (overrides the file).")] = None,
-    timeout: Annotated[Optional[str], typer.Option(help="Default timeout of each task, e.g. 90s, 5m (overrides the file).")] = None,
+    timeout: Annotated[Optional[str], typer.Option("--timeout", metavar="DURATION", help="Default timeout of each task, e.g. 90s, 5m (overrides the file).")] = None,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="On the first failure, start nothing new and stop what runs.")] = False,
     tag: Annotated[Optional[list[str]], typer.Option(
         "--tag", metavar="TAG", help="Run the tasks with this tag, with what they need (repeatable).",
@@ -82,20 +121,26 @@ def main_command(
         help="Run only what did not succeed in the run this summary records, with what it needs.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --rerun-failed: rerun even if the task file changed since.")] = False,
     validate: Annotated[bool, typer.Option("--validate", help="Only check the file(s); exit 0 if valid, 2 if not.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and run nothing.")] = False,
-    list_: Annotated[bool, typer.Option("--list", help="List the tasks (name, needs, tags, description) and run nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("-n", "--dry-run", help="Print the plan and run nothing.")] = False,
+    list_: Annotated[bool, typer.Option("-l", "--list", help="List the tasks (name, needs, tags, description) and run nothing.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="With --list: print JSON, for scripts.")] = False,
-    summary: Annotated[str, typer.Option("-o", "--summary", help="Where to write the JSON summary; '-' for stdout.")] = "taskrun-summary.json",
+    summary: Annotated[str, typer.Option(
+        "-o", "--summary", metavar="PATH",
+        help="Where to write the JSON summary; '-' for stdout. A PATH starting with '-' or naming a task is refused: "
+             "write --summary=./NAME to mean it.")] = "taskrun-summary.json",
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", help="Also write the results as JUnit XML.")] = None,
-    log_dir: Annotated[Optional[str], typer.Option("--log-dir", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
-    history: Annotated[Optional[str], typer.Option("--history", help="An earlier summary of this file: start the longest remaining chains first (default: the previous summary, if any).")] = None,
+    log_dir: Annotated[Optional[str], typer.Option("--log-dir", metavar="PATH", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
+    history: Annotated[Optional[str], typer.Option("--history", metavar="PATH", help="An earlier summary of this file: start the longest remaining chains first (default: the previous summary, if any).")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Start ready tasks in file order, ignoring earlier runs.")] = False,
-    output: Annotated[Optional[str], typer.Option("--output", help="Tasks' output on the console: stream, group or quiet (overrides the file; default stream).",
-                                                  show_default=False)] = None,
-    color: Annotated[str, typer.Option("--color", help="Colour: auto (a terminal without NO_COLOR, or FORCE_COLOR), always or never.")] = "auto",
-    tail_lines: Annotated[int, typer.Option("--tail-lines", min=0, help="Last lines of each task's output kept in the summary.")] = 50,
-    keep_runs: Annotated[int, typer.Option("--keep-runs", min=0, help="Run log folders kept (the oldest are deleted); 0 keeps all.")] = 20,
-    executor: Annotated[Optional[str], typer.Option("--executor", metavar="local|dask", help="Where tasks run: local (default) or dask (overrides the file).")] = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", metavar="MODE", autocompletion=_complete_outputs, show_default=False,
+        help="Tasks' output on the console. MODE: stream, group or quiet (overrides the file; default stream).")] = None,
+    color: Annotated[str, typer.Option(
+        "--color", metavar="WHEN", autocompletion=_complete_colors,
+        help="Colour. WHEN: auto (a terminal without NO_COLOR, or FORCE_COLOR), always or never.")] = "auto",
+    tail_lines: Annotated[int, typer.Option("--tail-lines", min=0, metavar="N", help="Last lines of each task's output kept in the summary.")] = 50,
+    keep_runs: Annotated[int, typer.Option("--keep-runs", min=0, metavar="N", help="Run log folders kept (the oldest are deleted); 0 keeps all.")] = 20,
+    executor: Annotated[Optional[str], typer.Option("--executor", metavar="KIND", help="Where tasks run. KIND: local (default) or dask (overrides the file).")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies --executor dask).")] = None,
     connect_timeout: Annotated[Optional[str], typer.Option("--connect-timeout", metavar="DURATION", help="How long to try reaching the Dask scheduler (default 5s).")] = None,
     schema: Annotated[bool, typer.Option("--schema", help="Print the task file's JSON Schema and exit.")] = False,
@@ -103,6 +148,9 @@ def main_command(
                                                    help="Stop what is left of a run whose taskrun was killed "
                                                         "(RUN: a run id or its log folder).")] = None,
     version: Annotated[bool, typer.Option("--version", help="Print taskrun's version and exit.")] = False,
+    init: Annotated[bool, typer.Option(
+        "--init", help="Write a commented starter taskrun.yaml (or -f PATH) here, never over an existing file; "
+                       "print the lines for .gitignore.")] = False,
 ) -> None:
     """Run the tasks of a YAML task file in parallel and write a JSON summary."""
     try:
@@ -112,7 +160,7 @@ def main_command(
             validate=validate, dry_run=dry_run, list_tasks=list_, as_json=json_, summary=summary, junit=junit,
             log_dir=log_dir, history=history, no_history=no_history, schema=schema, version=version,
             output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs, executor=executor,
-            scheduler=scheduler, connect_timeout=connect_timeout, recover=recover)
+            scheduler=scheduler, connect_timeout=connect_timeout, recover=recover, init=init)
     except TaskFileError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -158,7 +206,7 @@ def _task_file(file: str | None, file_option: str | None, targets: tuple[str, ..
 def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
                  dry_run, list_tasks, as_json, summary, junit, log_dir, history, no_history, schema,
                  version, output, color, tail_lines, keep_runs, executor, scheduler, connect_timeout,
-                 recover) -> int:
+                 recover, init) -> int:
     """Check the flags that go together, turn values into their types, and call one mode."""
     if version:
         return mode.show_version()
@@ -166,6 +214,11 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         return mode.show_schema()
     if recover is not None:
         return mode.recover(recover, file=file_option or file, log_dir=log_dir)
+    if init:
+        return mode.init(file_option or file or "taskrun.yaml")
+    if summary != "-" and summary.startswith("-"):
+        raise UsageError(f"--summary {summary}: a path that starts with '-' looks like an option "
+                         f"(to write the summary to that path use --summary=./{summary})")
     file, targets = _task_file(file, file_option, targets)
     if validate:
         return mode.validate((file,) + targets)

@@ -34,7 +34,7 @@ def find_taskfile(start: Path) -> Path:
     searched = str(here) if folder == here else f"{here} or a parent up to {folder}"
     root = "the repository root" if folder.parent != folder else "the filesystem root"
     raise UsageError(f"no task file: none of {', '.join(NAMES)} in {searched} ({root}); "
-                     "name one with -f PATH")
+                     "name one with -f PATH, or write a starter with taskrun --init")
 
 
 def names_a_file(argument: str) -> bool:

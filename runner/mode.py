@@ -1,7 +1,7 @@
 """What the `taskrun` command does, one function per mode.
 
 `cli` parses the flags and picks one mode: print the version or the schema,
-recover a killed run, validate files, list the tasks, show the plan (dry run),
+write a starter task file, recover a killed run, validate files, list the tasks, show the plan (dry run),
 or run. Each mode takes plain values (paths, names, numbers already parsed)
 and returns the process exit code; what goes wrong is raised as a
 `TaskrunError`, which `cli` turns into one line and its code.
@@ -66,6 +66,24 @@ def show_schema() -> int:
     return EXIT_OK
 
 
+def init(path: str) -> int:
+    """Write the starter task file. The lines for .gitignore go to stdout, alone, so that
+    `taskrun --init >> .gitignore` adds them; what was done goes to stderr."""
+    from .starter import GITIGNORE, write_starter
+
+    write_starter(path)
+    say(f"taskrun: wrote {path}; run it with: taskrun{'' if _found_by_default(path) else f' -f {path}'}")
+    say("taskrun: add these lines to .gitignore (taskrun --init >> .gitignore does):")
+    sys.stdout.write("".join(f"{line}\n" for line in GITIGNORE))
+    return EXIT_OK
+
+
+def _found_by_default(path: str) -> bool:
+    from .discovery import NAMES
+
+    return os.path.dirname(path) in ("", ".") and os.path.basename(path) in NAMES
+
+
 def recover(run: str, *, file: str | None, log_dir: str | None) -> int:
     """Stop what a killed run left running. RUN is looked up in `log_dir`, else in
     `.taskrun/runs` next to FILE (or in the current folder)."""
@@ -110,6 +128,14 @@ def load_plan(file: str, selection: Selection) -> tuple[TaskFile, Plan | None]:
     plan = make_plan(taskfile, selection.targets, pool=selection.pool, timeout_s=selection.timeout_s,
                      fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun)
     return taskfile, plan
+
+
+def refuse_task_as_summary(summary: str, taskfile: TaskFile) -> None:
+    """`--summary deploy` where deploy is a task: the user meant something else (in go-task,
+    `--summary TASK` describes a task); a file of that name is written only when asked as ./deploy."""
+    if any(t.name == summary for t in taskfile.tasks):
+        raise UsageError(f"--summary {summary}: {summary!r} is a task of {taskfile.path}, not a place for the summary;"
+                         f" did you mean --list? to write the summary to that path use --summary=./{summary}")
 
 
 def list_tasks(file: str, selection: Selection, *, as_json: bool) -> int:
@@ -171,6 +197,7 @@ def dry_run(file: str, selection: Selection, display: Display, where: Where) -> 
     from .secrets import masker_for_file
 
     taskfile, plan = load_plan(file, selection)
+    refuse_task_as_summary(where.summary, taskfile)
     if plan is None:
         return EXIT_OK
     chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,
@@ -190,6 +217,7 @@ def run(file: str, selection: Selection, display: Display, where: Where) -> int:
     from .session import RunOptions, run_session
 
     taskfile, plan = load_plan(file, selection)
+    refuse_task_as_summary(where.summary, taskfile)
     if plan is None:
         return EXIT_OK
     chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,

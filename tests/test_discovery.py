@@ -69,7 +69,8 @@ def test_the_search_stops_at_the_repository_root(taskrun):
     root = taskrun.cwd / "repo"
     assert r.stderr == (
         f"taskrun: no task file: none of taskrun.yaml, taskrun.yml, tasks.yaml, tasks.yml in {root}/src/deep or a"
-        f" parent up to {root} (the repository root); name one with -f PATH\n")
+        f" parent up to {root} (the repository root); name one with -f PATH"
+        ", or write a starter with taskrun --init\n")
     assert not (root / "src" / "deep" / "taskrun-summary.json").exists()
 
 
