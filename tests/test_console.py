@@ -174,17 +174,16 @@ class TestDemo:
         lines = r.stdout.splitlines()
         starts = [(i, m) for i, m in enumerate(map(START.match, lines)) if m]
         first_done = next(i for i, line in enumerate(lines) if DONE.match(line))
-        assert [m[2] for _, m in starts] == ["list", "disk-free", "disk-usage"]
-        assert all(i < first_done for i, _ in starts)  # all three started before any ended
+        assert [m[2] for _, m in starts] == ["fetch", "compile", "test", "report"]
+        assert all(i < first_done for i, _ in starts[:3])  # the three started before any ended
         pids = [int(m[3]) for _, m in starts]
-        assert len(set(pids)) == 3
+        assert len(set(pids)) == 4
         s = taskrun.summary()
         assert s["pool"] == 3
-        assert {t["name"]: t["pid"] for t in s["tasks"]} == dict(zip(["list", "disk-free", "disk-usage"], pids))
-        assert [t["status"] for t in s["tasks"]] == ["success"] * 3
-        assert "3 succeeded in" in r.stdout
-        # the demo's commands run in the task file's folder
-        assert by_name(s)["list"]["stdout_tail"] == "demo.yaml\n"
+        assert {t["name"]: t["pid"] for t in s["tasks"]} == dict(zip(["fetch", "compile", "test", "report"], pids))
+        assert [t["status"] for t in s["tasks"]] == ["success"] * 4
+        assert "4 succeeded in" in r.stdout
+        assert by_name(s)["report"]["stdout_tail"] == "fetch, compile and test succeeded\n"
 
 
 def test_console_survives_a_closed_stdout(taskrun):

@@ -186,3 +186,37 @@ def test_the_ci_recipes_install_taskrun_from_the_repository_the_user_names(tmp_p
     assert "Name: taskrun-yaml\n" in shown
     version = subprocess.run([bin_dir / "taskrun", "--version"], env=env, capture_output=True, text=True, check=True)
     assert version.stdout.startswith("taskrun ")
+
+
+def normalized(line: str) -> str:
+    """A console line with what changes from run to run (clock, pids, times) replaced."""
+    line = re.sub(r"^\d\d:\d\d:\d\d ", "HH:MM:SS ", line)
+    line = re.sub(r"\(pid \d+\)", "(pid N)", line)
+    line = re.sub(r"\b\d+\.\d\ds\b", "N.NNs", line)
+    return re.sub(" +", " ", line)  # columns follow the widths of the times
+
+
+def test_the_readmes_demo_output_is_what_a_real_run_prints(taskrun):
+    from conftest import check
+
+    [block] = blocks(section("What a run looks like"), "")
+    command, *shown = block.splitlines()
+    assert command == "$ taskrun tasks/demo.yaml"
+    (taskrun.cwd / "tasks").mkdir()
+    (taskrun.cwd / "tasks" / "demo.yaml").write_bytes((ROOT / "tasks" / "demo.yaml").read_bytes())
+    r = check(taskrun(*command.split()[2:]), 0)
+    real = r.stdout.splitlines()
+    live, report = real.index(""), shown.index("")
+    assert [normalized(line) for line in real[live:]] == [normalized(line) for line in shown[report:]]
+    # The three tasks end at about the same moment, in any order; each task's lines keep theirs.
+    names = ("fetch", "compile", "test", "report")
+    for name in names:
+        mine = re.compile(rf"^(\S+ (start|done) +)?{name} ")
+        assert ([normalized(line) for line in real[:live] if mine.match(line)]
+                == [normalized(line) for line in shown[:report] if mine.match(line)]), name
+    assert sorted(map(normalized, real[:live])) == sorted(map(normalized, shown[:report]))
+    # ... and they did run at once: each of the three started before any of them ended
+    tasks = {t["name"]: t for t in taskrun.summary()["tasks"]}
+    assert max(tasks[n]["started_at"] for n in names[:3]) < min(tasks[n]["finished_at"] for n in names[:3])
+    assert min(tasks[n]["finished_at"] for n in names[:3]) <= tasks["report"]["started_at"]
+    assert ".taskrun" not in r.stdout  # the demo does not list its own log folder
