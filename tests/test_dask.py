@@ -219,8 +219,8 @@ def test_the_demo_runs_unchanged_with_the_same_outcome(cluster, taskrun):
         assert WORKER_ADDRESS.match(task["worker"]) and task["host"] == HOST, task
         assert task["stdout_tail"], task  # the output reached the run's log files
     assert all(t["worker"] is None for t in local_summary["tasks"])
-    assert re.search(r"^\d\d:\d\d:\d\d start list +\(sent to the cluster\)$", remote.stdout, re.M), remote.stdout
-    assert re.search(r"^\d\d:\d\d:\d\d done  list +ok exit 0 in \d+\.\d\ds on tcp://127\.0\.0\.1:\d+$",
+    assert re.search(r"^\d\d:\d\d:\d\d start fetch +\(sent to the cluster\)$", remote.stdout, re.M), remote.stdout
+    assert re.search(r"^\d\d:\d\d:\d\d done  fetch +ok exit 0 in \d+\.\d\ds on tcp://127\.0\.0\.1:\d+$",
                      remote.stdout, re.M), remote.stdout
 
 
