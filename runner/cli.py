@@ -124,10 +124,10 @@ def main_command(
     dry_run: Annotated[bool, typer.Option("-n", "--dry-run", help="Print the plan and run nothing.")] = False,
     list_: Annotated[bool, typer.Option("-l", "--list", help="List the tasks (name, needs, tags, description) and run nothing.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="With --list: print JSON, for scripts.")] = False,
-    summary: Annotated[str, typer.Option(
-        "-o", "--summary", metavar="PATH",
+    summary: Annotated[Optional[str], typer.Option(
+        "-o", "--summary", metavar="PATH", show_default=mode.DEFAULT_SUMMARY,
         help="Where to write the JSON summary; '-' for stdout. A PATH starting with '-' or naming a task is refused: "
-             "write --summary=./NAME to mean it.")] = "taskrun-summary.json",
+             "write --summary=./NAME to mean it.")] = None,
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", help="Also write the results as JUnit XML.")] = None,
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", metavar="PATH", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
     history: Annotated[Optional[str], typer.Option("--history", metavar="PATH", help="An earlier summary of this file: start the longest remaining chains first (default: the previous summary, if any).")] = None,
@@ -188,15 +188,17 @@ def _duration(flag: str, value: str | None) -> float | None:
         raise UsageError(f"{flag}: {exc}") from None
 
 
-def _task_file(file: str | None, file_option: str | None, targets: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """(the task file, the tasks): `-f PATH`, else a first argument that names a file, else
-    the file found from the current folder up (said on stderr, so nobody guesses)."""
+def _task_file(file: str | None, file_option: str | None, targets: tuple[str, ...],
+               validate: bool) -> tuple[str, tuple[str, ...]]:
+    """(the task file, the tasks): `-f PATH`, else a first argument that names a file (with
+    --validate every argument does), else the file found from the current folder up (said
+    on stderr, so nobody guesses)."""
     from .discovery import find_taskfile, names_a_file, shown
 
     given = (file,) if file is not None else ()
     if file_option is not None:
         return file_option, given + targets
-    if file is not None and names_a_file(file):
+    if file is not None and (validate or names_a_file(file)):
         return file, targets
     found = shown(find_taskfile(Path.cwd()))
     _err(f"taskrun: using {found}")
@@ -216,10 +218,10 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         return mode.recover(recover, file=file_option or file, log_dir=log_dir)
     if init:
         return mode.init(file_option or file or "taskrun.yaml")
-    if summary != "-" and summary.startswith("-"):
+    if summary is not None and summary != "-" and summary.startswith("-"):
         raise UsageError(f"--summary {summary}: a path that starts with '-' looks like an option "
                          f"(to write the summary to that path use --summary=./{summary})")
-    file, targets = _task_file(file, file_option, targets)
+    file, targets = _task_file(file, file_option, targets, validate)
     if validate:
         return mode.validate((file,) + targets)
 
@@ -235,7 +237,7 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         raise UsageError("--force goes with --rerun-failed SUMMARY")
     timeout_s = _duration("--timeout", timeout)
     connect_timeout_s = _duration("--connect-timeout", connect_timeout)
-    if not summary:
+    if summary is not None and not summary:
         raise UsageError("--summary: give a file path, or - for stdout")
     if junit is not None and not junit:
         raise UsageError("--junit: give a file path")
@@ -248,7 +250,7 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         return mode.list_tasks(file, selection, as_json=as_json)
     display = mode.Display(output=output, color=color)
     where = mode.Where(executor=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s,
-                       summary=summary, junit=junit, log_dir=log_dir, tail_lines=tail_lines,
+                       summary=summary or mode.DEFAULT_SUMMARY, summary_named=summary is not None, junit=junit, log_dir=log_dir, tail_lines=tail_lines,
                        keep_runs=keep_runs, history=history, no_history=no_history)
     if dry_run:
         return mode.dry_run(file, selection, display, where)

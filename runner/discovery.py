@@ -38,8 +38,9 @@ def find_taskfile(start: Path) -> Path:
 
 
 def names_a_file(argument: str) -> bool:
-    """Whether a first argument is meant as the task file rather than a task's name."""
-    return os.path.exists(argument) or argument.endswith((".yaml", ".yml")) or os.sep in argument
+    """Whether a first argument is meant as the task file rather than a task's name: a
+    regular file, or a name that looks like one (a folder named `build` is not)."""
+    return os.path.isfile(argument) or argument.endswith((".yaml", ".yml")) or os.sep in argument
 
 
 def shown(path: Path) -> str:

@@ -23,6 +23,9 @@ from .errors import EXIT_OK, TaskFileError, UsageError
 from .model import Plan, TaskFile
 
 
+DEFAULT_SUMMARY = "taskrun-summary.json"
+
+
 def say(text: str) -> None:
     """One line on stderr; a closed stderr is not an error."""
     try:
@@ -130,10 +133,11 @@ def load_plan(file: str, selection: Selection) -> tuple[TaskFile, Plan | None]:
     return taskfile, plan
 
 
-def refuse_task_as_summary(summary: str, taskfile: TaskFile) -> None:
+def refuse_task_as_summary(where: Where, taskfile: TaskFile) -> None:
     """`--summary deploy` where deploy is a task: the user meant something else (in go-task,
     `--summary TASK` describes a task); a file of that name is written only when asked as ./deploy."""
-    if any(t.name == summary for t in taskfile.tasks):
+    summary = where.summary
+    if where.summary_named and any(t.name == summary for t in taskfile.tasks):
         raise UsageError(f"--summary {summary}: {summary!r} is a task of {taskfile.path}, not a place for the summary;"
                          f" did you mean --list? to write the summary to that path use --summary=./{summary}")
 
@@ -181,7 +185,8 @@ class Where:
     executor: str | None = None
     scheduler: str | None = None
     connect_timeout_s: float | None = None
-    summary: str = "taskrun-summary.json"  # '-': stdout, and the console goes to stderr
+    summary: str = DEFAULT_SUMMARY  # '-': stdout, and the console goes to stderr
+    summary_named: bool = False  # given on the command line (-o), not the default
     junit: str | None = None
     log_dir: str | None = None
     tail_lines: int = 50
@@ -197,7 +202,7 @@ def dry_run(file: str, selection: Selection, display: Display, where: Where) -> 
     from .secrets import masker_for_file
 
     taskfile, plan = load_plan(file, selection)
-    refuse_task_as_summary(where.summary, taskfile)
+    refuse_task_as_summary(where, taskfile)
     if plan is None:
         return EXIT_OK
     chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,
@@ -217,7 +222,7 @@ def run(file: str, selection: Selection, display: Display, where: Where) -> int:
     from .session import RunOptions, run_session
 
     taskfile, plan = load_plan(file, selection)
-    refuse_task_as_summary(where.summary, taskfile)
+    refuse_task_as_summary(where, taskfile)
     if plan is None:
         return EXIT_OK
     chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,

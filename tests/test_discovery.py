@@ -87,3 +87,14 @@ def test_a_file_name_that_does_not_exist_is_reported_not_searched_for(taskrun):
     taskrun.write("taskrun.yaml", TASKS)
     r = check(taskrun("tasks/missing.yaml"), 2)
     assert r.stderr == "tasks/missing.yaml:1:1: no such file\n"
+
+
+def test_a_folder_named_like_a_task_is_not_a_task_file(taskrun):
+    repository(taskrun)
+    taskrun.write("repo/taskrun.yaml", TASKS)
+    (taskrun.cwd / "repo" / "build").mkdir()  # build output, say
+    r = check(run_in(taskrun, "repo", "build"), 0)
+    assert r.stderr == "taskrun: using taskrun.yaml\n"
+    assert [t["name"] for t in taskrun.summary("repo/taskrun-summary.json")["tasks"]] == ["build"]
+    r = check(run_in(taskrun, "repo", "build", "--validate"), 2)  # with --validate every argument is a file
+    assert r.stderr == "build:1:1: is a directory, not a task file\n"

@@ -123,3 +123,10 @@ def test_completion_offers_the_tasks_of_the_file_taskrun_finds(taskrun):
     assert complete(taskrun, "taskrun d") == ["deploy"]
     assert complete(taskrun, "taskrun build ") == ["deploy"]
     assert complete(taskrun, "taskrun tasks") == []  # the shell offers file names
+
+
+def test_the_default_summary_path_is_never_refused(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  taskrun-summary.json: echo odd name\n")
+    check(taskrun("tasks.yaml"), 0)
+    assert taskrun.summary()["tasks"][0]["name"] == "taskrun-summary.json"
+    check(taskrun("tasks.yaml", "-o", "taskrun-summary.json"), 2)  # named on the command line: refused
