@@ -125,9 +125,9 @@ def main_command(
     list_: Annotated[bool, typer.Option("-l", "--list", help="List the tasks (name, needs, tags, description) and run nothing.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="With --list: print JSON, for scripts.")] = False,
     summary: Annotated[Optional[str], typer.Option(
-        "-o", "--summary", metavar="PATH", show_default=mode.DEFAULT_SUMMARY,
-        help="Where to write the JSON summary; '-' for stdout. A PATH starting with '-' or naming a task is refused: "
-             "write --summary=./NAME to mean it.")] = None,
+        "-o", "--summary", metavar="PATH", show_default=False,
+        help=f"Where to write the JSON summary (default {mode.DEFAULT_SUMMARY}); '-' for stdout. A PATH starting "
+             "with '-' or naming a task is refused: write --summary=./NAME to mean it.")] = None,
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", help="Also write the results as JUnit XML.")] = None,
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", metavar="PATH", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
     history: Annotated[Optional[str], typer.Option("--history", metavar="PATH", help="An earlier summary of this file: start the longest remaining chains first (default: the previous summary, if any).")] = None,

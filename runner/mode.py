@@ -17,10 +17,17 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import EXIT_OK, TaskFileError, UsageError
 from .model import Plan, TaskFile
+
+if TYPE_CHECKING:  # imported when a mode needs them: most commands never do
+    from .console import Console
+    from .executor import Executor
+    from .history import Estimate
+    from .secrets import Masker
 
 
 DEFAULT_SUMMARY = "taskrun-summary.json"
@@ -195,8 +202,19 @@ class Where:
     no_history: bool = False
 
 
-def dry_run(file: str, selection: Selection, display: Display, where: Where) -> int:
-    """The plan in the order the run would start it, with estimates when there is history."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """What the dry run and the run share: the plan, where it runs, its console, its estimates."""
+
+    plan: Plan
+    executor: Executor
+    masker: Masker
+    console: Console
+    estimated: Estimate | None  # None without history
+
+
+def prepare(file: str, selection: Selection, display: Display, where: Where) -> Prepared | None:
+    """The plan and everything around it, or None when a rerun finds nothing to do."""
     from .executor import choose_executor
     from .history import estimate
     from .secrets import masker_for_file
@@ -204,34 +222,34 @@ def dry_run(file: str, selection: Selection, display: Display, where: Where) -> 
     taskfile, plan = load_plan(file, selection)
     refuse_task_as_summary(where, taskfile)
     if plan is None:
-        return EXIT_OK
-    chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,
-                             connect_timeout_s=where.connect_timeout_s)
-    console = _console(taskfile, plan, display, remote=chosen.kind != "local",
-                       masker=masker_for_file(taskfile, os.environ), to_stdout=where.summary == "-")
-    recorded = recorded_durations(file, history=where.history, no_history=where.no_history, summary=where.summary)
-    console.show_plan(plan, estimate(plan, recorded) if recorded else None)
-    return EXIT_OK
-
-
-def run(file: str, selection: Selection, display: Display, where: Where) -> int:
-    """Run the plan: console lines, the closing report, the summary and the other records."""
-    from .executor import backend_factory, choose_executor
-    from .history import estimate
-    from .secrets import masker_for_file
-    from .session import RunOptions, run_session
-
-    taskfile, plan = load_plan(file, selection)
-    refuse_task_as_summary(where, taskfile)
-    if plan is None:
-        return EXIT_OK
+        return None
     chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,
                              connect_timeout_s=where.connect_timeout_s)
     masker = masker_for_file(taskfile, os.environ)
     console = _console(taskfile, plan, display, remote=chosen.kind != "local", masker=masker,
                        to_stdout=where.summary == "-")
     recorded = recorded_durations(file, history=where.history, no_history=where.no_history, summary=where.summary)
-    estimated = estimate(plan, recorded) if recorded else None
+    return Prepared(plan=plan, executor=chosen, masker=masker, console=console,
+                    estimated=estimate(plan, recorded) if recorded else None)
+
+
+def dry_run(file: str, selection: Selection, display: Display, where: Where) -> int:
+    """The plan in the order the run would start it, with estimates when there is history."""
+    prepared = prepare(file, selection, display, where)
+    if prepared is not None:
+        prepared.console.show_plan(prepared.plan, prepared.estimated)
+    return EXIT_OK
+
+
+def run(file: str, selection: Selection, display: Display, where: Where) -> int:
+    """Run the plan: console lines, the closing report, the summary and the other records."""
+    from .executor import backend_factory
+    from .session import RunOptions, run_session
+
+    prepared = prepare(file, selection, display, where)
+    if prepared is None:
+        return EXIT_OK
+    plan, console, masker, estimated = prepared.plan, prepared.console, prepared.masker, prepared.estimated
     writers = []
     if where.junit is not None:
         from .junit import write_junit
@@ -247,7 +265,7 @@ def run(file: str, selection: Selection, display: Display, where: Where) -> int:
                          priority=estimated.priority if estimated else None)
     try:
         # For Dask this connects now: an unreachable scheduler is reported before anything runs.
-        factory = backend_factory(chosen, slots=min(plan.pool, len(plan)), masked=bool(masker))
+        factory = backend_factory(prepared.executor, slots=min(plan.pool, len(plan)), masked=bool(masker))
         return run_session(
             plan, console,
             lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
