@@ -220,3 +220,25 @@ def test_the_readmes_demo_output_is_what_a_real_run_prints(taskrun):
     assert max(tasks[n]["started_at"] for n in names[:3]) < min(tasks[n]["finished_at"] for n in names[:3])
     assert min(tasks[n]["finished_at"] for n in names[:3]) <= tasks["report"]["started_at"]
     assert ".taskrun" not in r.stdout  # the demo does not list its own log folder
+
+
+@pytest.mark.slow
+def test_the_readmes_first_command_installs_taskrun_and_runs_the_demo(tmp_path):
+    """The README's first command, word for word, in a fresh clone: a venv (so a system
+    Python under PEP 668 is never asked to install), taskrun-yaml into it, the demo."""
+    from test_packaging import CLEAN_ENV
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    [first, _] = blocks(section("Two commands"), "sh")
+    assert first.startswith("python3 -m venv .venv && . .venv/bin/activate && ")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, capture_output=True)
+    env = {k: v for k, v in CLEAN_ENV.items() if k != "VIRTUAL_ENV"}
+    r = subprocess.run(["bash", "-c", first], cwd=clone, env=env, capture_output=True, text=True, timeout=600,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert re.search(r"^4 succeeded in \d+\.\d\ds \(pool 3\)$", r.stdout, re.M), r.stdout
+    shown = subprocess.run([clone / ".venv" / "bin" / "python", "-m", "pip", "show", "taskrun-yaml"], env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert "Name: taskrun-yaml\n" in shown
