@@ -49,9 +49,9 @@ def _complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def _complete_first(ctx: typer.Context, incomplete: str) -> list[str]:
-    """The first argument: the tasks of the file taskrun would find (none found, or a word
-    that looks like a path: nothing, and the shell offers file names)."""
-    if "/" in incomplete or "." in incomplete or ctx.params.get("file_option"):
+    """The first argument: the tasks of the file taskrun would find. Nothing offered (no file
+    found, no task matches, a path being typed) lets the shell offer file names."""
+    if "/" in incomplete:
         return []
     return _complete_names(ctx, incomplete)
 
