@@ -1,8 +1,8 @@
 """What the `taskrun` command does, one function per mode.
 
 `cli` parses the flags and picks one mode: print the version or the schema,
-write a starter task file, recover a killed run, validate files, list the tasks, show the plan (dry run),
-or run. Each mode takes plain values (paths, names, numbers already parsed)
+write a starter task file, recover a killed run, validate files, list the
+tasks, show the plan (dry run), or run. Each mode takes plain values (paths, names, numbers already parsed)
 and returns the process exit code; what goes wrong is raised as a
 `TaskrunError`, which `cli` turns into one line and its code.
 
@@ -62,6 +62,23 @@ class Display:
 
     output: str | None = None
     color: str = "auto"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Where:
+    """Where the tasks run (executor flags) and where the run's records go."""
+
+    executor: str | None = None
+    scheduler: str | None = None
+    connect_timeout_s: float | None = None
+    summary: str = DEFAULT_SUMMARY  # '-': stdout, and the console goes to stderr
+    summary_named: bool = False  # given on the command line (-o), not the default
+    junit: str | None = None
+    log_dir: str | None = None
+    tail_lines: int = 50
+    keep_runs: int = 20
+    history: str | None = None
+    no_history: bool = False
 
 
 def show_version() -> int:
@@ -171,7 +188,7 @@ def recorded_durations(file: str, *, history: str | None, no_history: bool, summ
         if recorded is None:
             raise UsageError(f"--history {history}: not a readable taskrun summary")
         return recorded
-    return read_durations("taskrun-summary.json" if summary == "-" else summary, file)
+    return read_durations(DEFAULT_SUMMARY if summary == "-" else summary, file)
 
 
 def _console(taskfile: TaskFile, plan: Plan, display: Display, *, remote: bool, masker, to_stdout: bool):
@@ -183,23 +200,6 @@ def _console(taskfile: TaskFile, plan: Plan, display: Display, *, remote: bool, 
                    mode=display.output or taskfile.output or "stream", ci=ci_flavor(os.environ),
                    live=is_terminal(stream), total=len(plan), remote=remote,
                    masker=masker, github=os.environ.get("GITHUB_ACTIONS") == "true")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Where:
-    """Where the tasks run (executor flags) and where the run's records go."""
-
-    executor: str | None = None
-    scheduler: str | None = None
-    connect_timeout_s: float | None = None
-    summary: str = DEFAULT_SUMMARY  # '-': stdout, and the console goes to stderr
-    summary_named: bool = False  # given on the command line (-o), not the default
-    junit: str | None = None
-    log_dir: str | None = None
-    tail_lines: int = 50
-    keep_runs: int = 20
-    history: str | None = None
-    no_history: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
