@@ -35,6 +35,7 @@ from .output import (LogFollower, fold_end, fold_start, gitlab_section_id, read_
 
 STREAM_POLL_S = 0.05  # how often the running tasks' logs are read in `stream` mode
 REPORT_TAIL_LINES = 10  # lines of a failed task's output in the closing report
+FOLD_AFTER_ROWS = 20  # a larger run's table folds its plain successes into one line
 
 _COLORS = {"ok": "32", "fail": "31", "warn": "33", "dim": "2", "bold": "1"}
 
@@ -369,22 +370,35 @@ class Console:
 
     def report(self, plan: Plan, results: list[TaskResult], *, duration_s: float,
                summary_path: str | None) -> None:
-        """The table, the root cause, each unsuccessful task's last lines, the verdict."""
+        """The table (what did not succeed first; past `FOLD_AFTER_ROWS` tasks the plain
+        successes folded into one line), a root cause line per failure that others
+        paid for, each unsuccessful task's last lines, the verdict."""
         self.close()
-        rows = [("task", "status", "exit", "time", "tries")]
-        for r in results:
-            last = r.last
-            code = "-" if last is None else (str(last.exit_code) if last.exit_code is not None else str(last.signal))
-            secs = "-" if last is None else f"{last.duration_s:.2f}s"
-            rows.append((r.name, r.status.value, code, secs, str(len(r.attempts))))
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        unsuccessful = [r for r in results if r.status is not Status.SUCCESS]
+        succeeded = [r for r in results if r.status is Status.SUCCESS]
+        folded = []
+        if len(results) > FOLD_AFTER_ROWS:  # a flaky success stays in sight: it may fail next time
+            folded = [r for r in succeeded if len(r.attempts) <= 1]
+            succeeded = [r for r in succeeded if len(r.attempts) > 1]
+        rows = [(("task", None), ("status", None), ("exit", None), ("time", None), ("tries", None))]
+        rows += [((r.name, None), _status_cell(r), (_exit_cell(r), None), (_time_cell(r), None),
+                  (str(len(r.attempts)), None)) for r in unsuccessful + succeeded]
+        widths = [max(len(row[i][0]) for row in rows) for i in range(5)]
         self.line()
         for row in rows:
-            self.line("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-        cause = root_cause(plan, results)
-        if cause:
+            cells = []
+            for i, ((text, style), width) in enumerate(zip(row, widths)):
+                padding = " " * (width - len(text))
+                text = self.paint(text, style) if style else text
+                cells.append(text + padding if i < 2 else padding + text)
+            self.line("  ".join(cells).rstrip())
+        if folded:
+            self.line(f"{len(folded)} more succeeded")
+        causes = root_causes(plan, results)
+        if causes:
             self.line()
-            self.line(self.paint(cause, "fail"))
+            for cause in causes:
+                self.line(self.paint(cause, "fail"))
         for r in results:
             if r.status is not Status.SUCCESS and r.attempts:
                 self._failure_tail(r)
@@ -392,8 +406,14 @@ class Console:
         words = {"success": "succeeded", "failed": "failed", "timeout": "timed out",
                  "skipped": "skipped", "cancelled": "cancelled"}
         parts = [f"{counts[s]} {words[s]}" for s in words if counts.get(s)]
+        if all(results):
+            verdict = "ok"
+        elif any(r.status in (Status.FAILED, Status.TIMEOUT, Status.SKIPPED) and not r for r in results):
+            verdict = "fail"
+        else:  # stopped by a signal, nothing failed
+            verdict = "warn"
         self.line()
-        self.line(f"{', '.join(parts) or 'nothing to run'} in {duration_s:.2f}s (pool {plan.pool})")
+        self.line(self.paint(f"{', '.join(parts) or 'nothing to run'} in {duration_s:.2f}s (pool {plan.pool})", verdict))
         if summary_path:
             self.line(f"summary: {summary_path}")
 
@@ -436,35 +456,64 @@ def _size(path: str) -> int:
         return 0
 
 
-def root_cause(plan: Plan, results: list[TaskResult]) -> str | None:
-    """`root cause: build failed (exit 2 in 0.01s); because of it 2 skipped (test, deploy), 1 cancelled (lint)`,
-    naming the first failure (by end time), when other tasks were skipped or cancelled because of it."""
-    failures = [r for r in results if r.status in (Status.FAILED, Status.TIMEOUT) and not r and r.attempts]
-    if not failures:
-        return None
-    first = min(failures, key=lambda r: r.last.finished_at)
+def _status_cell(r: TaskResult) -> tuple[str, str]:
+    """(text, style): `success (flaky, 2 tries)`, `failed (allowed)`, ..."""
+    if r.status is Status.SUCCESS:
+        return (f"success (flaky, {len(r.attempts)} tries)", "warn") if len(r.attempts) > 1 else ("success", "ok")
+    if r.status in (Status.FAILED, Status.TIMEOUT):
+        return (f"{r.status.value} (allowed)", "warn") if r.allow_failure else (r.status.value, "fail")
+    return r.status.value, "warn"
+
+
+def _exit_cell(r: TaskResult) -> str:
+    last = r.last
+    if last is None:
+        return "-"
+    return str(last.exit_code) if last.exit_code is not None else str(last.signal)
+
+
+def _time_cell(r: TaskResult) -> str:
+    """The last attempt's time; after retries, the time of all attempts too."""
+    if r.last is None:
+        return "-"
+    text = f"{r.last.duration_s:.2f}s"
+    if len(r.attempts) > 1:
+        text += f" (total {sum(a.duration_s for a in r.attempts):.2f}s)"
+    return text
+
+
+def root_causes(plan: Plan, results: list[TaskResult]) -> list[str]:
+    """One line per failure that other tasks paid for, in the order the failures ended:
+    `root cause: build failed (exit 2 in 0.01s); because of it 2 skipped (test, deploy), 1 cancelled (lint)`.
+    A task skipped because of it needs it through skipped tasks only; a task cancelled
+    because of it was cancelled by fail_fast on it."""
+    failures = sorted((r for r in results if r.status in (Status.FAILED, Status.TIMEOUT) and not r and r.attempts),
+                      key=lambda r: r.last.finished_at)
     by_name = {r.name: r for r in results}
     dependents: dict[str, list[str]] = {}
     for t in plan.tasks:
         for need in t.spec.needs:
             dependents.setdefault(need, []).append(t.name)
-    # skipped because of it: every skipped task that needs it through skipped tasks only
-    downstream: set[str] = set()
-    stack = [first.name]
-    while stack:
-        for name in dependents.get(stack.pop(), ()):
-            if name not in downstream and name in by_name and by_name[name].status is Status.SKIPPED:
-                downstream.add(name)
-                stack.append(name)
-    skipped = [r.name for r in results if r.name in downstream]
-    cancelled = [r.name for r in results if r.status is Status.CANCELLED and plan.fail_fast
-                 and (r.reason or "").startswith(f"fail_fast: '{first.name}'")]
-    if not skipped and not cancelled:
-        return None
-    parts = [f"{len(names)} {word} ({_names(names)})" for names, word in ((skipped, "skipped"), (cancelled, "cancelled"))
-             if names]
-    verb = "timed out" if first.status is Status.TIMEOUT else "failed"
-    return f"root cause: {first.name} {verb} ({describe_attempt(first.last)}); because of it {', '.join(parts)}"
+    lines = []
+    for failure in failures:
+        downstream: set[str] = set()
+        stack = [failure.name]
+        while stack:
+            for name in dependents.get(stack.pop(), ()):
+                if name not in downstream and name in by_name and by_name[name].status is Status.SKIPPED:
+                    downstream.add(name)
+                    stack.append(name)
+        skipped = [r.name for r in results if r.name in downstream]
+        cancelled = [r.name for r in results if r.status is Status.CANCELLED and plan.fail_fast
+                     and (r.reason or "").startswith(f"fail_fast: '{failure.name}'")]
+        if not skipped and not cancelled:
+            continue
+        parts = [f"{len(names)} {word} ({_names(names)})"
+                 for names, word in ((skipped, "skipped"), (cancelled, "cancelled")) if names]
+        verb = "timed out" if failure.status is Status.TIMEOUT else "failed"
+        lines.append(f"root cause: {failure.name} {verb} ({describe_attempt(failure.last)}); "
+                     f"because of it {', '.join(parts)}")
+    return lines
 
 
 def _names(names: list[str], most: int = 5) -> str:

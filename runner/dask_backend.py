@@ -45,7 +45,7 @@ from .proc import clamp_wait
 from .remote import MARKER, RemoteOutcome, run_remote
 
 STOP_MARGIN_S = 10.0  # after a stop: how long past the grace to wait for a worker's answer
-INSTALL_HINT = "pip install 'taskrun[dask]'"
+INSTALL_HINT = "pip install 'distributed>=2024.1' (the dask extra: pip install '.[dask]' in taskrun's folder)"
 
 
 def connect(address: str, timeout_s: float):

@@ -9,12 +9,14 @@ and turns the complete lines into console text in one pass over the chunk
 on the console with a marker; the log keeps it whole.
 
 `render` is the only place where task output becomes console
-text: a filter (masking secrets, say) belongs there.
+text: a filter (masking secrets, say) belongs there. A bare `\r` ends a console
+line there too, so a progress bar cannot overwrite its task's prefix.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import zlib
 
 from .proc import last_lines
@@ -23,6 +25,7 @@ CHUNK = 1 << 20  # bytes read from one file per wake
 MAX_LINE = 64 * 1024  # the longest partial line kept for the console
 CUT_MARK = b" [... line cut at 64 KiB on the console; the log has it whole]\n"
 
+_BARE_CR = re.compile(rb"\r+(?![\r\n])")  # carriage returns not ending a line with \r\n
 MODES = ("stream", "group", "quiet")
 COLOR_CHOICES = ("auto", "always", "never")
 
@@ -49,7 +52,14 @@ def render_chunk(carry: bytes, data: bytes, end: int, prefix: bytes) -> list:
     and bytes that are not UTF-8 shown as U+FFFD. Whole chunks, never line by
     line: bytes.replace runs at memory speed, a Python loop over lines or
     str.replace costs ten times more. The common case (ASCII) copies the chunk
-    once."""
+    once.
+
+    A bare carriage return (progress bars: `40%\r50%\r`) ends a console line like a
+    newline: written as is, it would send the cursor back over the task's prefix and
+    the next segment would overwrite it. `\r\n` stays as it is. The log keeps every byte."""
+    if b"\r" in data or b"\r" in carry:  # a search at memory speed; the rare case pays for the rest
+        whole = _BARE_CR.sub(b"\n", carry + data[:end])
+        carry, data, end = b"", whole, len(whole)
     if not (data.isascii() and carry.isascii()):
         whole = carry + data[:end]
         try:

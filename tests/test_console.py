@@ -66,9 +66,9 @@ class TestLines:
         at = lines.index("") + 1
         table = [line.split() for line in lines[at:at + 5]]
         assert table[0] == ["task", "status", "exit", "time", "tries"]
-        assert [row[:3] + row[4:] for row in table[1:]] == [  # all but the time
-            ["build", "success", "0", "1"], ["test", "failed", "3", "1"],
-            ["docs", "skipped", "-", "0"], ["lint", "failed", "1", "1"]]
+        assert [row[:-2] + row[-1:] for row in table[1:]] == [  # all but the time; what did not succeed first
+            ["test", "failed", "3", "1"], ["docs", "skipped", "-", "0"], ["lint", "failed", "(allowed)", "1", "1"],
+            ["build", "success", "0", "1"]]
         # then the root cause and the failed tasks' last lines (tests/test_output.py), then the verdict
         assert lines[at + 5] == ""
         assert re.fullmatch(r"1 succeeded, 2 failed, 1 skipped in \d+\.\d\ds \(pool 2\)", lines[-2])
@@ -174,17 +174,16 @@ class TestDemo:
         lines = r.stdout.splitlines()
         starts = [(i, m) for i, m in enumerate(map(START.match, lines)) if m]
         first_done = next(i for i, line in enumerate(lines) if DONE.match(line))
-        assert [m[2] for _, m in starts] == ["list", "disk-free", "disk-usage"]
-        assert all(i < first_done for i, _ in starts)  # all three started before any ended
+        assert [m[2] for _, m in starts] == ["fetch", "compile", "test", "report"]
+        assert all(i < first_done for i, _ in starts[:3])  # the three started before any ended
         pids = [int(m[3]) for _, m in starts]
-        assert len(set(pids)) == 3
+        assert len(set(pids)) == 4
         s = taskrun.summary()
         assert s["pool"] == 3
-        assert {t["name"]: t["pid"] for t in s["tasks"]} == dict(zip(["list", "disk-free", "disk-usage"], pids))
-        assert [t["status"] for t in s["tasks"]] == ["success"] * 3
-        assert "3 succeeded in" in r.stdout
-        # the demo's commands run in the task file's folder
-        assert by_name(s)["list"]["stdout_tail"] == "demo.yaml\n"
+        assert {t["name"]: t["pid"] for t in s["tasks"]} == dict(zip(["fetch", "compile", "test", "report"], pids))
+        assert [t["status"] for t in s["tasks"]] == ["success"] * 4
+        assert "4 succeeded in" in r.stdout
+        assert by_name(s)["report"]["stdout_tail"] == "fetch, compile and test succeeded\n"
 
 
 def test_console_survives_a_closed_stdout(taskrun):

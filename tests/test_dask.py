@@ -219,8 +219,8 @@ def test_the_demo_runs_unchanged_with_the_same_outcome(cluster, taskrun):
         assert WORKER_ADDRESS.match(task["worker"]) and task["host"] == HOST, task
         assert task["stdout_tail"], task  # the output reached the run's log files
     assert all(t["worker"] is None for t in local_summary["tasks"])
-    assert re.search(r"^\d\d:\d\d:\d\d start list +\(sent to the cluster\)$", remote.stdout, re.M), remote.stdout
-    assert re.search(r"^\d\d:\d\d:\d\d done  list +ok exit 0 in \d+\.\d\ds on tcp://127\.0\.0\.1:\d+$",
+    assert re.search(r"^\d\d:\d\d:\d\d start fetch +\(sent to the cluster\)$", remote.stdout, re.M), remote.stdout
+    assert re.search(r"^\d\d:\d\d:\d\d done  fetch +ok exit 0 in \d+\.\d\ds on tcp://127\.0\.0\.1:\d+$",
                      remote.stdout, re.M), remote.stdout
 
 
@@ -533,7 +533,8 @@ def test_without_distributed_the_dask_executor_says_how_to_install_it(taskrun):
     r = subprocess.run([sys.executable, "-c", _WITHOUT_DISTRIBUTED, "tasks.yaml", "--scheduler", "tcp://127.0.0.1:1"],
                        cwd=taskrun.cwd, env=taskrun.env(), capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (
-        2, "taskrun: the dask executor needs the 'distributed' package: pip install 'taskrun[dask]'\n")
+        2, "taskrun: the dask executor needs the 'distributed' package: pip install 'distributed>=2024.1'"
+           " (the dask extra: pip install '.[dask]' in taskrun's folder)\n")
     assert not (taskrun.cwd / "ran").exists()
 
 

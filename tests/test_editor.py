@@ -9,6 +9,8 @@ see `yes` and `off` as booleans).
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -168,3 +170,27 @@ def test_the_known_differences_are_still_there(server, checked, taskrun):
     folder.mkdir()
     found = verdicts(server, taskrun, folder, {name: text for name, (text, _) in DIFFERENCES.items()})
     assert found == {name: expected for name, (_, expected) in DIFFERENCES.items()}
+
+
+def test_the_readmes_mapping_covers_taskruns_names_and_not_ansibles(tmp_path):
+    """The README's `.vscode/settings.json`, as it is, in a workspace laid out like a repository:
+    taskrun's names get the schema; Ansible's `roles/*/tasks/main.yml` and other YAML do not."""
+    node = shutil.which("node")
+    if node is None or not SERVER.exists():
+        pytest.skip("the YAML language server is not installed (npm ci --prefix tests/editor), or node is missing")
+    readme = (ROOT / "README.md").read_text()
+    [vscode] = [json.loads(b) for b in re.findall(r"^```json\n(.*?)^```", readme, re.M | re.S) if '"yaml.schemas"' in b]
+    (tmp_path / "schemas").mkdir()
+    shutil.copy(SCHEMA, tmp_path / "schemas" / SCHEMA.name)
+    names = ["taskrun.yaml", "ops/taskrun.yml", "deploy.taskrun.yaml", "ops/nightly.taskrun.yml", "tasks.yml",
+             "ops/tasks.yaml", "roles/web/tasks/main.yml", "tasks/ci.yml", "docker-compose.yaml", "mytasks.yaml"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n")
+    settings = {"yaml": {"validate": True, "yamlVersion": vscode["yaml.yamlVersion"], "schemas": vscode["yaml.schemas"]}}
+    ls = LanguageServer([node, str(SERVER), "--stdio"], root=tmp_path, settings=settings)
+    try:
+        flagged = [name for name in names if problems(ls.check(tmp_path / name))]
+    finally:
+        ls.close()
+    assert flagged == names[:6]

@@ -444,10 +444,11 @@ def test_the_report_names_the_root_cause_and_shows_the_last_stderr_lines(taskrun
     tail = r.stdout[r.stdout.index("\ntask "):]
     lines = tail.splitlines()[1:]
     assert lines[0].split() == ["task", "status", "exit", "time", "tries"]
-    assert lines[1].split()[:3] == ["ok", "success", "0"]
-    assert lines[2].split()[:3] == ["build", "failed", "2"]
-    assert lines[3].split() == ["test", "skipped", "-", "-", "0"]
-    assert lines[5].split()[:3] == ["lint", "failed", "1"]
+    assert lines[1].split()[:3] == ["build", "failed", "2"]  # what did not succeed comes first
+    assert lines[2].split() == ["test", "skipped", "-", "-", "0"]
+    assert lines[3].split() == ["deploy", "skipped", "-", "-", "0"]
+    assert lines[4].split()[:4] == ["lint", "failed", "(allowed)", "1"]
+    assert lines[5].split()[:3] == ["ok", "success", "0"]
     assert lines[6] == ""
     assert re.fullmatch(r"root cause: build failed \(exit 2 in \d+\.\d\ds\); because of it 2 skipped \(test, deploy\)",
                         lines[7])

@@ -51,15 +51,16 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def _venv(path: Path) -> Path:
-    # The test's own environment (a virtual environment or the system's) gives the new
-    # venv taskrun's dependencies without a download: its site-packages are appended to
-    # the new venv's path by a .pth file. A plain path line does not run that folder's own
-    # .pth files, so an editable install of the checkout there cannot shadow the copy
-    # under test, which is installed into the new venv and comes first on its path.
+    """A venv that borrows taskrun's dependencies from the environment running the tests
+    (no download): a path file appends that environment's site-packages to the venv's
+    own, so the taskrun installed into the venv comes first. A folder named in a path
+    file is added as it is, its own path files unread, so an editable install of this
+    checkout there does not leak in. (The system Python's site-packages would not do:
+    in a fresh virtual environment, as CI and users have, the dependencies are not there.)"""
     venv.EnvBuilder(with_pip=True).create(path)
-    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (theirs,) = {str(p) for p in path.glob("lib/python*/site-packages")}
-    Path(theirs, "_test_deps.pth").write_text("".join(f"{p}\n" for p in sorted(ours)))
+    (site,) = (path / "lib").glob("python*/site-packages")
+    outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (site / "taskrun_test_dependencies.pth").write_text("".join(f"{folder}\n" for folder in outer))
     return path / "bin"
 
 
@@ -142,3 +143,61 @@ def test_schemas_are_valid_for_draft_2020_12_and_draft_07(name):
     schema = json.loads((ROOT / "schemas" / name).read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft7Validator.check_schema(schema)
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_schemas_are_what_schemastore_takes(name):
+    """SchemaStore's catalog takes draft-07 schemas; an `$id` is an identifier, not a URL
+    that would have to serve the file."""
+    import json
+
+    schema = json.loads((ROOT / "schemas" / name).read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert schema["$id"] == f"urn:taskrun-yaml:schema:{name.removesuffix('.schema.json')}"
+
+
+def _defaults(node, path=""):
+    if isinstance(node, dict):
+        if "default" in node:
+            yield path, node["default"], node
+        for key, value in node.get("properties", {}).items():
+            yield from _defaults(value, f"{path}.{key}".lstrip("."))
+        if isinstance(node.get("additionalProperties"), dict):
+            yield from _defaults(node["additionalProperties"], f"{path}.*")
+
+
+def test_the_schemas_defaults_are_what_taskrun_does(tmp_path):
+    """Every `default` an editor offers is valid, and writing it out changes nothing:
+    a file with every default spelled out loads as the same file without them."""
+    import dataclasses
+    import json
+
+    import jsonschema
+    import yaml
+
+    from runner.executor import choose_executor
+    from runner.load import load_taskfile
+    from runner.output import MODES
+    from runner.plan import make_plan
+
+    schema = json.loads((ROOT / "schemas" / "taskfile.schema.json").read_text())
+    defaults = {path: value for path, value, node in _defaults(schema)
+                if jsonschema.Draft7Validator(node).is_valid(value) or pytest.fail(f"{path}: invalid default")}
+    assert sorted(defaults) == sorted([
+        "kill_grace", "env", "secrets", "shell", "fail_fast", "output", "executor", "tasks.*.needs",
+        "tasks.*.retries", "tasks.*.retry_delay", "tasks.*.env", "tasks.*.allow_failure", "tasks.*.tags",
+        "tasks.*.resources"])
+    bare = {"version": 1, "tasks": {"a": {"cmd": "true"}}}
+    spelled = {**bare, **{k: v for k, v in defaults.items() if "." not in k},
+               "tasks": {"a": {"cmd": "true", **{k.rsplit(".", 1)[1]: v for k, v in defaults.items() if "." in k}}}}
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(bare))
+    (tmp_path / "spelled.yaml").write_text(yaml.safe_dump(spelled))
+    plain, explicit = (load_taskfile(str(tmp_path / f"{n}.yaml")) for n in ("bare", "spelled"))
+    # None in a TaskFile means "the default", applied later: by the plan, the console, the executor.
+    assert choose_executor(plain).kind == explicit.executor == "local"
+    assert (plain.output, explicit.output) == (None, MODES[0])
+    planned = [[dataclasses.replace(t, spec=dataclasses.replace(t.spec, line=0)) for t in make_plan(f, ()).tasks]
+               for f in (plain, explicit)]
+    assert planned[0] == planned[1]
+    same = dict(path="", sha256="", executor=None, output=None, kill_grace_s=None, tasks=())
+    assert dataclasses.replace(plain, **same) == dataclasses.replace(explicit, **same)

@@ -28,11 +28,13 @@ def test_the_hook_is_declared_for_pre_commit():
 
 def test_the_default_files_pattern_finds_task_files():
     pattern = re.compile(hook()["files"])
-    matched = [p for p in ("tasks.yaml", "tasks.yml", "ops/tasks.yaml", "tasks/ci.yaml", "a/tasks/nightly.yml",
-                           "tasks/README.md", "docker-compose.yaml", "mytasks.yaml", "tasks/sub/x.yaml",
-                           ".github/workflows/ci.yaml")
+    matched = [p for p in ("tasks.yaml", "tasks.yml", "ops/tasks.yaml", "taskrun.yaml", "a/taskrun.yml",
+                           "deploy.taskrun.yaml", "ops/nightly.taskrun.yml", "tasks/ci.yaml", "a/tasks/nightly.yml",
+                           "roles/web/tasks/main.yml", "tasks/README.md", "docker-compose.yaml", "mytasks.yaml",
+                           "mytaskrun.yaml", ".taskrun.yaml", "tasks/sub/x.yaml", ".github/workflows/ci.yaml")
                if pattern.search(p)]
-    assert matched == ["tasks.yaml", "tasks.yml", "ops/tasks.yaml", "tasks/ci.yaml", "a/tasks/nightly.yml"]
+    assert matched == ["tasks.yaml", "tasks.yml", "ops/tasks.yaml", "taskrun.yaml", "a/taskrun.yml",
+                       "deploy.taskrun.yaml", "ops/nightly.taskrun.yml"]
 
 
 def run_hook(taskrun, *files: str) -> subprocess.CompletedProcess:

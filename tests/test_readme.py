@@ -142,3 +142,103 @@ def test_the_selection_section_works(taskrun):
         "taskrun tasks.yaml --tag lint": ["lint"],
         "taskrun tasks.yaml --skip deploy": ["lint", "build", "flaky", "test"],
     }
+
+
+def test_ci_runs_the_readmes_test_command():
+    """CI installs and tests as a user following the README does, in a fresh venv."""
+    [_, test_command] = blocks(section("Two commands"), "sh")
+    assert test_command.startswith("python3 -m venv .venv && . .venv/bin/activate && ")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_command in ci.splitlines(keepends=True)
+    assert ci.index("rm -rf .venv") < ci.index(test_command)
+
+
+def install_lines(title: str) -> list[str]:
+    found = []
+    for block in blocks(section(title), "yaml"):
+        recipe = yaml.safe_load(block)
+        if not isinstance(recipe, dict):
+            continue  # a fragment, not a whole recipe
+        job = recipe["jobs"]["checks"] if "jobs" in recipe else recipe["checks"]
+        steps = job.get("script") or [step.get("run", "") for step in job["steps"]]
+        found += [line for line in steps if "pip install" in line]
+    return found
+
+
+@pytest.mark.slow
+def test_the_ci_recipes_install_taskrun_from_the_repository_the_user_names(tmp_path):
+    """Not `pip install taskrun` (an unrelated project on PyPI): the recipes install
+    taskrun-yaml from the repository in TASKRUN_REPO at TASKRUN_REF; here, a clone of this one."""
+    from test_packaging import CLEAN_ENV, _venv
+
+    lines = install_lines("GitHub Actions") + install_lines("GitLab CI")
+    assert lines == ['python -m pip install "taskrun-yaml @ git+${TASKRUN_REPO}@${TASKRUN_REF}"'] * 2
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    bin_dir = _venv(tmp_path / "venv")
+    env = {**CLEAN_ENV, "PATH": f"{bin_dir}:{CLEAN_ENV['PATH']}", "TASKRUN_REPO": f"file://localhost{ROOT}",
+           "TASKRUN_REF": head}
+    subprocess.run(["bash", "-c", lines[0]], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    shown = subprocess.run([bin_dir / "python", "-m", "pip", "show", "taskrun-yaml"], env=env, capture_output=True,
+                           text=True, check=True).stdout
+    assert "Name: taskrun-yaml\n" in shown
+    version = subprocess.run([bin_dir / "taskrun", "--version"], env=env, capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("taskrun ")
+
+
+def normalized(line: str) -> str:
+    """A console line with what changes from run to run (clock, pids, times) replaced."""
+    line = re.sub(r"^\d\d:\d\d:\d\d ", "HH:MM:SS ", line)
+    line = re.sub(r"\(pid \d+\)", "(pid N)", line)
+    line = re.sub(r"\b\d+\.\d\ds\b", "N.NNs", line)
+    return re.sub(" +", " ", line)  # columns follow the widths of the times
+
+
+def test_the_readmes_demo_output_is_what_a_real_run_prints(taskrun):
+    from conftest import check
+
+    [block] = blocks(section("What a run looks like"), "")
+    command, *shown = block.splitlines()
+    assert command == "$ taskrun tasks/demo.yaml"
+    (taskrun.cwd / "tasks").mkdir()
+    (taskrun.cwd / "tasks" / "demo.yaml").write_bytes((ROOT / "tasks" / "demo.yaml").read_bytes())
+    r = check(taskrun(*command.split()[2:]), 0)
+    real = r.stdout.splitlines()
+    live, report = real.index(""), shown.index("")
+    assert [normalized(line) for line in real[live:]] == [normalized(line) for line in shown[report:]]
+    # The three tasks end at about the same moment, in any order; each task's lines keep theirs.
+    names = ("fetch", "compile", "test", "report")
+    for name in names:
+        mine = re.compile(rf"^(\S+ (start|done) +)?{name} ")
+        assert ([normalized(line) for line in real[:live] if mine.match(line)]
+                == [normalized(line) for line in shown[:report] if mine.match(line)]), name
+    assert sorted(map(normalized, real[:live])) == sorted(map(normalized, shown[:report]))
+    # ... and they did run at once: each of the three started before any of them ended
+    tasks = {t["name"]: t for t in taskrun.summary()["tasks"]}
+    assert max(tasks[n]["started_at"] for n in names[:3]) < min(tasks[n]["finished_at"] for n in names[:3])
+    assert min(tasks[n]["finished_at"] for n in names[:3]) <= tasks["report"]["started_at"]
+    assert ".taskrun" not in r.stdout  # the demo does not list its own log folder
+
+
+@pytest.mark.slow
+def test_the_readmes_first_command_installs_taskrun_and_runs_the_demo(tmp_path):
+    """The README's first command, word for word, in a fresh clone: a venv (so a system
+    Python under PEP 668 is never asked to install), taskrun-yaml into it, the demo."""
+    from test_packaging import CLEAN_ENV
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    [first, _] = blocks(section("Two commands"), "sh")
+    assert first.startswith("python3 -m venv .venv && . .venv/bin/activate && ")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, capture_output=True)
+    env = {k: v for k, v in CLEAN_ENV.items() if k != "VIRTUAL_ENV"}
+    r = subprocess.run(["bash", "-c", first], cwd=clone, env=env, capture_output=True, text=True, timeout=600,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert re.search(r"^4 succeeded in \d+\.\d\ds \(pool 3\)$", r.stdout, re.M), r.stdout
+    shown = subprocess.run([clone / ".venv" / "bin" / "python", "-m", "pip", "show", "taskrun-yaml"], env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert "Name: taskrun-yaml\n" in shown

@@ -1,0 +1,288 @@
+"""What the `taskrun` command does, one function per mode.
+
+`cli` parses the flags and picks one mode: print the version or the schema,
+write a starter task file, recover a killed run, validate files, list the
+tasks, show the plan (dry run), or run. Each mode takes plain values (paths, names, numbers already parsed)
+and returns the process exit code; what goes wrong is raised as a
+`TaskrunError`, which `cli` turns into one line and its code.
+
+Listing, the dry run and the run share one way from a file to a plan
+(`load_plan`): the same selection, so `--list` and `--dry-run` show what the
+run would run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import __version__
+from .errors import EXIT_OK, TaskFileError, UsageError
+from .model import Plan, TaskFile
+
+if TYPE_CHECKING:  # imported when a mode needs them: most commands never do
+    from .console import Console
+    from .executor import Executor
+    from .history import Estimate
+    from .secrets import Masker
+
+
+DEFAULT_SUMMARY = "taskrun-summary.json"
+
+
+def say(text: str) -> None:
+    """One line on stderr; a closed stderr is not an error."""
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """Which tasks of the file, and the command line's overrides of the file."""
+
+    targets: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    pool: int | None = None
+    timeout_s: float | None = None
+    fail_fast: bool | None = None
+    rerun_failed: str | None = None  # an earlier summary: only what did not succeed in it
+    force: bool = False  # rerun even though the file changed since that summary
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Display:
+    """How the console looks: output mode (None: the file's), colour choice."""
+
+    output: str | None = None
+    color: str = "auto"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Where:
+    """Where the tasks run (executor flags) and where the run's records go."""
+
+    executor: str | None = None
+    scheduler: str | None = None
+    connect_timeout_s: float | None = None
+    summary: str = DEFAULT_SUMMARY  # '-': stdout, and the console goes to stderr
+    summary_named: bool = False  # given on the command line (-o), not the default
+    junit: str | None = None
+    log_dir: str | None = None
+    tail_lines: int = 50
+    keep_runs: int = 20
+    history: str | None = None
+    no_history: bool = False
+
+
+def show_version() -> int:
+    print(f"taskrun {__version__}")
+    return EXIT_OK
+
+
+def show_schema() -> int:
+    from .load import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def init(path: str) -> int:
+    """Write the starter task file. The lines for .gitignore go to stdout, alone, so that
+    `taskrun --init >> .gitignore` adds them; what was done goes to stderr."""
+    from .starter import GITIGNORE, write_starter
+
+    write_starter(path)
+    say(f"taskrun: wrote {path}; run it with: taskrun{'' if _found_by_default(path) else f' -f {path}'}")
+    say("taskrun: add these lines to .gitignore (taskrun --init >> .gitignore does):")
+    sys.stdout.write("".join(f"{line}\n" for line in GITIGNORE))
+    return EXIT_OK
+
+
+def _found_by_default(path: str) -> bool:
+    from .discovery import NAMES
+
+    return os.path.dirname(path) in ("", ".") and os.path.basename(path) in NAMES
+
+
+def recover(run: str, *, file: str | None, log_dir: str | None) -> int:
+    """Stop what a killed run left running. RUN is looked up in `log_dir`, else in
+    `.taskrun/runs` next to FILE (or in the current folder)."""
+    from .recover import recover_run
+
+    folder = Path(file).parent if file is not None else Path(".")
+    runs = Path(log_dir) if log_dir else folder / ".taskrun" / "runs"
+    return recover_run(run, runs, say)
+
+
+def validate(files: tuple[str, ...]) -> int:
+    """Check each file; every problem of every file is printed. 0 when all are valid."""
+    from .load import load_taskfile
+
+    code = EXIT_OK
+    for path in files:
+        try:
+            taskfile = load_taskfile(path)
+        except TaskFileError as exc:
+            for problem in exc.problems:
+                say(str(problem))
+            code = exc.exit_code
+        else:
+            say(f"{path}: valid ({len(taskfile.tasks)} tasks)")
+    return code
+
+
+def load_plan(file: str, selection: Selection, log_dir: str | None = None) -> tuple[TaskFile, Plan | None]:
+    """The file and its plan; no plan when a rerun finds nothing left to run (said on stderr).
+    `log_dir`: where the runs are kept (--log-dir), to find a run named by its id."""
+    from .load import load_taskfile
+    from .plan import make_plan
+
+    taskfile = load_taskfile(file)
+    rerun = None
+    if selection.rerun_failed is not None:
+        from .record import runs_folder
+        from .rerun import read_rerun
+
+        rerun = read_rerun(selection.rerun_failed, taskfile, force=selection.force,
+                           runs=runs_folder(taskfile.folder, log_dir))
+        if not rerun.failed:
+            say(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({selection.rerun_failed}) succeeded")
+            return taskfile, None
+    plan = make_plan(taskfile, selection.targets, pool=selection.pool, timeout_s=selection.timeout_s,
+                     fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun)
+    return taskfile, plan
+
+
+def refuse_task_as_summary(where: Where, taskfile: TaskFile) -> None:
+    """`--summary deploy` where deploy is a task: the user meant something else (in go-task,
+    `--summary TASK` describes a task); a file of that name is written only when asked as ./deploy."""
+    summary = where.summary
+    if where.summary_named and any(t.name == summary for t in taskfile.tasks):
+        raise UsageError(f"--summary {summary}: {summary!r} is a task of {taskfile.path}, not a place for the summary;"
+                         f" did you mean --list? to write the summary to that path use --summary=./{summary}")
+
+
+def list_tasks(file: str, selection: Selection, *, as_json: bool, log_dir: str | None = None) -> int:
+    """The selected tasks as a table, or as JSON for scripts; nothing runs."""
+    from .listing import format_list, list_json
+
+    taskfile, plan = load_plan(file, selection, log_dir)
+    if plan is not None:
+        sys.stdout.write(list_json(taskfile, plan) if as_json else format_list(plan))
+    return EXIT_OK
+
+
+def recorded_durations(taskfile: TaskFile, *, history: str | None, no_history: bool,
+                       log_dir: str | None) -> dict | None:
+    """The durations that order the start of ready tasks: `--history`'s summary, else
+    the earlier runs of this same file (its path and content), found in its run folders."""
+    from .history import earlier_durations, read_durations
+    from .record import runs_folder
+
+    if no_history:
+        return None
+    if history is not None:
+        recorded = read_durations(history)
+        if recorded is None:
+            raise UsageError(f"--history {history}: not a readable taskrun summary")
+        return recorded
+    return earlier_durations(runs_folder(taskfile.folder, log_dir), taskfile)
+
+
+def _console(taskfile: TaskFile, plan: Plan, display: Display, *, remote: bool, masker, to_stdout: bool):
+    from .console import Console, is_terminal, want_color
+    from .output import ci_flavor
+
+    stream = sys.stderr if to_stdout else sys.stdout
+    return Console(stream, width=max(len(t.name) for t in plan.tasks), color=want_color(stream, display.color),
+                   mode=display.output or taskfile.output or "stream", ci=ci_flavor(os.environ),
+                   live=is_terminal(stream), total=len(plan), remote=remote,
+                   masker=masker, github=os.environ.get("GITHUB_ACTIONS") == "true")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """What the dry run and the run share: the plan, where it runs, its console, its estimates."""
+
+    plan: Plan
+    executor: Executor
+    masker: Masker
+    console: Console
+    estimated: Estimate | None  # None without history
+
+
+def prepare(file: str, selection: Selection, display: Display, where: Where) -> Prepared | None:
+    """The plan and everything around it, or None when a rerun finds nothing to do."""
+    from .executor import choose_executor
+    from .history import estimate
+    from .secrets import masker_for_file
+
+    from .target import names_stdout
+
+    taskfile, plan = load_plan(file, selection, where.log_dir)
+    refuse_task_as_summary(where, taskfile)
+    if plan is None:
+        return None
+    chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,
+                             connect_timeout_s=where.connect_timeout_s)
+    masker = masker_for_file(taskfile, os.environ)
+    console = _console(taskfile, plan, display, remote=chosen.kind != "local", masker=masker,
+                       to_stdout=where.summary == "-" or names_stdout(where.summary))
+    recorded = recorded_durations(taskfile, history=where.history, no_history=where.no_history,
+                                  log_dir=where.log_dir)
+    return Prepared(plan=plan, executor=chosen, masker=masker, console=console,
+                    estimated=estimate(plan, recorded) if recorded else None)
+
+
+def dry_run(file: str, selection: Selection, display: Display, where: Where) -> int:
+    """The plan in the order the run would start it, with estimates when there is history."""
+    prepared = prepare(file, selection, display, where)
+    if prepared is not None:
+        prepared.console.show_plan(prepared.plan, prepared.estimated)
+    return EXIT_OK
+
+
+def run(file: str, selection: Selection, display: Display, where: Where) -> int:
+    """Run the plan: console lines, the closing report, the summary and the other records."""
+    from .executor import backend_factory
+    from .session import RunOptions, run_session
+
+    prepared = prepare(file, selection, display, where)
+    if prepared is None:
+        return EXIT_OK
+    from .target import open_target
+
+    plan, console, masker, estimated = prepared.plan, prepared.console, prepared.masker, prepared.estimated
+    # Each target is opened (or refused) before anything runs.
+    summary_target = None if where.summary == "-" else open_target(where.summary, "-o")
+    writers = []
+    if where.junit is not None:
+        from .junit import write_junit
+
+        junit_target = open_target(where.junit, "--junit")
+        writers.append(lambda record: write_junit(junit_target, record))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from .ci import github_writers
+
+        writers += github_writers(plan, console.line)
+    options = RunOptions(summary_path=where.summary, log_dir=where.log_dir, tail_lines=where.tail_lines,
+                         keep_runs=where.keep_runs, argv=tuple(sys.argv),
+                         priority=estimated.priority if estimated else None, summary_target=summary_target)
+    try:
+        # For Dask this connects now: an unreachable scheduler is reported before anything runs.
+        factory = backend_factory(prepared.executor, slots=min(plan.pool, len(plan)), masked=bool(masker))
+        return run_session(
+            plan, console,
+            lambda results, duration_s, path: console.report(plan, results, duration_s=duration_s, summary_path=path),
+            options, backend_factory=factory, pump=console,
+            writers=writers, masker=masker,
+        )
+    finally:
+        console.close()
