@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MARK_VAR, ROOT, by_name
+from conftest import MARK_VAR, ROOT, by_name, read_events_file
+from conftest import wait_for as wait_until
 
 pytestmark = pytest.mark.dask
 
@@ -353,6 +354,39 @@ def test_retries_really_run_again(cluster, taskrun):
     assert (taskrun.cwd / "tries").read_text() == "attempt 1\nattempt 2\nattempt 3\n"
     assert [Path(a["stdout_log"]).name for a in task["attempts"]] == ["flaky.stdout", "flaky~2.stdout",
                                                                        "flaky~3.stdout"]
+
+
+def test_the_longest_durations_fit_every_wait_on_both_sides(cluster, taskrun):
+    # 366 days, far beyond one epoll wait (about 24.8 days): a timeout and a grace on the worker,
+    # a retry delay in the runner's wait; SIGTERM ends the wait for the retry at once.
+    taskrun.write("tasks.yaml", """
+        version: 1
+        output: quiet
+        tasks:
+          quick: {cmd: echo done, timeout: 8784h, kill_grace: 8784h}
+          flaky: {cmd: "exit 1", needs: [quick], retries: 1, retry_delay: 8784h}
+    """)
+    proc = taskrun.popen("tasks.yaml", "--scheduler", cluster.address)
+
+    def retry_planned():
+        logs = list((taskrun.cwd / ".taskrun" / "runs").glob("*/events.jsonl"))
+        lines = read_events_file(logs[0]) if logs else []
+        return [e for e in lines if e["event"] == "attempt_end" and e.get("retry_in_s")]
+
+    try:
+        wait_until(retry_planned, what="`flaky` to fail with a retry planned")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "OverflowError" not in err
+    tasks = by_name(taskrun.summary())
+    assert (tasks["quick"]["status"], tasks["quick"]["stdout_tail"]) == ("success", "done\n")
+    assert (tasks["flaky"]["status"], [a["exit_code"] for a in tasks["flaky"]["attempts"]]) == ("cancelled", [1])
 
 
 def test_sigint_cancels_queued_work_and_kills_running_commands_on_workers(cluster, taskrun):

@@ -61,9 +61,11 @@ def test_a_long_retry_delay_waits_and_sigterm_ends_it_at_once(taskrun):
     def retry_planned():
         logs = list(events.glob("*/events.jsonl"))
         lines = read_events_file(logs[0]) if logs else []
+        if not any(e["event"] == "task_end" and e["task"] == "fine" for e in lines):
+            return []
         return [e for e in lines if e["event"] == "attempt_end" and e.get("retry_in_s")]
 
-    (ended,) = wait_for(retry_planned, what="the first attempt to fail with a retry planned")
+    (ended,) = wait_for(retry_planned, what="`fine` to end and `flaky` to fail with a retry planned")
     assert ended["retry_in_s"] == MAX_DURATION_S
     assert proc.poll() is None  # waiting for the retry, not crashed
     proc.send_signal(signal.SIGTERM)

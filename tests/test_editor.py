@@ -4,7 +4,9 @@ its stdio protocol, as an editor does, and must agree with `taskrun --validate`.
 
 The server's settings are the ones the README recommends for VS Code: the
 schema mapped to task files, and YAML 1.1, the version taskrun reads (so both
-see `yes` and `off` as booleans).
+read `retries: 010` alike). Where text is expected taskrun reads a value as
+written (`on`, `3.10`), and the schema accepts the boolean or number the
+editor reads there, so the two still agree.
 """
 
 from __future__ import annotations
