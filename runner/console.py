@@ -374,7 +374,8 @@ class Console:
         rows = [("task", "status", "exit", "time", "tries")]
         for r in results:
             last = r.last
-            code = "-" if last is None else (str(last.exit_code) if last.exit_code is not None else str(last.signal))
+            code = ("-" if last is None or (last.exit_code is None and last.signal is None)  # never ended here
+                    else str(last.exit_code) if last.exit_code is not None else str(last.signal))
             secs = "-" if last is None else f"{last.duration_s:.2f}s"
             rows.append((r.name, r.status.value, code, secs, str(len(r.attempts))))
         widths = [max(len(row[i]) for row in rows) for i in range(5)]

@@ -384,7 +384,8 @@ class Attempt:
         """After the leader ended: finish now, or stop what it left behind first."""
         members, escapees = ([], [])
         if self._may_have_members():
-            members, escapees = group_members(self.pid, self.attempt_id, self.pid)
+            # Not a subreaper (a Dask worker): escapees were adopted by someone else, look everywhere.
+            members, escapees = group_members(self.pid, self.attempt_id, self.pid, anywhere=not _SUBREAPER)
         if self._kill_at is not None and self._give_up_at is None:
             # Escapees adopted since the stop began have not had their SIGTERM yet.
             fresh = [p for p in escapees if p not in self._termed]
@@ -595,34 +596,57 @@ def run_attempt(spec: AttemptSpec, should_stop=lambda: False, *, poll_s: float =
     `should_stop` is polled every `poll_s` seconds, the first time `poll_s` after
     the start (a command shorter than that never pays for a poll); a true value
     stops the attempt with the usual ladder and reports it as cancelled, and
-    "force" skips what is left of the grace period. `on_start(attempt)` runs
-    once the command has started, before any wait.
+    "force" skips what is left of the grace period. A stop check that raises
+    (the cluster that could say "go on" is out of reach) counts as a stop.
+    `on_start(attempt)` runs once the command has started, before any wait.
+    Whatever ends the wait (an exception included), the ladder runs to its end
+    before this returns or raises: no command outlives the call.
     """
     attempt = launch(spec)
     if attempt.done:
         return attempt.result
-    if on_start is not None:
-        on_start(attempt)
-    next_poll = time.monotonic() + poll_s
+    try:
+        if on_start is not None:
+            on_start(attempt)
+        _drive(attempt, should_stop, poll_s)
+    finally:
+        if not attempt.done:
+            attempt.stop(reason="cancelled: its worker stopped waiting for it", cancelled=True)
+            _drive(attempt, None, poll_s)
+    return attempt.result
+
+
+def _drive(attempt: Attempt, should_stop, poll_s: float) -> None:
+    """Wait for the attempt's end, ticking its ladder and polling `should_stop` (None: no polls)."""
+    next_poll = time.monotonic() + poll_s if should_stop is not None else None
     with selectors.DefaultSelector() as sel:
-        sel.register(attempt.pidfd, selectors.EVENT_READ, None)
+        if attempt._status is None:
+            sel.register(attempt.pidfd, selectors.EVENT_READ, None)
         for fd in attempt.outputs:
             sel.register(fd, selectors.EVENT_READ, fd)
         attempt.on_close_fd = sel.unregister
-        while not attempt.done:
-            now = time.monotonic()
-            wake = attempt.next_attention()
-            wake = next_poll if wake is None else min(wake, next_poll)
-            for key, _ in sel.select(max(0.0, wake - now)):
-                if key.data is not None:
-                    attempt.on_output(key.data)
-                elif attempt._status is None:
-                    sel.unregister(attempt.pidfd)
-                    attempt.on_exit()
-            if not attempt.done and time.monotonic() >= next_poll:
-                next_poll = time.monotonic() + poll_s
-                stop = should_stop()
-                if stop:
-                    attempt.stop(reason="cancelled", cancelled=True, force=stop == "force")
-            attempt.tick()
-    return attempt.result
+        try:
+            while not attempt.done:
+                now = time.monotonic()
+                wake = [t for t in (attempt.next_attention(), next_poll) if t is not None]
+                for key, _ in sel.select(max(0.0, min(wake) - now) if wake else None):
+                    if key.data is not None:
+                        attempt.on_output(key.data)
+                    elif attempt._status is None:
+                        sel.unregister(attempt.pidfd)
+                        attempt.on_exit()
+                if next_poll is not None and not attempt.done and time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + poll_s
+                    _poll_stop(attempt, should_stop)
+                attempt.tick()
+        finally:
+            attempt.on_close_fd = None
+
+
+def _poll_stop(attempt: Attempt, should_stop) -> None:
+    try:
+        stop, reason = should_stop(), "cancelled"
+    except Exception as exc:  # noqa: BLE001 - whatever broke, nobody can tell this attempt to go on
+        stop, reason = True, f"cancelled: its stop check failed ({type(exc).__name__}{f': {exc}' if str(exc) else ''})"
+    if stop:
+        attempt.stop(reason=reason, cancelled=True, force=stop == "force")
