@@ -14,12 +14,32 @@ Model:
   attempt failed, naming the lost worker, instead of running the command twice
   (taskrun's `retries`, not Dask's, decide what runs again).
 - Should taskrun go away, its client's tasks are released; a worker stops an
-  attempt whose task it no longer holds, so nothing keeps running.
+  attempt whose task it no longer holds, so nothing keeps running. A worker
+  also stops its attempts when it is closing or its stop check fails (the
+  scheduler out of reach for `STOP_CHECK_S`), and runs the kill ladder to its
+  end whatever ended the wait (`proc.run_attempt`).
+- A lost worker: the scheduler's "remove-worker" event (it comes as soon as the
+  worker's connection closes; a worker that hangs, after the scheduler's
+  `worker-ttl`) names the tasks it was processing. An attempt that had started
+  there (its Variable says so) fails at once with `lost_worker`'s reason and
+  its Dask task is cancelled, so Dask does not run it again: taskrun's
+  `retries` decide.
+- A lost scheduler: the client's connection closed (seen within `CHECK_S`), or
+  no answer to a probe sent every `PROBE_S` within `PROBE_TIMEOUT_S`. `lost`
+  says why; the attempts out there end `cancelled` with that reason (their
+  workers stop the commands themselves), the scheduler stops the run, and the
+  session exits 3.
+- An attempt with a timeout that no worker answers for (no free worker, or it
+  hangs) is given up after its timeout, grace and `STOP_MARGIN_S` since it was
+  sent: no wait is unbounded but that of an attempt with no timeout for a free
+  worker.
 - After a stop the runner waits for the attempts to come back (their grace plus
   `STOP_MARGIN_S`); what has not come back by then is cancelled and reported
   as such.
-- Future callbacks (a Dask thread) write to a pipe; `wait` selects on it and on
-  the wake fd the signal handler writes to.
+- Future callbacks and scheduler events (a Dask thread) write to a pipe; `wait`
+  selects on it and on the wake fd the signal handler writes to.
+- distributed's own log lines stay off the console (`TASKRUN_DEBUG=1` keeps
+  them): taskrun says what happened in its own words.
 
 `distributed` is imported only by `connect` and on workers: `taskrun --version`
 and local runs never load it. The worker side of this module imports the
@@ -32,7 +52,6 @@ import os
 import secrets
 import selectors
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Hashable
@@ -46,6 +65,9 @@ from .remote import MARKER, RemoteOutcome, run_remote
 STOP_MARGIN_S = 10.0  # after a stop: how long past the grace to wait for a worker's answer
 RPC_TIMEOUT_S = 5.0  # the longest the runner waits for one answer of the scheduler's
 CHECK_S = 1.0  # while attempts are out: how often the connection to the scheduler is checked
+PROBE_S = 5.0  # ... and how often the scheduler is asked for a sign of life
+PROBE_TIMEOUT_S = 10.0  # ... which it must give within this, or it counts as lost
+GATHER_TIMEOUT_S = 60.0  # the longest one fetch of finished attempts' results may take
 STOP_CHECK_S = 5.0  # on a worker: the longest a stop check waits for the scheduler (longer: stop)
 INSTALL_HINT = "pip install 'taskrun[dask]'"
 
@@ -189,7 +211,9 @@ class DaskBackend:
         self._wake_fd = wake_fd
         if wake_fd is not None:
             self._sel.register(wake_fd, selectors.EVENT_READ, "wake")
-        self._lock = threading.Lock()
+        self._silent: str | None = None  # set (by a Dask thread) when the scheduler did not answer a probe
+        self._probing = False
+        self._probe_at = 0.0  # monotonic
         client.subscribe_topic("all", self._on_event)  # the scheduler says so when it removes a worker
 
     @property
@@ -274,6 +298,7 @@ class DaskBackend:
                 break
             wake = [t for r in self._remotes.values() for t in (r.give_up_at, r.timeout_at) if t is not None]
             if self._remotes:  # the connection to the scheduler is checked this often
+                self._probe()
                 wake.append(time.monotonic() + CHECK_S)
             if deadline is not None:
                 wake.append(deadline)
@@ -291,10 +316,37 @@ class DaskBackend:
     # -- a lost scheduler, a lost worker ---------------------------------------------
 
     def _check_scheduler(self) -> bool:
-        """Whether the scheduler is lost (its connection closed: the client reconnects, or gave up)."""
+        """Whether the scheduler is lost: its connection closed (the client reconnects, or gave up),
+        or it did not answer a probe in time."""
         if self.lost is None and self._client.status != "running":
             self.lost = f"lost the Dask scheduler at {self._address}: its connection closed"
+        elif self.lost is None and self._silent is not None:
+            self.lost = f"lost the Dask scheduler at {self._address}: {self._silent}"
         return self.lost is not None
+
+    def _probe(self) -> None:
+        """Ask the scheduler for a sign of life every PROBE_S, on the client's own thread: a scheduler
+        that hangs with its connection open is noticed too, and the loop never blocks on it."""
+        now = time.monotonic()
+        if self._probing or now < self._probe_at:
+            return
+        self._probing, self._probe_at = True, now + PROBE_S
+        self._client.loop.add_callback(self._ask_scheduler)
+
+    async def _ask_scheduler(self) -> None:
+        import asyncio
+
+        try:
+            await asyncio.wait_for(self._client.scheduler.identity(n_workers=0), PROBE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self._silent = f"no answer within {PROBE_TIMEOUT_S:g}s"
+        except Exception as exc:  # noqa: BLE001 - a closed connection is seen by the status check
+            if self._client.status == "running":
+                self._silent = _short(exc)
+        finally:
+            self._probing = False
+        if self._silent is not None:
+            self._wake()
 
     def _drop_all(self) -> None:
         """The scheduler is gone: every attempt out there ends here, cancelled. Their workers stop
@@ -359,8 +411,10 @@ class DaskBackend:
         """The outcomes of finished futures, in one round trip; one by one if that fails."""
         if not finished:
             return {}
-        try:
-            return dict(zip((k for k, _ in finished), self._client.gather([r.future for _, r in finished])))
+        try:  # bounded: a scheduler that hangs must not hold the loop
+            outcomes = self._client.sync(self._client._gather, [r.future for _, r in finished],
+                                         callback_timeout=GATHER_TIMEOUT_S)
+            return dict(zip((k for k, _ in finished), outcomes))
         except Exception:
             pass
         got = {}

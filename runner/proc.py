@@ -13,7 +13,9 @@ Model:
   for the group to be empty, then reap the leader.
 - When the runner is a child subreaper, processes orphaned by the command are
   adopted by it; those that escaped the group with setsid are recognised by the
-  TASKRUN_ATTEMPT_ID they inherited and stopped with the group.
+  TASKRUN_ATTEMPT_ID they inherited and stopped with the group. A process that
+  is not a subreaper (a Dask worker) looks for them by that id among all
+  processes.
 - Only when the attempt has secret values to mask (`spec.mask`), its stdout and
   stderr are pipes instead: the runner reads them, masks them line by line and
   writes the log files itself. Once the group is empty the pipes get a bounded

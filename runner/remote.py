@@ -3,7 +3,9 @@
 Model:
 - `run_remote` runs the attempt with `proc.run_attempt`, so the timeout and the
   SIGTERM -> grace -> SIGKILL ladder act on the worker, next to the process
-  group, exactly as they do locally.
+  group, exactly as they do locally, setsid escapees included (found by their
+  attempt id). The ladder runs to its end whatever ends the wait, and a stop
+  check that fails (the scheduler out of reach) is a stop.
 - Logs: the runner puts a marker file holding the run's token in its log
   folder. When the worker sees that folder with that marker (a shared
   filesystem), the command writes straight into it, as a local run does.

@@ -512,7 +512,9 @@ def test_the_only_worker_killed_mid_task_is_noticed_and_the_retry_waits_no_longe
     assert "None" not in r.stdout
 
 
-def test_a_lost_scheduler_ends_the_run_with_exit_3_and_the_worker_stops_the_command(own_cluster, taskrun):
+@pytest.mark.parametrize(("signum", "why"), [(signal.SIGKILL, "its connection closed"),
+                                              (signal.SIGSTOP, "no answer within 10s")], ids=["killed", "hung"])
+def test_a_lost_scheduler_ends_the_run_with_exit_3_and_the_worker_stops_the_command(own_cluster, taskrun, signum, why):
     taskrun.write("tasks.yaml", """
         version: 1
         kill_grace: 0.5
@@ -527,9 +529,13 @@ def test_a_lost_scheduler_ends_the_run_with_exit_3_and_the_worker_stops_the_comm
     proc = taskrun.popen("tasks.yaml", "--scheduler", own_cluster.address)
     leader = int(wait_for(taskrun.cwd / "leader"))
     grandchild = int((taskrun.cwd / "grandchild").read_text())
-    own_cluster.procs[0].kill()  # the scheduler
-    out, err = proc.communicate(timeout=60)
-    lost = f"lost the Dask scheduler at {own_cluster.address}: its connection closed"
+    scheduler = own_cluster.procs[0]
+    scheduler.send_signal(signum)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        scheduler.kill()  # a stopped one too
+    lost = f"lost the Dask scheduler at {own_cluster.address}: {why}"
     assert (proc.returncode, err) == (3, f"taskrun: {lost}; the summary has what ran\n"), out + err
     # Its stop checks fail: the worker runs the ladder, long before the command's timeout.
     wait_until(lambda: not alive(leader) and not alive(grandchild), 30, "the worker to stop the command")
