@@ -68,7 +68,7 @@ CHECK_S = 1.0  # while attempts are out: how often the connection to the schedul
 PROBE_S = 5.0  # ... and how often the scheduler is asked for a sign of life
 PROBE_TIMEOUT_S = 10.0  # ... which it must give within this, or it counts as lost
 GATHER_TIMEOUT_S = 60.0  # the longest one fetch of finished attempts' results may take
-STOP_CHECK_S = 5.0  # on a worker: the longest a stop check waits for the scheduler (longer: stop)
+STOP_CHECK_S = 10.0  # on a worker: the longest a stop check waits for the scheduler (longer: stop)
 INSTALL_HINT = "pip install 'taskrun[dask]'"
 
 
@@ -153,17 +153,26 @@ def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
             duration_s=0.0, cancelled=True, worker=address, host=host, reason="cancelled before it started"))
     word.set([address, host, time.time()], callback_timeout=STOP_CHECK_S)
 
+    own: list[str] = []  # why the worker stopped the attempt without being asked, if it did
+
     def should_stop():
         if worker.status not in (Status.running, Status.paused, Status.closing_gracefully):
-            return True  # closing: it lost its scheduler, or is being shut down
+            own.append(f"the worker {address} was closing")  # it lost its scheduler, or is being shut down
+            return True
         ts = worker.state.tasks.get(key)
         if ts is None or ts.state not in ("executing", "long-running"):
             return True  # released: taskrun went away, or cancelled its task
-        # Set since the start, so a failure here (raised, and a stop) is the scheduler out of reach.
-        said = word.get(timeout=0, callback_timeout=STOP_CHECK_S)
+        try:  # set since the start: a failure is the scheduler out of reach, and a stop
+            said = word.get(timeout=0, callback_timeout=STOP_CHECK_S)
+        except Exception as exc:
+            own.append(f"the worker {address} could not reach the scheduler ({_short(exc)})")
+            raise
         return said if said in ("stop", "force") else False
 
-    return run_remote(spec, token, should_stop=should_stop, worker=address, host=host)
+    outcome = run_remote(spec, token, should_stop=should_stop, worker=address, host=host)
+    if own and outcome.result.cancelled:  # not a cancel of taskrun's: a failed attempt, retries apply
+        outcome = replace(outcome, result=replace(outcome.result, cancelled=False, reason=f"stopped: {own[0]}"))
+    return outcome
 
 
 def _read(variable):
