@@ -453,8 +453,9 @@ class DaskBackend:
                 exc = future.exception(timeout=RPC_TIMEOUT_S)
             except Exception as lost:  # the scheduler went away too
                 exc = lost
-            if type(exc).__name__ == "KilledWorker":
-                return lost_worker(getattr(getattr(exc, "last_worker", None), "address", None))
+            if type(exc).__name__ == "KilledWorker":  # it had not started there, or the event was missed
+                where = getattr(getattr(exc, "last_worker", None), "address", None) or "running it"
+                return f"Dask gave up on this attempt after the worker {where} was lost (KilledWorker)"
             return f"the Dask task failed: {type(exc).__name__}: {_short(exc)}"
         if future.status == "cancelled":
             if self._check_scheduler() or _cancel_reason(future) == "scheduler-connection-lost":

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import os
 import selectors
 import shutil
@@ -48,6 +49,7 @@ KILL_WAIT_S = 5.0  # after SIGKILL, how long to wait for the group to vanish (D 
 DRAIN_S = 1.0  # after the group is empty, how long output pipes may stay open
 READ_CHUNK = 1 << 18
 _SELF = str(os.getpid())
+_ATTEMPT_SEQ = itertools.count(1)
 
 
 def become_subreaper() -> bool:
@@ -229,6 +231,7 @@ class Attempt:
     on_close_fd: object = None  # called with a pipe's fd before it is closed (to unregister it)
     write_error: OSError | None = None  # a log file could not be written (disk full ...)
     _final: AttemptResult | None = None  # the result, once only the pipes' drain is left
+    _id: str = ""
     _drain_until: float | None = None
 
     @property
@@ -242,7 +245,11 @@ class Attempt:
 
     @property
     def attempt_id(self) -> str:
-        return f"{self.spec.task}#{self.spec.attempt}@{_SELF}"
+        # Unique among this process's attempts: a Dask worker runs attempts of several runs,
+        # which may share task names, and finds escapees by this id among all processes.
+        if not self._id:
+            self._id = f"{self.spec.task}#{self.spec.attempt}@{_SELF}.{next(_ATTEMPT_SEQ)}"
+        return self._id
 
     def start(self) -> None:
         spec = self.spec
@@ -563,9 +570,12 @@ def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str
             os.fchdir(_HOME)
 
 
-def launch(spec: AttemptSpec) -> Attempt:
-    """Start an attempt; if it could not start, `done` is already true."""
+def launch(spec: AttemptSpec, before_spawn=None) -> Attempt:
+    """Start an attempt; if it could not start, `done` is already true.
+    `before_spawn(attempt)` runs just before the command starts (its `attempt_id` is fixed)."""
     attempt = Attempt(spec)
+    if before_spawn is not None:
+        before_spawn(attempt)
     attempt.start()
     if attempt.pid is not None:
         _LIVE_LEADERS.add(attempt.pid)
@@ -600,16 +610,15 @@ def run_attempt(spec: AttemptSpec, should_stop=lambda: False, *, poll_s: float =
     stops the attempt with the usual ladder and reports it as cancelled, and
     "force" skips what is left of the grace period. A stop check that raises
     (the cluster that could say "go on" is out of reach) counts as a stop.
-    `on_start(attempt)` runs once the command has started, before any wait.
+    `on_start(attempt)` runs just before the command starts: its `attempt_id`,
+    which the command's processes will carry, is fixed; its pid is not known yet.
     Whatever ends the wait (an exception included), the ladder runs to its end
     before this returns or raises: no command outlives the call.
     """
-    attempt = launch(spec)
+    attempt = launch(spec, on_start)
     if attempt.done:
         return attempt.result
     try:
-        if on_start is not None:
-            on_start(attempt)
         _drive(attempt, should_stop, poll_s)
     finally:
         if not attempt.done:

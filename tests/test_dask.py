@@ -90,8 +90,8 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         proc.wait()
 
 
-def _launch(folder: Path, procs: list[subprocess.Popen],
-            workers: list[tuple[str, tuple[str, ...]]]) -> tuple[str, dict[str, dict]]:
+def _launch(folder: Path, procs: list[subprocess.Popen], workers: list[tuple[str, tuple[str, ...]]],
+            scheduler_env: dict[str, str] | None = None) -> tuple[str, dict[str, dict]]:
     """Start a scheduler and `workers` ((name, extra arguments) each) on 127.0.0.1, logging into
     `folder`, appending each process to `procs` as it starts (the scheduler first, so a failure
     can still stop them); once every worker joined, return the scheduler's address and the workers."""
@@ -100,7 +100,8 @@ def _launch(folder: Path, procs: list[subprocess.Popen],
 
     def start(name: str, *args: str) -> None:
         log = open(folder / f"{name}.log", "wb")
-        procs.append(subprocess.Popen([DASK, *args], cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log,
+        own_env = {**env, **(scheduler_env or {})} if name == "scheduler" else env
+        procs.append(subprocess.Popen([DASK, *args], cwd=folder, env=own_env, stdin=subprocess.DEVNULL, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True))  # own group: stopped whole
         log.close()
 
@@ -136,13 +137,14 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture
-def own_cluster(tmp_path_factory):
-    """A cluster of one scheduler and one worker without a nanny, for a test that breaks it."""
+def own_cluster(tmp_path_factory, request):
+    """A cluster of one scheduler and one worker without a nanny, for a test that breaks it.
+    Indirect parameters: environment variables of the scheduler (its Dask configuration)."""
     _require_distributed()
     folder = tmp_path_factory.mktemp("own-cluster")
     procs: list[subprocess.Popen] = []
     try:
-        address, _ = _launch(folder, procs, [("only", ("--no-nanny",))])
+        address, _ = _launch(folder, procs, [("only", ("--no-nanny",))], getattr(request, "param", None))
         yield Cluster(address=address, folder=folder, procs=procs, gpu_worker="")
     finally:
         _stop(procs)
@@ -509,6 +511,34 @@ def test_the_only_worker_killed_mid_task_is_noticed_and_the_retry_waits_no_longe
     assert re.search(rf"^\d\d:\d\d:\d\d retry victim failed \({re.escape(first['reason'])}\) on "
                      rf"{re.escape(first['worker'])}; attempt 2 of 2 in 0ms$", r.stdout, re.M), r.stdout
     assert re.search(r"^victim +timeout +- +\d+\.\d\ds +2$", r.stdout, re.M), r.stdout
+    assert "None" not in r.stdout
+
+
+@pytest.mark.parametrize("own_cluster", [{"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}], indirect=True)
+def test_an_attempt_dask_gives_up_on_when_its_worker_dies_fails_with_killedworker(own_cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        kill_grace: 0.5
+        tasks:
+          running: sleep 300 & echo $! > grandchild; echo $$ > leader; wait
+          # sent to the same worker of one thread (Dask fills a worker past its threads), waiting behind `running`
+          held: touch held.ran
+    """)
+    proc = taskrun.popen("tasks.yaml", "--scheduler", own_cluster.address)
+    leader = int(wait_for(taskrun.cwd / "leader"))
+    worker = own_cluster.procs[1]
+    worker.kill()
+    out, err = proc.communicate(timeout=60)
+    r = check(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 1)
+    wait_until(lambda: not alive(leader), 10, "the watchdog to stop the dead worker's command")
+    tasks = by_name(taskrun.summary())
+    (running,), (held,) = tasks["running"]["attempts"], tasks["held"]["attempts"]
+    assert WORKER_ADDRESS.match(running["worker"])
+    assert running["reason"] == f"the worker {running['worker']} on {HOST} was lost while it ran this attempt"
+    assert held["reason"] == f"Dask gave up on this attempt after the worker {running['worker']} was lost (KilledWorker)"
+    assert (tasks["held"]["status"], held["exit_code"], held["signal"]) == ("failed", None, None)
+    assert not (taskrun.cwd / "held.ran").exists()
     assert "None" not in r.stdout
 
 
