@@ -139,6 +139,11 @@ def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
     address, host = worker.address, socket.gethostname()
     word = Variable(name)
     key = worker.get_current_task()
+
+    def held() -> bool:  # its task is still this worker's to run: taskrun has not gone away or cancelled it
+        ts = worker.state.tasks.get(key)
+        return ts is not None and ts.state in ("executing", "long-running")
+
     said = _read(word)
     if isinstance(said, (list, tuple)):  # it started before, on a worker that is gone
         lost, lost_host, started_at = said[0], said[1], float(said[2])
@@ -146,7 +151,7 @@ def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
         return RemoteOutcome(result=AttemptResult(
             exit_code=None, signal=None, timed_out=False, pid=None, started_at=started_at, finished_at=now,
             duration_s=round(now - started_at, 6), worker=lost, host=lost_host, reason=lost_worker(lost, lost_host)))
-    if said in ("stop", "force"):
+    if said in ("stop", "force") or not held():  # stopped, or taskrun gave up on it already
         now = time.time()
         return RemoteOutcome(result=AttemptResult(
             exit_code=None, signal=None, timed_out=False, pid=None, started_at=now, finished_at=now,
@@ -159,9 +164,8 @@ def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
         if worker.status not in (Status.running, Status.paused, Status.closing_gracefully):
             own.append(f"the worker {address} was closing")  # it lost its scheduler, or is being shut down
             return True
-        ts = worker.state.tasks.get(key)
-        if ts is None or ts.state not in ("executing", "long-running"):
-            return True  # released: taskrun went away, or cancelled its task
+        if not held():
+            return True
         try:  # set since the start: a failure is the scheduler out of reach, and a stop
             said = word.get(timeout=0, callback_timeout=STOP_CHECK_S)
         except Exception as exc:

@@ -167,7 +167,7 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         if record_errors and error is None:
             code = EXIT_INTERNAL
             reason = "; ".join(filter(None, [reason, *record_errors]))
-        lost = getattr(backend, "lost", None)  # the executor went away mid-run (a Dask scheduler)
+        lost = getattr(backend, "lost", None) if signum is None else None  # the executor went away mid-run
         if lost and error is None:
             status, code = "failed", EXIT_INTERNAL
         events.run_ended(status=status, exit_code=code, duration_s=finished - started,
