@@ -115,11 +115,9 @@ def _quiet_logging() -> None:
             log.propagate = False
 
 
-def lost_worker(address: str | None, host: str | None = None) -> str:
-    """The reason of an attempt whose worker died under it (every path that finds one says this)."""
-    if address is None:
-        return "the worker running this attempt was lost"
-    return f"the worker {address}{f' on {host}' if host else ''} was lost while it ran this attempt"
+def lost_worker(address: str, host: str) -> str:
+    """The reason of an attempt whose worker died under it (both sides that find one say this)."""
+    return f"the worker {address} on {host} was lost while it ran this attempt"
 
 
 def _short(exc: BaseException) -> str:
@@ -289,7 +287,8 @@ class DaskBackend:
             remote.stop_reason, remote.cancelled = reason, cancelled
         remote.forced |= force
         try:
-            Variable(remote.name, client=self._client).set("force" if force else "stop", callback_timeout=RPC_TIMEOUT_S)
+            Variable(remote.name, client=self._client).set("force" if force else "stop",
+                                                           callback_timeout=RPC_TIMEOUT_S)
         except Exception:  # the scheduler is out of reach: the wait below ends in a cancel
             pass
         grace = 0.0 if force else remote.spec.kill_grace_s
@@ -331,11 +330,15 @@ class DaskBackend:
     def _check_scheduler(self) -> bool:
         """Whether the scheduler is lost: its connection closed (the client reconnects, or gave up),
         or it did not answer a probe in time."""
-        if self.lost is None and self._client.status != "running":
-            self.lost = f"lost the Dask scheduler at {self._address}: its connection closed"
-        elif self.lost is None and self._silent is not None:
-            self.lost = f"lost the Dask scheduler at {self._address}: {self._silent}"
+        if self._client.status != "running":
+            self._lose("its connection closed")
+        elif self._silent is not None:
+            self._lose(self._silent)
         return self.lost is not None
+
+    def _lose(self, why: str) -> None:
+        if self.lost is None:
+            self.lost = f"lost the Dask scheduler at {self._address}: {why}"
 
     def _probe(self) -> None:
         """Ask the scheduler for a sign of life every PROBE_S, on the client's own thread: a scheduler
@@ -462,8 +465,9 @@ class DaskBackend:
                 return f"Dask gave up on this attempt after the worker {where} was lost (KilledWorker)"
             return f"the Dask task failed: {type(exc).__name__}: {_short(exc)}"
         if future.status == "cancelled":
-            if self._check_scheduler() or _cancel_reason(future) == "scheduler-connection-lost":
-                self.lost = self.lost or f"lost the Dask scheduler at {self._address}: its connection closed"
+            if not self._check_scheduler() and _cancel_reason(future) == "scheduler-connection-lost":
+                self._lose("its connection closed")  # the client reconnected since: its attempts are gone all the same
+            if self.lost is not None:
                 return self.lost
             return "its Dask task was cancelled on the cluster, not by taskrun"
         return "its result could not be fetched from the cluster (its worker or the scheduler went away)"

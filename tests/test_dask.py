@@ -496,7 +496,7 @@ def test_the_only_worker_killed_mid_task_is_noticed_and_the_retry_waits_no_longe
     r = check(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 1)
     # No worker is left: the retry waits for one, bounded by its timeout, grace and the runner's margin.
     assert time.monotonic() - killed < 5 + 0.5 + STOP_MARGIN_S + 30
-    wait_until(lambda: not alive(leader) and not alive(grandchild), 10, "the watchdog to stop the dead worker's command")
+    wait_until(lambda: not alive(leader) and not alive(grandchild), 10, "the watchdog to stop the command")
     tasks = by_name(taskrun.summary())
     victim = tasks["victim"]
     first, second = victim["attempts"]
@@ -536,7 +536,8 @@ def test_an_attempt_dask_gives_up_on_when_its_worker_dies_fails_with_killedworke
     (running,), (held,) = tasks["running"]["attempts"], tasks["held"]["attempts"]
     assert WORKER_ADDRESS.match(running["worker"])
     assert running["reason"] == f"the worker {running['worker']} on {HOST} was lost while it ran this attempt"
-    assert held["reason"] == f"Dask gave up on this attempt after the worker {running['worker']} was lost (KilledWorker)"
+    assert held["reason"] == (f"Dask gave up on this attempt after the worker {running['worker']} was lost"
+                              " (KilledWorker)")
     assert (tasks["held"]["status"], held["exit_code"], held["signal"]) == ("failed", None, None)
     assert not (taskrun.cwd / "held.ran").exists()
     assert "None" not in r.stdout
@@ -574,7 +575,8 @@ def test_a_lost_scheduler_ends_the_run_with_exit_3_and_the_worker_stops_the_comm
     tasks = by_name(summary)
     (attempt,) = tasks["long"]["attempts"]
     assert (tasks["long"]["status"], tasks["long"]["reason"]) == ("cancelled", lost)
-    assert (attempt["exit_code"], attempt["signal"], attempt["cancelled"], attempt["reason"]) == (None, None, True, lost)
+    assert (attempt["exit_code"], attempt["signal"], attempt["cancelled"], attempt["reason"]) == (
+        None, None, True, lost)
     assert (tasks["after"]["status"], tasks["after"]["reason"], tasks["after"]["attempts"]) == ("cancelled", lost, [])
     assert re.search(r"^long +cancelled +- +\d+\.\d\ds +1$", out, re.M), out
     assert f"done  long  CANCELLED ({lost})" in out
@@ -592,7 +594,9 @@ def test_a_setsid_escapee_is_killed_on_the_worker(cluster, taskrun):
             cmd: setsid sh -c 'trap "" TERM; echo $$ > timed.escapee; exec sleep 300' & wait
             timeout: 1s
           leaves:
-            cmd: setsid sh -c 'echo $$ > leaves.escapee; exec sleep 300' & while [ ! -s leaves.escapee ]; do sleep 0.05; done
+            cmd: >-
+              setsid sh -c 'echo $$ > leaves.escapee; exec sleep 300' &
+              while [ ! -s leaves.escapee ]; do sleep 0.05; done
     """)
     r = check(taskrun("tasks.yaml", "--scheduler", cluster.address), 1)
     escapees = {name: int((taskrun.cwd / f"{name}.escapee").read_text()) for name in ("timed", "leaves")}
