@@ -467,7 +467,7 @@ def _status_cell(r: TaskResult) -> tuple[str, str]:
 
 def _exit_cell(r: TaskResult) -> str:
     last = r.last
-    if last is None:
+    if last is None or (last.exit_code is None and last.signal is None):  # never ended here (a lost worker)
         return "-"
     return str(last.exit_code) if last.exit_code is not None else str(last.signal)
 

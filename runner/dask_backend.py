@@ -14,12 +14,32 @@ Model:
   attempt failed, naming the lost worker, instead of running the command twice
   (taskrun's `retries`, not Dask's, decide what runs again).
 - Should taskrun go away, its client's tasks are released; a worker stops an
-  attempt whose task it no longer holds, so nothing keeps running.
+  attempt whose task it no longer holds, so nothing keeps running. A worker
+  also stops its attempts when it is closing or its stop check fails (the
+  scheduler out of reach for `STOP_CHECK_S`), and runs the kill ladder to its
+  end whatever ended the wait (`proc.run_attempt`).
+- A lost worker: the scheduler's "remove-worker" event (it comes as soon as the
+  worker's connection closes; a worker that hangs, after the scheduler's
+  `worker-ttl`) names the tasks it was processing. An attempt that had started
+  there (its Variable says so) fails at once with `lost_worker`'s reason and
+  its Dask task is cancelled, so Dask does not run it again: taskrun's
+  `retries` decide.
+- A lost scheduler: the client's connection closed (seen within `CHECK_S`), or
+  no answer to a probe sent every `PROBE_S` within `PROBE_TIMEOUT_S`. `lost`
+  says why; the attempts out there end `cancelled` with that reason (their
+  workers stop the commands themselves), the scheduler stops the run, and the
+  session exits 3.
+- An attempt with a timeout that no worker answers for (no free worker, or it
+  hangs) is given up after its timeout, grace and `STOP_MARGIN_S` since it was
+  sent: no wait is unbounded but that of an attempt with no timeout for a free
+  worker.
 - After a stop the runner waits for the attempts to come back (their grace plus
   `STOP_MARGIN_S`); what has not come back by then is cancelled and reported
   as such.
-- Future callbacks (a Dask thread) write to a pipe; `wait` selects on it and on
-  the wake fd the signal handler writes to.
+- Future callbacks and scheduler events (a Dask thread) write to a pipe; `wait`
+  selects on it and on the wake fd the signal handler writes to.
+- distributed's own log lines stay off the console (`TASKRUN_DEBUG=1` keeps
+  them): taskrun says what happened in its own words.
 
 `distributed` is imported only by `connect` and on workers: `taskrun --version`
 and local runs never load it. The worker side of this module imports the
@@ -32,7 +52,6 @@ import os
 import secrets
 import selectors
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Hashable
@@ -45,6 +64,12 @@ from .proc import clamp_wait
 from .remote import MARKER, RemoteOutcome, run_remote
 
 STOP_MARGIN_S = 10.0  # after a stop: how long past the grace to wait for a worker's answer
+RPC_TIMEOUT_S = 5.0  # the longest the runner waits for one answer of the scheduler's
+CHECK_S = 1.0  # while attempts are out: how often the connection to the scheduler is checked
+PROBE_S = 5.0  # ... and how often the scheduler is asked for a sign of life
+PROBE_TIMEOUT_S = 10.0  # ... which it must give within this, or it counts as lost
+GATHER_TIMEOUT_S = 60.0  # the longest one fetch of finished attempts' results may take
+STOP_CHECK_S = 10.0  # on a worker: the longest a stop check waits for the scheduler (longer: stop)
 INSTALL_HINT = "pip install 'distributed>=2024.1' (the dask extra: pip install '.[dask]' in taskrun's folder)"
 
 
@@ -66,6 +91,7 @@ def connect(address: str, timeout_s: float):
             parse_host_port(location)
     except (ValueError, TypeError) as exc:
         raise ExecutorError(f"the scheduler address {address!r} is not valid: {_short(exc)} (use one such as tcp://10.0.0.5:8786)") from None
+    _quiet_logging()
     try:
         return distributed.Client(address, timeout=timeout_s, set_as_default=False)
     except (OSError, TimeoutError) as exc:
@@ -75,6 +101,24 @@ def connect(address: str, timeout_s: float):
         ) from None
     except (ValueError, TypeError) as exc:
         raise ExecutorError(f"the scheduler address {address!r} is not valid: {_short(exc)} (use one such as tcp://10.0.0.5:8786)") from None
+
+
+def _quiet_logging() -> None:
+    """distributed logs its client's troubles (a lost scheduler: tracebacks) to stderr; taskrun
+    reports them itself, in one line. TASKRUN_DEBUG=1 keeps them."""
+    import logging
+
+    if os.environ.get("TASKRUN_DEBUG"):
+        return
+    for name, log in list(logging.root.manager.loggerDict.items()):
+        if isinstance(log, logging.Logger) and name.split(".")[0] in ("distributed", "tornado", "bokeh"):
+            log.handlers[:] = [logging.NullHandler()]  # its configuration gave several their own stderr handler
+            log.propagate = False
+
+
+def lost_worker(address: str, host: str) -> str:
+    """The reason of an attempt whose worker died under it (both sides that find one say this)."""
+    return f"the worker {address} on {host} was lost while it ran this attempt"
 
 
 def _short(exc: BaseException) -> str:
@@ -88,40 +132,56 @@ def _short(exc: BaseException) -> str:
 def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
     """One attempt, on a Dask worker (see the module's model)."""
     from distributed import Variable, get_worker  # a Dask worker has it by definition
+    from distributed.core import Status
 
     worker = get_worker()
     address, host = worker.address, socket.gethostname()
     word = Variable(name)
     key = worker.get_current_task()
+
+    def held() -> bool:  # its task is still this worker's to run: taskrun has not gone away or cancelled it
+        ts = worker.state.tasks.get(key)
+        return ts is not None and ts.state in ("executing", "long-running")
+
     said = _read(word)
     if isinstance(said, (list, tuple)):  # it started before, on a worker that is gone
         lost, lost_host, started_at = said[0], said[1], float(said[2])
         now = time.time()
         return RemoteOutcome(result=AttemptResult(
             exit_code=None, signal=None, timed_out=False, pid=None, started_at=started_at, finished_at=now,
-            duration_s=round(now - started_at, 6), worker=lost, host=lost_host,
-            reason=f"the worker {lost} on {lost_host} was lost while it ran this attempt"))
-    if said in ("stop", "force"):
+            duration_s=round(now - started_at, 6), worker=lost, host=lost_host, reason=lost_worker(lost, lost_host)))
+    if said in ("stop", "force") or not held():  # stopped, or taskrun gave up on it already
         now = time.time()
         return RemoteOutcome(result=AttemptResult(
             exit_code=None, signal=None, timed_out=False, pid=None, started_at=now, finished_at=now,
             duration_s=0.0, cancelled=True, worker=address, host=host, reason="cancelled before it started"))
-    word.set([address, host, time.time()])
+    word.set([address, host, time.time()], callback_timeout=STOP_CHECK_S)
+
+    own: list[str] = []  # why the worker stopped the attempt without being asked, if it did
 
     def should_stop():
-        ts = worker.state.tasks.get(key)
-        if ts is None or ts.state not in ("executing", "long-running"):
-            return True  # released: taskrun went away, or cancelled its task
-        said = _read(word)
+        if worker.status not in (Status.running, Status.paused, Status.closing_gracefully):
+            own.append(f"the worker {address} was closing")  # it lost its scheduler, or is being shut down
+            return True
+        if not held():
+            return True
+        try:  # set since the start: a failure is the scheduler out of reach, and a stop
+            said = word.get(timeout=0, callback_timeout=STOP_CHECK_S)
+        except Exception as exc:
+            own.append(f"the worker {address} could not reach the scheduler ({_short(exc)})")
+            raise
         return said if said in ("stop", "force") else False
 
-    return run_remote(spec, token, should_stop=should_stop, worker=address, host=host)
+    outcome = run_remote(spec, token, should_stop=should_stop, worker=address, host=host)
+    if own and outcome.result.cancelled:  # not a cancel of taskrun's: a failed attempt, retries apply
+        outcome = replace(outcome, result=replace(outcome.result, cancelled=False, reason=f"stopped: {own[0]}"))
+    return outcome
 
 
 def _read(variable):
     try:
-        return variable.get(timeout=0)
-    except TimeoutError:  # not set
+        return variable.get(timeout=0, callback_timeout=STOP_CHECK_S)
+    except TimeoutError:  # not set (or, rarely, no answer in time: the stop checks that follow decide)
         return None
 
 
@@ -140,6 +200,7 @@ class _Remote:
     cancelled: bool = True
     forced: bool = False
     give_up_at: float | None = None  # monotonic: stop waiting for the worker's answer
+    timeout_at: float | None = None  # monotonic: past its timeout, grace and margin since it was sent
 
 
 class DaskBackend:
@@ -147,11 +208,14 @@ class DaskBackend:
 
     def __init__(self, client, wake_fd: int | None = None) -> None:
         self._client = client
+        self._address = client.scheduler.address
         self._token = secrets.token_hex(6)
+        self.lost: str | None = None  # why nothing more can run here: the scheduler went away
         self._remotes: dict[Hashable, _Remote] = {}
         self._by_name: dict[str, Hashable] = {}
         self._done: list[tuple[Hashable, AttemptResult]] = []
         self._ended: deque[str] = deque()  # Dask keys whose future finished (appended by a Dask thread)
+        self._gone: deque[tuple[str, tuple]] = deque()  # (worker, keys it was processing): workers removed
         self._markers: list[str] = []
         self._sel = selectors.DefaultSelector()
         self._pipe_r, self._pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -159,7 +223,10 @@ class DaskBackend:
         self._wake_fd = wake_fd
         if wake_fd is not None:
             self._sel.register(wake_fd, selectors.EVENT_READ, "wake")
-        self._lock = threading.Lock()
+        self._silent: str | None = None  # set (by a Dask thread) when the scheduler did not answer a probe
+        self._probing = False
+        self._probe_at = 0.0  # monotonic
+        client.subscribe_topic("all", self._on_event)  # the scheduler says so when it removes a worker
 
     @property
     def running(self) -> int:
@@ -168,9 +235,18 @@ class DaskBackend:
     def start(self, key: Hashable, spec: AttemptSpec) -> int | None:
         self._mark_folder(os.path.dirname(spec.stdout_path))
         name = f"taskrun-{self._token}-{spec.task}-{spec.attempt}"
+        if self._check_scheduler():
+            now = time.time()
+            self._done.append((key, AttemptResult(exit_code=None, signal=None, timed_out=False, pid=None,
+                                                  started_at=now, finished_at=now, duration_s=0.0,
+                                                  cancelled=True, reason=self.lost)))
+            return None
         future = self._client.submit(run_on_worker, spec, name, self._token, key=name, pure=False,
                                      resources=dict(spec.resources) or None)
-        self._remotes[key] = _Remote(spec=spec, name=name, future=future, submitted_at=time.time())
+        remote = _Remote(spec=spec, name=name, future=future, submitted_at=time.time())
+        if spec.timeout_s is not None:  # the worker enforces it; this bounds an attempt no worker answers for
+            remote.timeout_at = time.monotonic() + spec.timeout_s + spec.kill_grace_s + STOP_MARGIN_S
+        self._remotes[key] = remote
         self._by_name[name] = key
         future.add_done_callback(self._on_done)
         return None  # the pid is known only on the worker
@@ -187,6 +263,16 @@ class DaskBackend:
     def _on_done(self, future) -> None:
         # A Dask thread: hand the key over, wake the loop.
         self._ended.append(future.key)
+        self._wake()
+
+    def _on_event(self, event) -> None:
+        # A Dask thread: an event of the scheduler's; only a removed worker matters.
+        msg = event[1] if isinstance(event, tuple) and len(event) == 2 else None
+        if isinstance(msg, dict) and msg.get("action") == "remove-worker":
+            self._gone.append((msg.get("worker"), tuple(msg.get("processing-tasks") or ())))
+            self._wake()
+
+    def _wake(self) -> None:
         try:
             os.write(self._pipe_w, b".")
         except OSError:
@@ -202,7 +288,8 @@ class DaskBackend:
             remote.stop_reason, remote.cancelled = reason, cancelled
         remote.forced |= force
         try:
-            Variable(remote.name, client=self._client).set("force" if force else "stop")
+            Variable(remote.name, client=self._client).set("force" if force else "stop",
+                                                           callback_timeout=RPC_TIMEOUT_S)
         except Exception:  # the scheduler is out of reach: the wait below ends in a cancel
             pass
         grace = 0.0 if force else remote.spec.kill_grace_s
@@ -215,11 +302,17 @@ class DaskBackend:
     def wait(self, timeout_s: float | None) -> list[tuple[Hashable, AttemptResult]]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
+            if self._check_scheduler():
+                self._drop_all()
+            self._collect_lost_workers()
             self._collect()
             self._give_up()
             if self._done or (not self._remotes and deadline is None and self._wake_fd is None):
                 break
-            wake = [r.give_up_at for r in self._remotes.values() if r.give_up_at is not None]
+            wake = [t for r in self._remotes.values() for t in (r.give_up_at, r.timeout_at) if t is not None]
+            if self._remotes:  # the connection to the scheduler is checked this often
+                self._probe()
+                wake.append(time.monotonic() + CHECK_S)
             if deadline is not None:
                 wake.append(deadline)
             timeout = clamp_wait(min(wake) - time.monotonic()) if wake else None
@@ -232,6 +325,89 @@ class DaskBackend:
                 break
         done, self._done = self._done, []
         return done
+
+    # -- a lost scheduler, a lost worker ---------------------------------------------
+
+    def _check_scheduler(self) -> bool:
+        """Whether the scheduler is lost: its connection closed (the client reconnects, or gave up),
+        or it did not answer a probe in time."""
+        if self._client.status != "running":
+            self._lose("its connection closed")
+        elif self._silent is not None:
+            self._lose(self._silent)
+        return self.lost is not None
+
+    def _lose(self, why: str) -> None:
+        if self.lost is None:
+            self.lost = f"lost the Dask scheduler at {self._address}: {why}"
+
+    def _probe(self) -> None:
+        """Ask the scheduler for a sign of life every PROBE_S, on the client's own thread: a scheduler
+        that hangs with its connection open is noticed too, and the loop never blocks on it."""
+        now = time.monotonic()
+        if self._probing or now < self._probe_at:
+            return
+        self._probing, self._probe_at = True, now + PROBE_S
+        self._client.loop.add_callback(self._ask_scheduler)
+
+    async def _ask_scheduler(self) -> None:
+        import asyncio
+
+        try:
+            await asyncio.wait_for(self._client.scheduler.identity(n_workers=0), PROBE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self._silent = f"no answer within {PROBE_TIMEOUT_S:g}s"
+        except Exception as exc:  # noqa: BLE001 - a closed connection is seen by the status check
+            if self._client.status == "running":
+                self._silent = _short(exc)
+        finally:
+            self._probing = False
+        if self._silent is not None:
+            self._wake()
+
+    def _drop_all(self) -> None:
+        """The scheduler is gone: every attempt out there ends here, cancelled. Their workers stop
+        the commands themselves (their stop checks fail), and there is nobody left to ask."""
+        self._ended.clear()
+        self._by_name.clear()
+        for key, remote in list(self._remotes.items()):
+            self._done.append((key, self._failure(remote, self.lost, cancelled=True)))
+        self._remotes.clear()
+
+    def _collect_lost_workers(self) -> None:
+        """Attempts that had started on a worker the scheduler removed: failed, and their Dask
+        tasks cancelled (Dask would run them again; taskrun's retries decide)."""
+        while self._gone:
+            worker, names = self._gone.popleft()
+            for name in names:
+                key = self._by_name.get(name)
+                if key is None:
+                    continue
+                remote = self._remotes[key]
+                where = self._started_on(remote)
+                if where is None or where[0] != worker:
+                    continue  # it had not started there: Dask sends it to another worker
+                del self._remotes[key], self._by_name[name]
+                self._cancel(remote)
+                self._forget(remote)
+                result = self._failure(remote, lost_worker(worker, where[1]),
+                                       cancelled=remote.stop_reason is not None and remote.cancelled)
+                self._done.append((key, replace(result, started_at=where[2], worker=worker, host=where[1],
+                                                duration_s=round(result.finished_at - where[2], 6))))
+
+    def _started_on(self, remote: _Remote) -> tuple[str, str, float] | None:
+        """(worker, host, start time) the attempt recorded when it started, if it did."""
+        from distributed import Variable
+
+        try:
+            said = Variable(remote.name, client=self._client).get(timeout=0, callback_timeout=RPC_TIMEOUT_S)
+        except Exception:  # not set: it never started
+            return None
+        if isinstance(said, (list, tuple)) and len(said) == 3:
+            return str(said[0]), str(said[1]), float(said[2])
+        return None
+
+    # -- results ----------------------------------------------------------------------
 
     def _collect(self) -> None:
         """Turn the futures that ended into results."""
@@ -252,8 +428,10 @@ class DaskBackend:
         """The outcomes of finished futures, in one round trip; one by one if that fails."""
         if not finished:
             return {}
-        try:
-            return dict(zip((k for k, _ in finished), self._client.gather([r.future for _, r in finished])))
+        try:  # bounded: a scheduler that hangs must not hold the loop
+            outcomes = self._client.sync(self._client._gather, [r.future for _, r in finished],
+                                         callback_timeout=GATHER_TIMEOUT_S)
+            return dict(zip((k for k, _ in finished), outcomes))
         except Exception:
             pass
         got = {}
@@ -266,7 +444,8 @@ class DaskBackend:
 
     def _result_of(self, remote: _Remote, outcome: RemoteOutcome | None) -> AttemptResult:
         if outcome is None:
-            return self._failure(remote, self._why_lost(remote))
+            reason = self._why_lost(remote)
+            return self._failure(remote, reason, cancelled=reason == self.lost)
         result = outcome.result
         for data, path in ((outcome.stdout, remote.spec.stdout_path), (outcome.stderr, remote.spec.stderr_path)):
             if data is not None:
@@ -279,48 +458,69 @@ class DaskBackend:
         future = remote.future
         if future.status == "error":
             try:
-                exc = future.exception(timeout=STOP_MARGIN_S)
+                exc = future.exception(timeout=RPC_TIMEOUT_S)
             except Exception as lost:  # the scheduler went away too
                 exc = lost
-            if type(exc).__name__ == "KilledWorker":
-                where = getattr(getattr(exc, "last_worker", None), "address", None)
-                return (f"the worker {where} was lost while it ran this attempt" if where else
-                        "the worker running this attempt was lost") + " (Dask gave up on it: KilledWorker)"
+            if type(exc).__name__ == "KilledWorker":  # it had not started there, or the event was missed
+                where = getattr(getattr(exc, "last_worker", None), "address", None) or "running it"
+                return f"Dask gave up on this attempt after the worker {where} was lost (KilledWorker)"
             return f"the Dask task failed: {type(exc).__name__}: {_short(exc)}"
-        if future.status == "finished":
-            return "its result could not be fetched from the cluster (its worker or the scheduler went away)"
-        return "the Dask scheduler dropped this attempt (was it restarted?)"
+        if future.status == "cancelled":
+            if not self._check_scheduler() and _cancel_reason(future) == "scheduler-connection-lost":
+                self._lose("its connection closed")  # the client reconnected since: its attempts are gone all the same
+            if self.lost is not None:
+                return self.lost
+            return "its Dask task was cancelled on the cluster, not by taskrun"
+        return "its result could not be fetched from the cluster (its worker or the scheduler went away)"
 
-    def _failure(self, remote: _Remote, reason: str, *, cancelled: bool = False) -> AttemptResult:
+    def _failure(self, remote: _Remote, reason: str, *, cancelled: bool = False,
+                 timed_out: bool = False) -> AttemptResult:
         now = time.time()
-        return AttemptResult(exit_code=None, signal=None, timed_out=False, pid=None,
+        return AttemptResult(exit_code=None, signal=None, timed_out=timed_out, pid=None,
                              started_at=remote.submitted_at, finished_at=now,
                              duration_s=round(now - remote.submitted_at, 6), reason=reason, cancelled=cancelled)
 
     def _give_up(self) -> None:
-        """Attempts stopped long ago with no answer from a worker: cancel their Dask tasks."""
+        """Attempts stopped long ago, or past their timeout, with no answer from a worker: cancel
+        their Dask tasks (a worker still running one stops it: its task was released)."""
         now = time.monotonic()
-        late = [k for k, r in self._remotes.items() if r.give_up_at is not None and r.give_up_at <= now]
-        for key in late:
-            remote = self._remotes.pop(key)
+        for key, remote in list(self._remotes.items()):
+            if remote.give_up_at is not None and remote.give_up_at <= now:
+                result = self._failure(
+                    remote, f"{remote.stop_reason}; no answer from the cluster in time: its Dask task was cancelled",
+                    cancelled=remote.cancelled)
+            elif remote.stop_reason is None and remote.timeout_at is not None and remote.timeout_at <= now:
+                result = self._failure(
+                    remote, f"timed out after {remote.spec.timeout_s:g}s: no answer from the cluster within its"
+                            " timeout and grace (no free worker, or its worker hangs): its Dask task was cancelled",
+                    timed_out=True)
+            else:
+                continue
+            del self._remotes[key]
             self._by_name.pop(remote.name, None)
-            self._client.cancel([remote.future], force=True)
+            self._cancel(remote)
             self._forget(remote)
-            self._done.append((key, self._failure(
-                remote, f"{remote.stop_reason}; no answer from the cluster in time: its Dask task was cancelled",
-                cancelled=remote.cancelled)))
+            self._done.append((key, result))
+
+    def _cancel(self, remote: _Remote) -> None:
+        try:
+            self._client.cancel([remote.future], force=True)
+        except Exception:  # the scheduler is gone: so is the task
+            pass
 
     def _forget(self, remote: _Remote) -> None:
         from distributed import Variable
 
+        if self.lost is not None:
+            return
         try:
-            Variable(remote.name, client=self._client).delete()
+            Variable(remote.name, client=self._client).delete()  # a message, no round trip
         except Exception:  # the scheduler is gone: nothing left to clean up there
             pass
 
     def close(self) -> None:
         try:
-            if self._remotes:
+            if self._remotes and self.lost is None:
                 self._client.cancel([r.future for r in self._remotes.values()], force=True)
             self._client.close(timeout=5)
         except Exception:
@@ -333,6 +533,15 @@ class DaskBackend:
         self._sel.close()
         os.close(self._pipe_r)
         os.close(self._pipe_w)
+
+
+def _cancel_reason(future) -> str | None:
+    """Why Dask cancelled a future (distributed's FutureCancelledError.reason), if it says."""
+    try:
+        future.result(timeout=RPC_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - a cancelled future raises its reason
+        return getattr(exc, "reason", None)
+    return None
 
 
 def _write_log(path: str, data: bytes) -> None:

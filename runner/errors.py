@@ -12,7 +12,7 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_TASKS_FAILED = 1  # a task of the plan failed, timed out or was skipped
 EXIT_INVALID = 2  # the task file, the command line or the executor is unusable; nothing ran
-EXIT_INTERNAL = 3  # taskrun itself failed (a bug, or results could not be written)
+EXIT_INTERNAL = 3  # taskrun itself failed (a bug, or results could not be written), or lost its Dask scheduler
 EXIT_SIGHUP = 129
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143

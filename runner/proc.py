@@ -14,7 +14,9 @@ Model:
   to be empty, then reap the leader.
 - When the runner is a child subreaper, processes orphaned by the command are
   adopted by it; those that escaped the group with setsid are recognised by the
-  TASKRUN_ATTEMPT_ID they inherited and stopped with the group.
+  TASKRUN_ATTEMPT_ID they inherited and stopped with the group. A process that
+  is not a subreaper (a Dask worker) looks for them by that id among all
+  processes.
 - Only when the attempt has secret values to mask (`spec.mask`), its stdout and
   stderr are pipes instead: the runner reads them, masks them line by line and
   writes the log files itself. Once the group is empty the pipes get a bounded
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import os
 import selectors
 import shutil
@@ -52,6 +55,7 @@ DRAIN_S = 1.0  # after the group is empty, how long output pipes may stay open
 MAX_WAIT_S = 24 * 3600.0
 READ_CHUNK = 1 << 18
 _SELF = str(os.getpid())
+_ATTEMPT_SEQ = itertools.count(1)
 
 
 def clamp_wait(timeout_s: float | None) -> float | None:
@@ -250,6 +254,7 @@ class Attempt:
     on_close_fd: object = None  # called with a pipe's fd before it is closed (to unregister it)
     write_error: OSError | None = None  # a log file could not be written (disk full ...)
     _final: AttemptResult | None = None  # the result, once only the pipes' drain is left
+    _id: str = ""
     _drain_until: float | None = None
 
     @property
@@ -263,7 +268,11 @@ class Attempt:
 
     @property
     def attempt_id(self) -> str:
-        return f"{self.spec.task}#{self.spec.attempt}@{_SELF}"
+        # Unique among this process's attempts: a Dask worker runs attempts of several runs,
+        # which may share task names, and finds escapees by this id among all processes.
+        if not self._id:
+            self._id = f"{self.spec.task}#{self.spec.attempt}@{_SELF}.{next(_ATTEMPT_SEQ)}"
+        return self._id
 
     def start(self) -> None:
         spec = self.spec
@@ -401,7 +410,8 @@ class Attempt:
         """After the leader ended: finish now, or stop what it left behind first."""
         members, escapees = ([], [])
         if self._may_have_members():
-            members, escapees = group_members(self.pid, self.attempt_id, self.pid)
+            # Not a subreaper (a Dask worker): escapees were adopted by someone else, look everywhere.
+            members, escapees = group_members(self.pid, self.attempt_id, self.pid, anywhere=not _SUBREAPER)
         if self._kill_at is not None and self._give_up_at is None:
             # Escapees adopted since the stop began have not had their SIGTERM yet.
             fresh = [p for p in escapees if p not in self._termed]
@@ -667,9 +677,12 @@ def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str
             os.fchdir(_HOME)
 
 
-def launch(spec: AttemptSpec) -> Attempt:
-    """Start an attempt; if it could not start, `done` is already true."""
+def launch(spec: AttemptSpec, before_spawn=None) -> Attempt:
+    """Start an attempt; if it could not start, `done` is already true.
+    `before_spawn(attempt)` runs just before the command starts (its `attempt_id` is fixed)."""
     attempt = Attempt(spec)
+    if before_spawn is not None:
+        before_spawn(attempt)
     attempt.start()
     if attempt.pid is not None:
         _LIVE_LEADERS.add(attempt.pid)
@@ -702,34 +715,56 @@ def run_attempt(spec: AttemptSpec, should_stop=lambda: False, *, poll_s: float =
     `should_stop` is polled every `poll_s` seconds, the first time `poll_s` after
     the start (a command shorter than that never pays for a poll); a true value
     stops the attempt with the usual ladder and reports it as cancelled, and
-    "force" skips what is left of the grace period. `on_start(attempt)` runs
-    once the command has started, before any wait.
+    "force" skips what is left of the grace period. A stop check that raises
+    (the cluster that could say "go on" is out of reach) counts as a stop.
+    `on_start(attempt)` runs just before the command starts: its `attempt_id`,
+    which the command's processes will carry, is fixed; its pid is not known yet.
+    Whatever ends the wait (an exception included), the ladder runs to its end
+    before this returns or raises: no command outlives the call.
     """
-    attempt = launch(spec)
+    attempt = launch(spec, on_start)
     if attempt.done:
         return attempt.result
-    if on_start is not None:
-        on_start(attempt)
-    next_poll = time.monotonic() + poll_s
+    try:
+        _drive(attempt, should_stop, poll_s)
+    finally:
+        if not attempt.done:
+            attempt.stop(reason="cancelled: its worker stopped waiting for it", cancelled=True)
+            _drive(attempt, None, poll_s)
+    return attempt.result
+
+
+def _drive(attempt: Attempt, should_stop, poll_s: float) -> None:
+    """Wait for the attempt's end, ticking its ladder and polling `should_stop` (None: no polls)."""
+    next_poll = time.monotonic() + poll_s if should_stop is not None else None
     with selectors.DefaultSelector() as sel:
-        sel.register(attempt.pidfd, selectors.EVENT_READ, None)
+        if attempt._status is None:
+            sel.register(attempt.pidfd, selectors.EVENT_READ, None)
         for fd in attempt.outputs:
             sel.register(fd, selectors.EVENT_READ, fd)
         attempt.on_close_fd = sel.unregister
-        while not attempt.done:
-            now = time.monotonic()
-            wake = attempt.next_attention()
-            wake = next_poll if wake is None else min(wake, next_poll)
-            for key, _ in sel.select(clamp_wait(wake - now)):
-                if key.data is not None:
-                    attempt.on_output(key.data)
-                elif attempt._status is None:
-                    sel.unregister(attempt.pidfd)
-                    attempt.on_exit()
-            if not attempt.done and time.monotonic() >= next_poll:
-                next_poll = time.monotonic() + poll_s
-                stop = should_stop()
-                if stop:
-                    attempt.stop(reason="cancelled", cancelled=True, force=stop == "force")
-            attempt.tick()
-    return attempt.result
+        try:
+            while not attempt.done:
+                now = time.monotonic()
+                wake = [t for t in (attempt.next_attention(), next_poll) if t is not None]
+                for key, _ in sel.select(clamp_wait(min(wake) - now) if wake else None):
+                    if key.data is not None:
+                        attempt.on_output(key.data)
+                    elif attempt._status is None:
+                        sel.unregister(attempt.pidfd)
+                        attempt.on_exit()
+                if next_poll is not None and not attempt.done and time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + poll_s
+                    _poll_stop(attempt, should_stop)
+                attempt.tick()
+        finally:
+            attempt.on_close_fd = None
+
+
+def _poll_stop(attempt: Attempt, should_stop) -> None:
+    try:
+        stop, reason = should_stop(), "cancelled"
+    except Exception as exc:  # noqa: BLE001 - whatever broke, nobody can tell this attempt to go on
+        stop, reason = True, f"cancelled: its stop check failed ({type(exc).__name__}{f': {exc}' if str(exc) else ''})"
+    if stop:
+        attempt.stop(reason=reason, cancelled=True, force=stop == "force")

@@ -3,7 +3,9 @@
 Model:
 - `run_remote` runs the attempt with `proc.run_attempt`, so the timeout and the
   SIGTERM -> grace -> SIGKILL ladder act on the worker, next to the process
-  group, exactly as they do locally.
+  group, exactly as they do locally, setsid escapees included (found by their
+  attempt id). The ladder runs to its end whatever ends the wait, and a stop
+  check that fails (the scheduler out of reach) is a stop.
 - Logs: the runner puts a marker file holding the run's token in its log
   folder. When the worker sees that folder with that marker (a shared
   filesystem), the command writes straight into it, as a local run does.
@@ -13,9 +15,10 @@ Model:
 - The command's folder (`cwd`) must exist on the worker at the same path;
   otherwise the attempt fails with exit 127 and a reason naming the worker.
 - A watchdog process per worker process holds a pipe from it and knows every
-  attempt running there. Should the worker die (killed, out of memory), the
-  pipe closes and the watchdog stops those attempts' processes (SIGTERM, then
-  SIGKILL after their grace), so no command outlives the worker running it.
+  attempt running there, told before its command starts. Should the worker die
+  (killed, out of memory), the pipe closes and the watchdog stops those
+  attempts' processes (SIGTERM, then SIGKILL after their grace), so no command
+  outlives the worker running it.
 
 Standard library, `model` and `proc` only: this is what a worker imports.
 """
@@ -80,7 +83,7 @@ def run_remote(spec: AttemptSpec, token: str, *, should_stop, worker: str, host:
                                     stderr_path=os.path.join(scratch, "stderr"))
     started: list[Attempt] = []
 
-    def on_start(attempt: Attempt) -> None:
+    def on_start(attempt: Attempt) -> None:  # before the command exists: the worker may die any moment after
         started.append(attempt)
         WATCHDOG.register(attempt)
 
@@ -128,10 +131,10 @@ class Watchdog:
                 pass
 
     def register(self, attempt: Attempt) -> None:
-        self._send(f"+{attempt.pid} {attempt.spec.kill_grace_s} {attempt.attempt_id}\n")
+        self._send(f"+{attempt.spec.kill_grace_s} {attempt.attempt_id}\n")
 
     def unregister(self, attempt: Attempt) -> None:
-        self._send(f"-{attempt.pid}\n")
+        self._send(f"-{attempt.attempt_id}\n")
 
 
 WATCHDOG = Watchdog()
@@ -158,19 +161,20 @@ def sweep(attempts: dict[bytes, float]) -> int:
 
 
 def watch(stream) -> None:
-    """The watchdog process: read `+PID GRACE ID` / `-PID` lines until the worker
+    """The watchdog process: read `+GRACE ID` / `-ID` lines (an attempt registered
+    before its command starts, and unregistered once it is over) until the worker
     is gone (end of input), then stop whatever is still registered."""
-    attempts: dict[int, tuple[bytes, float]] = {}
+    attempts: dict[bytes, float] = {}
     for line in stream:
         try:
             if line.startswith(b"+"):
-                pid, grace, attempt_id = line[1:].rstrip(b"\n").split(b" ", 2)
-                attempts[int(pid)] = (attempt_id, float(grace))
+                grace, attempt_id = line[1:].rstrip(b"\n").split(b" ", 1)
+                attempts[attempt_id] = float(grace)
             elif line.startswith(b"-"):
-                attempts.pop(int(line[1:]), None)
+                attempts.pop(line[1:].rstrip(b"\n"), None)
         except ValueError:
             continue
-    sweep(dict(attempts.values()))
+    sweep(attempts)
 
 
 if __name__ == "__main__":

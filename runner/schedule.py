@@ -180,6 +180,9 @@ class Scheduler:
         self._cancel_pending(reason)
 
     def _check_stop(self) -> None:
+        lost = getattr(self.backend, "lost", None)  # it can run nothing more (a Dask scheduler went away)
+        if lost and not self.stopping:
+            self.stop.request(None, lost)
         if self.stop.count and not self.stopping:
             self._begin_stop(self.stop.reason or "interrupted")
         if self.stop.count > 1 and not self._forced:

@@ -188,6 +188,9 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         if record_errors and error is None:
             code = EXIT_INTERNAL
             reason = "; ".join(filter(None, [reason, *record_errors]))
+        lost = getattr(backend, "lost", None) if signum is None else None  # the executor went away mid-run
+        if lost and error is None:
+            status, code = "failed", EXIT_INTERNAL
         events.run_ended(status=status, exit_code=code, duration_s=finished - started,
                          counts=status_counts(results), reason=reason)
         events.close()
@@ -223,6 +226,8 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         run_writers(writers, summary)
     if error is not None:
         raise error
+    if lost:
+        raise TaskrunError(f"{lost}; the summary has what ran")
     if record_errors:
         raise OutputError("; ".join(record_errors) + " (the summary has every task's result)")
     return code

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MARK_VAR, ROOT, by_name, read_events_file
+from conftest import MARK_VAR, ROOT, by_name, check, read_events_file
 from conftest import wait_for as wait_until
 
 pytestmark = pytest.mark.dask
@@ -90,39 +90,62 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    _require_distributed()
-    folder = tmp_path_factory.mktemp("cluster")
+def _launch(folder: Path, procs: list[subprocess.Popen], workers: list[tuple[str, tuple[str, ...]]],
+            scheduler_env: dict[str, str] | None = None) -> tuple[str, dict[str, dict]]:
+    """Start a scheduler and `workers` ((name, extra arguments) each) on 127.0.0.1, logging into
+    `folder`, appending each process to `procs` as it starts (the scheduler first, so a failure
+    can still stop them); once every worker joined, return the scheduler's address and the workers."""
     scheduler_file = folder / "scheduler.json"
     env = _cluster_env()
-    procs: list[subprocess.Popen] = []
 
     def start(name: str, *args: str) -> None:
         log = open(folder / f"{name}.log", "wb")
-        procs.append(subprocess.Popen([DASK, *args], cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log,
+        own_env = {**env, **(scheduler_env or {})} if name == "scheduler" else env
+        procs.append(subprocess.Popen([DASK, *args], cwd=folder, env=own_env, stdin=subprocess.DEVNULL, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True))  # own group: stopped whole
         log.close()
 
     local = ("--no-dashboard", "--dashboard-address", "127.0.0.1:0")  # the HTTP server starts anyway: bind it here
+    start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", *local,
+          "--scheduler-file", str(scheduler_file))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not scheduler_file.exists() or not scheduler_file.read_text().strip():
+        assert procs[0].poll() is None, (folder / "scheduler.log").read_text()
+        assert time.monotonic() < deadline, "the scheduler did not start"
+        time.sleep(0.05)
+    address = json.loads(scheduler_file.read_text())["address"]
+    for name, extra in workers:
+        start(name, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--name", name, *local,
+              "--memory-limit", "0", "--local-directory", str(folder / name), *extra)
+    out = subprocess.run([sys.executable, "-c", _WAIT_FOR_WORKERS, address, str(len(workers))], env=env,
+                         capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    assert out.returncode == 0, out.stderr
+    return address, json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    _require_distributed()
+    folder = tmp_path_factory.mktemp("cluster")
+    procs: list[subprocess.Popen] = []
     try:
-        start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", *local,
-              "--scheduler-file", str(scheduler_file))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not scheduler_file.exists() or not scheduler_file.read_text().strip():
-            assert procs[0].poll() is None, (folder / "scheduler.log").read_text()
-            assert time.monotonic() < deadline, "the scheduler did not start"
-            time.sleep(0.05)
-        address = json.loads(scheduler_file.read_text())["address"]
-        for name, extra in (("w1", ()), ("w2", ("--resources", "gpu=1"))):
-            start(name, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--name", name, *local,
-                  "--memory-limit", "0", "--local-directory", str(folder / name), *extra)
-        out = subprocess.run([sys.executable, "-c", _WAIT_FOR_WORKERS, address, "2"], env=env,
-                             capture_output=True, text=True, timeout=START_TIMEOUT_S)
-        assert out.returncode == 0, out.stderr
-        workers = json.loads(out.stdout)
+        address, workers = _launch(folder, procs, [("w1", ()), ("w2", ("--resources", "gpu=1"))])
         gpu = [a for a, w in workers.items() if w["resources"].get("gpu")]
         yield Cluster(address=address, folder=folder, procs=procs, gpu_worker=gpu[0])
+    finally:
+        _stop(procs)
+
+
+@pytest.fixture
+def own_cluster(tmp_path_factory, request):
+    """A cluster of one scheduler and one worker without a nanny, for a test that breaks it.
+    Indirect parameters: environment variables of the scheduler (its Dask configuration)."""
+    _require_distributed()
+    folder = tmp_path_factory.mktemp("own-cluster")
+    procs: list[subprocess.Popen] = []
+    try:
+        address, _ = _launch(folder, procs, [("only", ("--no-nanny",))], getattr(request, "param", None))
+        yield Cluster(address=address, folder=folder, procs=procs, gpu_worker="")
     finally:
         _stop(procs)
 
@@ -497,6 +520,146 @@ def test_a_worker_killed_mid_task_fails_the_attempt_and_the_retry_runs(cluster, 
         time.sleep(0.05)
     assert not alive(leader) and not alive(grandchild)
     assert len(cluster.workers()) == 2  # the nanny started the worker again, for the tests that follow
+
+
+def test_the_only_worker_killed_mid_task_is_noticed_and_the_retry_waits_no_longer_than_its_timeout(
+        own_cluster, taskrun):
+    from runner.dask_backend import STOP_MARGIN_S
+
+    taskrun.write("tasks.yaml", """
+        version: 1
+        kill_grace: 0.5
+        tasks:
+          victim:
+            cmd: sleep 300 & echo $! > grandchild; echo $$ > leader; wait
+            retries: 1
+            timeout: 5s
+          after:
+            cmd: echo never
+            needs: [victim]
+    """)
+    proc = taskrun.popen("tasks.yaml", "--scheduler", own_cluster.address)
+    leader = int(wait_for(taskrun.cwd / "leader"))
+    grandchild = int((taskrun.cwd / "grandchild").read_text())
+    worker = own_cluster.procs[1]
+    assert _stat(leader)[1] == worker.pid  # no nanny: the worker process runs the command
+    worker.kill()
+    killed = time.monotonic()
+    out, err = proc.communicate(timeout=120)
+    r = check(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 1)
+    # No worker is left: the retry waits for one, bounded by its timeout, grace and the runner's margin.
+    assert time.monotonic() - killed < 5 + 0.5 + STOP_MARGIN_S + 30
+    wait_until(lambda: not alive(leader) and not alive(grandchild), 10, "the watchdog to stop the command")
+    tasks = by_name(taskrun.summary())
+    victim = tasks["victim"]
+    first, second = victim["attempts"]
+    assert WORKER_ADDRESS.match(first["worker"]) and first["host"] == HOST
+    assert first["reason"] == f"the worker {first['worker']} on {HOST} was lost while it ran this attempt"
+    assert (first["exit_code"], first["signal"], first["timed_out"], first["cancelled"]) == (None, None, False, False)
+    assert (second["exit_code"], second["timed_out"], second["worker"]) == (None, True, None)
+    assert second["reason"] == ("timed out after 5s: no answer from the cluster within its timeout and grace (no free"
+                                " worker, or its worker hangs): its Dask task was cancelled")
+    assert (victim["status"], tasks["after"]["status"], tasks["after"]["reason"]) == (
+        "timeout", "skipped", "needs 'victim', which timed out")
+    assert re.search(rf"^\d\d:\d\d:\d\d retry victim failed \({re.escape(first['reason'])}\) on "
+                     rf"{re.escape(first['worker'])}; attempt 2 of 2 in 0ms$", r.stdout, re.M), r.stdout
+    assert re.search(r"^victim +timeout +- +\d+\.\d\ds +2$", r.stdout, re.M), r.stdout
+    assert "None" not in r.stdout
+
+
+@pytest.mark.parametrize("own_cluster", [{"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}], indirect=True)
+def test_an_attempt_dask_gives_up_on_when_its_worker_dies_fails_with_killedworker(own_cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        kill_grace: 0.5
+        tasks:
+          running: sleep 300 & echo $! > grandchild; echo $$ > leader; wait
+          # sent to the same worker of one thread (Dask fills a worker past its threads), waiting behind `running`
+          held: touch held.ran
+    """)
+    proc = taskrun.popen("tasks.yaml", "--scheduler", own_cluster.address)
+    leader = int(wait_for(taskrun.cwd / "leader"))
+    worker = own_cluster.procs[1]
+    worker.kill()
+    out, err = proc.communicate(timeout=60)
+    r = check(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 1)
+    wait_until(lambda: not alive(leader), 10, "the watchdog to stop the dead worker's command")
+    tasks = by_name(taskrun.summary())
+    (running,), (held,) = tasks["running"]["attempts"], tasks["held"]["attempts"]
+    assert WORKER_ADDRESS.match(running["worker"])
+    assert running["reason"] == f"the worker {running['worker']} on {HOST} was lost while it ran this attempt"
+    assert held["reason"] == (f"Dask gave up on this attempt after the worker {running['worker']} was lost"
+                              " (KilledWorker)")
+    assert (tasks["held"]["status"], held["exit_code"], held["signal"]) == ("failed", None, None)
+    assert not (taskrun.cwd / "held.ran").exists()
+    assert "None" not in r.stdout
+
+
+@pytest.mark.parametrize(("signum", "why"), [(signal.SIGKILL, "its connection closed"),
+                                              (signal.SIGSTOP, "no answer within 10s")], ids=["killed", "hung"])
+def test_a_lost_scheduler_ends_the_run_with_exit_3_and_the_worker_stops_the_command(own_cluster, taskrun, signum, why):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        kill_grace: 0.5
+        tasks:
+          long:
+            cmd: sleep 300 & echo $! > grandchild; echo $$ > leader; wait
+            timeout: 120s
+          after:
+            cmd: echo never
+            needs: [long]
+    """)
+    proc = taskrun.popen("tasks.yaml", "--scheduler", own_cluster.address)
+    leader = int(wait_for(taskrun.cwd / "leader"))
+    grandchild = int((taskrun.cwd / "grandchild").read_text())
+    scheduler = own_cluster.procs[0]
+    scheduler.send_signal(signum)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        scheduler.kill()  # a stopped one too
+    lost = f"lost the Dask scheduler at {own_cluster.address}: {why}"
+    assert (proc.returncode, err) == (3, f"taskrun: {lost}; the summary has what ran\n"), out + err
+    # Its stop checks fail: the worker runs the ladder, long before the command's timeout.
+    wait_until(lambda: not alive(leader) and not alive(grandchild), 30, "the worker to stop the command")
+    summary = taskrun.summary()
+    assert (summary["status"], summary["exit_code"], summary["signal"], summary["reason"]) == ("failed", 3, None, lost)
+    tasks = by_name(summary)
+    (attempt,) = tasks["long"]["attempts"]
+    assert (tasks["long"]["status"], tasks["long"]["reason"]) == ("cancelled", lost)
+    assert (attempt["exit_code"], attempt["signal"], attempt["cancelled"], attempt["reason"]) == (
+        None, None, True, lost)
+    assert (tasks["after"]["status"], tasks["after"]["reason"], tasks["after"]["attempts"]) == ("cancelled", lost, [])
+    assert re.search(r"^long +cancelled +- +\d+\.\d\ds +1$", out, re.M), out
+    assert f"done  long  CANCELLED ({lost})" in out
+    assert "None" not in out
+
+
+def test_a_setsid_escapee_is_killed_on_the_worker(cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        kill_grace: 0.5
+        tasks:
+          timed:
+            # deaf to SIGTERM, out of the command's group: only the SIGKILL after the grace ends it
+            cmd: setsid sh -c 'trap "" TERM; echo $$ > timed.escapee; exec sleep 300' & wait
+            timeout: 1s
+          leaves:
+            cmd: >-
+              setsid sh -c 'echo $$ > leaves.escapee; exec sleep 300' &
+              while [ ! -s leaves.escapee ]; do sleep 0.05; done
+    """)
+    r = check(taskrun("tasks.yaml", "--scheduler", cluster.address), 1)
+    escapees = {name: int((taskrun.cwd / f"{name}.escapee").read_text()) for name in ("timed", "leaves")}
+    assert not [name for name, pid in escapees.items() if alive(pid)]  # gone before their attempts ended
+    tasks = by_name(taskrun.summary())
+    assert (tasks["timed"]["status"], tasks["timed"]["reason"], tasks["timed"]["stray_killed"]) == (
+        "timeout", "timed out after 1s", 1)
+    assert (tasks["leaves"]["status"], tasks["leaves"]["exit_code"], tasks["leaves"]["stray_killed"]) == (
+        "success", 0, 1)
+    assert all(WORKER_ADDRESS.match(t["worker"]) for t in tasks.values()), r.stdout
 
 
 def test_an_unreachable_scheduler_is_reported_at_once(taskrun):
