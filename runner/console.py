@@ -511,7 +511,9 @@ def root_causes(plan: Plan, results: list[TaskResult]) -> list[str]:
         parts = [f"{len(names)} {word} ({_names(names)})"
                  for names, word in ((skipped, "skipped"), (cancelled, "cancelled")) if names]
         verb = "timed out" if failure.status is Status.TIMEOUT else "failed"
-        lines.append(f"root cause: {failure.name} {verb} ({describe_attempt(failure.last)}); "
+        how = describe_attempt(failure.last)
+        how = how if how.startswith("(") else f"({how})"  # a lost worker's reason comes in parentheses already
+        lines.append(f"root cause: {failure.name} {verb} {how}; "
                      f"because of it {', '.join(parts)}")
     return lines
 

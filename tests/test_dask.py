@@ -563,7 +563,8 @@ def test_the_only_worker_killed_mid_task_is_noticed_and_the_retry_waits_no_longe
         "timeout", "skipped", "needs 'victim', which timed out")
     assert re.search(rf"^\d\d:\d\d:\d\d retry victim failed \({re.escape(first['reason'])}\) on "
                      rf"{re.escape(first['worker'])}; attempt 2 of 2 in 0ms$", r.stdout, re.M), r.stdout
-    assert re.search(r"^victim +timeout +- +\d+\.\d\ds +2$", r.stdout, re.M), r.stdout
+    assert re.search(r"^victim +timeout +- +\d+\.\d\ds \(total \d+\.\d\ds\) +2$", r.stdout, re.M), r.stdout
+    assert f"root cause: victim timed out ({second['reason']}); because of it 1 skipped (after)" in r.stdout
     assert "None" not in r.stdout
 
 
