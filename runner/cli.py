@@ -17,8 +17,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_SIGINT, TaskFileError, TaskrunError
+from . import __version__, channel
+from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_SIGINT, TaskFileError, TaskrunError, show_path
 
 DEBUG_VAR = "TASKRUN_DEBUG"
 
@@ -26,11 +26,18 @@ app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, rich_mark
 
 
 def _err(text: str) -> None:
+    # Through stderr's channel: after a run whose reader stalled, a message must not hang the exit.
+    channel.for_stream(sys.stderr).write([(text + "\n").encode("utf-8", "replace")])
+
+
+def _finish_output(code: int) -> int:
+    """Write what is still queued for stdout and stderr while their readers read (bounded:
+    see `channel`). A second Ctrl-C ends the wait; the exit code is then 130."""
     try:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
+        channel.drain_all()
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    return code
 
 
 def _completion_file(ctx: typer.Context):
@@ -121,7 +128,7 @@ def main_command(
             traceback.print_exc()
         _err(f"taskrun: internal error: {exc!r} (set {DEBUG_VAR}=1 to see the traceback)")
         code = EXIT_INTERNAL
-    raise typer.Exit(code)
+    raise typer.Exit(_finish_output(code))
 
 
 def _validate_files(files: tuple[str, ...]) -> int:
@@ -136,7 +143,7 @@ def _validate_files(files: tuple[str, ...]) -> int:
                 _err(str(problem))
             code = exc.exit_code
         else:
-            _err(f"{path}: valid ({len(taskfile.tasks)} tasks)")
+            _err(f"{show_path(path)}: valid ({len(taskfile.tasks)} tasks)")
     return code
 
 
@@ -198,7 +205,7 @@ def _dispatch(*, file, targets, pool, timeout, fail_fast, tags, skip, rerun_fail
 
         rerun = read_rerun(rerun_failed, taskfile, force=force)
         if not rerun.failed:
-            _err(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({rerun_failed}) succeeded")
+            _err(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({show_path(rerun_failed)}) succeeded")
             return EXIT_OK
     plan = make_plan(taskfile, targets, pool=pool, timeout_s=timeout_s, fail_fast=fail_fast or None,
                      tags=tags, skip=skip, rerun=rerun)

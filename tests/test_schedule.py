@@ -76,7 +76,8 @@ class FakeBackend:
         queue = self.outcomes.get(key)
         return queue[0] if queue else OK
 
-    def wait(self, timeout_s):
+    def wait(self, timeout_s, writable_fd=None):
+        assert writable_fd is None  # these pumps never have output waiting
         self.waits.append(timeout_s)
         if self.done:
             done, self.done = self.done, []
@@ -381,6 +382,7 @@ class Pump:
     def __init__(self, log: list, every: float | None) -> None:
         self.log = log
         self.poll_interval_s = every
+        self.writable_fd = None
 
     def follow(self, spec):
         self.log.append(("follow", spec.task, spec.attempt, spec.stdout_path.rsplit("/", 1)[1]))
