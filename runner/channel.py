@@ -16,12 +16,12 @@ A channel writes through a descriptor on which a write never waits:
 What the reader does not take now stays queued, in order; the loop also wakes
 when the descriptor becomes writable (`writable_fd`) and writes more (`flush`).
 EAGAIN means later. EPIPE, or any other error, means the reader is gone: the
-channel closes and forgets what it held. Console lines are `offer`ed: refused
-while the channel holds `LIMIT` bytes (the console then counts them and says
-so); the closing report and the summary are `write`n: never refused. At exit
-`drain_all` waits for a reader that keeps reading and gives up after `STALL_S`
-without progress: a reader that never reads cannot keep taskrun alive (the
-summary file and the logs are the record).
+channel closes and forgets what it held. The channel itself drops nothing:
+the console keeps what waits behind it bounded, and hands it over (`source`)
+each time the channel is empty. At exit `drain_all` waits for a reader that
+keeps reading, and gives up after `STALL_S` without progress: a reader that
+never reads cannot keep taskrun alive (the summary file and the logs are the
+record).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import socket
 import stat
 import time
 from collections import deque
+from collections.abc import Callable
 
-LIMIT = 1 << 20  # bytes queued for a reader before console lines are refused
 STALL_S = 10.0  # at exit: how long a reader may take nothing before taskrun gives up on it
 _IOV = 256  # buffers per system call
 
@@ -98,7 +98,7 @@ def _writer_for(fd: int, st: os.stat_result):
 
 
 class Channel:
-    """An ordered, bounded queue of bytes in front of one descriptor (see the module)."""
+    """An ordered queue of bytes in front of one descriptor that never blocks (see the module)."""
 
     def __init__(self, writer, key: tuple[int, int] | None = None) -> None:
         self._writer = writer
@@ -106,24 +106,15 @@ class Channel:
         self._queue: deque[memoryview] = deque()
         self.pending = 0  # bytes queued
         self.closed = writer is None
+        self.source: Callable[[], None] | None = None  # called when empty: the console's backlog
 
     @property
     def writable_fd(self) -> int | None:
         """The descriptor to wait on, while bytes wait for it."""
         return self._writer.fd if self.pending and not self.closed else None
 
-    def has_room(self, size: int) -> bool:
-        return self.closed or not self.pending or self.pending + size <= LIMIT
-
-    def offer(self, pieces: list) -> bool:
-        """Queue and write `pieces` (whole lines) unless the channel is full; False: refused."""
-        if not self.has_room(sum(map(len, pieces))):
-            return False
-        self.write(pieces)
-        return True
-
     def write(self, pieces: list) -> None:
-        """Queue `pieces` whatever the channel holds, and write what the reader takes now."""
+        """Queue `pieces` (never refused), and write what the reader takes now."""
         if self.closed:
             return
         for piece in pieces:
@@ -149,10 +140,14 @@ class Channel:
                 self._queue[0] = self._queue[0][written:]
 
     def drain(self, stall_s: float = STALL_S) -> bool:
-        """Wait until everything queued is written, as long as the reader makes progress.
-        False: gave up on a reader that took nothing for `stall_s` (what was queued is dropped)."""
+        """Wait until everything queued (and all the source has) is written, as long as the
+        reader makes progress. False: gave up on a reader that took nothing for `stall_s`."""
         progress_at = time.monotonic()
-        while self.pending and not self.closed:
+        while not self.closed:
+            if not self.pending and self.source is not None:
+                self.source()
+            if not self.pending:
+                break
             left = progress_at + stall_s - time.monotonic()
             if left <= 0:
                 self.close()

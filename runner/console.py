@@ -9,12 +9,18 @@ at least every `poll_interval_s`, and the console reads what the running tasks
 wrote to their log files since (see `output`).
 
 The console never waits for its reader: it writes through a `channel.Channel`
-(a bounded queue before a descriptor that never blocks, written again when the
-loop wakes and it is writable: `writable_fd`). While the channel holds bytes the
-console reads no more of the logs (they keep everything); lines that find it
-full are dropped, and one marker line says how many. From `close()` on (the
-closing report) nothing is dropped. A closed output (`taskrun ... | head -1`)
-silences the console; the run goes on.
+(a descriptor that never blocks; what the reader has not taken yet is written
+when the loop wakes and it is writable: `writable_fd`). While the reader has not
+taken everything, the console reads no more of the running tasks' logs, and
+what it has to say waits, in order, in a backlog (`_later`): its own lines as
+bytes, and the rest of an ended attempt's logs as a paused reader, rendered
+chunk by chunk as the reader takes them (the logs keep everything, so a slow
+but live reader loses nothing). The backlog is bounded (`LATER_BYTES` of lines,
+`LATER_LOGS` logs): lines that find it full are dropped, the rest of a log that
+finds it full is counted and dropped, and one marker line says how many. From
+`close()` on (the closing report) nothing is dropped; the exit waits for the
+backlog as for the channel (see `channel`). A closed output (`taskrun ... |
+head -1`) silences the console; the run goes on.
 Every line goes through the run's `Masker` (secret values never print). In
 GitHub Actions (`github=True`), task output the console echoes (streamed,
 grouped, or the failed tasks' last lines) is fenced with
@@ -31,6 +37,9 @@ import shlex
 import sys
 import time
 import uuid
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TextIO
 
 from . import channel
@@ -43,6 +52,8 @@ from .output import (LogFollower, fold_end, fold_start, gitlab_section_id, read_
 
 STREAM_POLL_S = 0.05  # how often the running tasks' logs are read in `stream` mode
 REPORT_TAIL_LINES = 10  # lines of a failed task's output in the closing report
+LATER_BYTES = 1 << 20  # bytes of lines waiting for a slow reader before lines are dropped
+LATER_LOGS = 8  # ended attempts' logs waiting for a slow reader before the next ones are dropped
 DROP_MARK = "[... {} line{} not shown: the console was not read in time; the run's logs have them all]\n"
 
 _COLORS = {"ok": "32", "fail": "31", "warn": "33", "dim": "2", "bold": "1"}
@@ -124,7 +135,11 @@ class Console:
         self._encoding = getattr(self.stream, "encoding", None) or "utf-8"
         self._utf8 = codecs.lookup(self._encoding).name == "utf-8"
         self._out = channel.for_stream(self.stream)
-        self._dropped = 0  # lines refused by a full channel, not yet reported
+        self._out.source = self._pump
+        self._later: deque[list | _Rest] = deque()  # what waits for the reader, in order
+        self._later_bytes = 0
+        self._later_logs = 0
+        self._dropped = 0  # lines dropped for a slow reader, not yet reported
         self._closing = False  # the closing report: nothing is dropped any more
         # (task, attempt) -> [(follower, prefix), (follower, prefix)] for stdout and stderr
         self._followed: dict[tuple[str, int], list[tuple[LogFollower, bytes]]] = {}
@@ -149,10 +164,13 @@ class Console:
 
     def write_output(self, pieces: list) -> None:
         """Echo task output (UTF-8 buffers, together whole lines): fenced in GitHub Actions."""
+        self._fence_output()
+        self._write(pieces)
+
+    def _fence_output(self) -> None:
         if self._fence and not self._fenced and self.stream is not None:
             self._fenced = True
             self._write([f"::stop-commands::{self._fence}\n".encode()], keep=True)
-        self._write(pieces)
 
     def unfence(self) -> None:
         """Let workflow commands work again (before taskrun's own lines, and at the end)."""
@@ -166,26 +184,70 @@ class Console:
         self._write(pieces, keep=keep)
 
     def _write(self, pieces: list, *, keep: bool = False) -> None:
-        """The one way out: masked, encoded, offered to the channel (or, on a terminal, to
-        the status area, which writes to it) unless it is full; then it is counted."""
+        """The one way in: out now when the reader has taken everything, else into the
+        backlog, or dropped (counted) when the backlog is full."""
         if self.stream is None:
             return
+        pieces = self._encode(pieces)
+        if not self._later and not self._out.pending:
+            self._emit(self._marked(pieces))
+            return
+        size = sum(map(len, pieces))
+        if not (keep or self._closing) and self._later_bytes + size > LATER_BYTES:
+            self._dropped += sum(bytes(p).count(b"\n") for p in pieces)
+            return
+        pieces = self._marked(pieces)
+        self._later.append(pieces)
+        self._later_bytes += sum(map(len, pieces))
+
+    def _encode(self, pieces: list) -> list:
         if self.masker:
             pieces = [self.masker.mask_bytes(b"".join(pieces))]
         if not self._utf8:
             pieces = [b"".join(pieces).decode("utf-8", "replace").encode(self._encoding, "replace")]
-        if not (keep or self._closing) and not self._out.has_room(sum(map(len, pieces))):
-            self._dropped += sum(bytes(p).count(b"\n") for p in pieces)
-            return
-        if self._dropped:
-            n, self._dropped = self._dropped, 0
-            pieces = [DROP_MARK.format(n, "" if n == 1 else "s").encode(), *pieces]
+        return pieces
+
+    def _marked(self, pieces: list) -> list:
+        """`pieces`, after the line that counts what was dropped before them, if anything was."""
+        if not self._dropped:
+            return pieces
+        n, self._dropped = self._dropped, 0
+        return [DROP_MARK.format(n, "" if n == 1 else "s").encode(), *pieces]
+
+    def _emit(self, pieces: list) -> None:
+        """To the channel (on a terminal, through the status area, which writes to it)."""
         if self._live is not None:
             self._live.write(b"".join(pieces).decode(self._encoding, "replace"))
         else:
             self._out.write(pieces)
         if self._out.closed:
-            self.stream = None  # the reader went away; the run and its record go on
+            self._silence()
+
+    def _silence(self) -> None:
+        """The reader went away; the run and its record go on."""
+        self.stream = None
+        for item in self._later:
+            if isinstance(item, _Rest):
+                item.follower.close()
+        self._later.clear()
+        self._later_bytes = self._later_logs = 0
+
+    def _pump(self) -> None:
+        """Hand the backlog to the channel while the reader has taken everything: the
+        channel never holds more than one item (a rendered chunk is at most `CHUNK` of log)."""
+        while self._later and self.stream is not None and not self._out.pending:
+            item = self._later[0]
+            if isinstance(item, _Rest):
+                chunk = next(item.chunks, None)
+                if chunk is None:
+                    self._later.popleft()
+                    self._later_logs -= 1
+                else:
+                    self._emit(self._encode(render_chunk(*chunk, item.prefix)))
+                continue
+            self._later.popleft()
+            self._later_bytes -= sum(map(len, item))
+            self._emit(item)
 
     def line(self, text: str = "") -> None:
         self.write(text + "\n")
@@ -230,12 +292,13 @@ class Console:
             live.close()
         if self._dropped:
             self._write([])
+        self._pump()
 
     # -- the pump ------------------------------------------------------------------
 
     @property
     def poll_interval_s(self) -> float | None:
-        if self._backlog and not self._out.pending:
+        if self._backlog and not self._out.pending and not self._later:
             return 0.0
         if self.mode == "stream" and self._followed:
             return STREAM_POLL_S
@@ -262,9 +325,10 @@ class Console:
         tasks wrote since the last poll (stream mode) and redraw the status area."""
         self._out.flush()
         if self._out.closed:
-            self.stream = None
+            self._silence()
+        self._pump()
         self._backlog = self._backlog and self.stream is not None
-        if self.mode == "stream" and self.stream is not None and not self._out.pending:
+        if self.mode == "stream" and self.stream is not None and not self._out.pending and not self._later:
             backlog = False
             for files in self._followed.values():
                 for follower, prefix in files:
@@ -280,12 +344,25 @@ class Console:
             self._live.refresh()
 
     def _drain(self, files: list[tuple[LogFollower, bytes]]) -> None:
+        """The rest of an ended attempt's logs: now, or into the backlog, chunk by chunk as
+        the reader takes them; counted and dropped when the backlog holds too many logs."""
         for follower, prefix in files:
             if self.stream is None:  # nobody reads the console any more
                 follower.close()
                 continue
-            for carry, data, end in follower.drain():
-                self.write_output(render_chunk(carry, data, end, prefix))
+            chunks = follower.drain()
+            while not self._later and not self._out.pending:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                self.write_output(render_chunk(*chunk, prefix))
+            else:  # the reader is behind: the rest waits in the backlog, or is counted
+                if self._later_logs >= LATER_LOGS and not self._closing:
+                    self._dropped += sum(data.count(b"\n", 0, end) for _, data, end in chunks)
+                    continue
+                self._fence_output()
+                self._later.append(_Rest(follower, prefix, chunks))
+                self._later_logs += 1
 
     def _block(self, header: str, files: list[tuple[LogFollower, bytes]], task: str, attempt: int,
                ok: bool) -> None:
@@ -436,6 +513,15 @@ class Console:
         if tail:
             self.write_output([render(tail, b"  | ")])
             self.unfence()
+
+
+@dataclass(slots=True)
+class _Rest:
+    """The rest of an ended attempt's log, waiting in the backlog: a paused `LogFollower.drain`."""
+
+    follower: LogFollower
+    prefix: bytes
+    chunks: Iterator[tuple[bytes, bytes, int]]
 
 
 class _ChannelText:

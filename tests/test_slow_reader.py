@@ -111,7 +111,7 @@ def test_a_signal_is_honoured_while_nobody_reads_the_console(taskrun, sig, code)
         os.close(r)
 
 
-def test_a_lagging_non_blocking_stdout_loses_only_the_lines_it_counts(taskrun):
+def test_a_lagging_non_blocking_stdout_loses_nothing(taskrun):
     taskrun.write("tasks.yaml", f"version: 1\ntasks:\n  t: {NOISY}\n")
     r, w = os.pipe()
     os.set_blocking(w, False)  # as a parent that uses non-blocking pipes leaves it
@@ -122,13 +122,35 @@ def test_a_lagging_non_blocking_stdout_loses_only_the_lines_it_counts(taskrun):
     os.close(r)
     assert proc.wait(timeout=WAIT_S) == 0
     lines = out.splitlines()
-    shown = [int(line[4:]) for line in lines if line.startswith("t | ")]
-    dropped = sum(int(m[1]) for m in map(MARK.match, lines) if m)
-    done = [line for line in lines if re.fullmatch(r"\d\d:\d\d:\d\d done  t ok exit 0 in \d+\.\d\ds", line)]
-    assert shown == sorted(shown) and len(set(shown)) == len(shown)
-    assert len(shown) + len(done) + dropped == 200_000 + 1  # every line shown, or counted
-    assert lines[-2:] == ["1 succeeded in " + lines[-2].split(" in ", 1)[1], "summary: taskrun-summary.json"]
-    assert all(line.startswith("t | ") or MARK.match(line) or line in done for line in lines[1:lines.index("")])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d start t \(pid \d+\)", lines[0])
+    assert lines[1:200_001] == [f"t | {i}" for i in range(1, 200_001)]
+    assert re.fullmatch(r"\d\d:\d\d:\d\d done  t ok exit 0 in \d+\.\d\ds", lines[200_001])
+    assert re.fullmatch(r"1 succeeded in \d+\.\d\ds \(pool \d+\)", lines[-2])
+    assert lines[-1] == "summary: taskrun-summary.json"
+
+
+def test_a_reader_stalled_for_the_whole_run_loses_only_the_lines_it_is_told_of(taskrun):
+    names = [f"t{i:02d}" for i in range(20)]
+    taskrun.write("tasks.yaml", "version: 1\npool: 4\ntasks:\n" + "".join(f"  {n}: seq 20000\n" for n in names))
+    r, w = os.pipe()
+    proc = taskrun.popen("tasks.yaml", stdout=w, stderr=w)
+    os.close(w)
+    run_dir = wait_for(taskrun.run_dirs, WAIT_S, "the run folder")[0]
+    wait_for(lambda: any(e["event"] == "run_end" for e in read_events_file(run_dir / "events.jsonl")),
+             WAIT_S, "the run's end")  # not a byte read before
+    out = read_all(r).decode()
+    os.close(r)
+    assert proc.wait(timeout=WAIT_S) == 0
+    lines = out.splitlines()
+    marks = [int(m[1]) for m in map(MARK.match, lines) if m]
+    assert marks, "a reader that read nothing while 20 tasks wrote 2.4 MB must lose lines"
+    for name in names:  # every task's start and end line is kept; what is shown of its output is in order
+        assert sum(bool(re.fullmatch(rf"\d\d:\d\d:\d\d (start|done ) {name} .*", line)) for line in lines) == 2
+        shown = [int(line[6:]) for line in lines if line.startswith(f"{name} | ")]
+        assert shown == list(range(1, len(shown) + 1)) or shown == []
+    task_lines = [line for line in lines if re.match(r"t\d\d \| ", line)]
+    assert len(task_lines) + sum(marks) == 20 * 20000  # every line shown, or counted
+    assert lines[-2].startswith("20 succeeded in ") and lines[-1] == "summary: taskrun-summary.json"
 
 
 def test_summary_on_stdout_with_stderr_on_the_same_pipe_stays_whole(taskrun):
