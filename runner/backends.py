@@ -118,9 +118,11 @@ class LocalBackend:
             woken = False
             for sel_key, _ in self._sel.select(timeout):
                 key = sel_key.data
-                if key is None or key is _WRITABLE:
-                    if key is None:
-                        drain_wakeups(sel_key.fd)
+                if key is None:
+                    drain_wakeups(sel_key.fd)
+                    woken = True
+                    continue
+                if key is _WRITABLE:  # back to the loop, which writes what waits
                     woken = True
                     continue
                 if isinstance(key, _Output):

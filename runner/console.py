@@ -159,7 +159,7 @@ class Console:
         self.write_pieces([text.encode("utf-8", "replace")], keep=keep)
 
     def write_bytes(self, data: bytes) -> None:
-        """Write console text as UTF-8 bytes (whole lines) and flush it."""
+        """Write console text as UTF-8 bytes (whole lines)."""
         self.write_pieces([data])
 
     def write_output(self, pieces: list) -> None:
@@ -351,18 +351,20 @@ class Console:
                 follower.close()
                 continue
             chunks = follower.drain()
-            while not self._later and not self._out.pending:
+            while self.stream is not None and not self._later and not self._out.pending:
                 chunk = next(chunks, None)
                 if chunk is None:
                     break
                 self.write_output(render_chunk(*chunk, prefix))
             else:  # the reader is behind: the rest waits in the backlog, or is counted
-                if self._later_logs >= LATER_LOGS and not self._closing:
+                if self.stream is None:
+                    follower.close()
+                elif self._later_logs >= LATER_LOGS and not self._closing:
                     self._dropped += sum(data.count(b"\n", 0, end) for _, data, end in chunks)
-                    continue
-                self._fence_output()
-                self._later.append(_Rest(follower, prefix, chunks))
-                self._later_logs += 1
+                else:
+                    self._fence_output()
+                    self._later.append(_Rest(follower, prefix, chunks))
+                    self._later_logs += 1
 
     def _block(self, header: str, files: list[tuple[LogFollower, bytes]], task: str, attempt: int,
                ok: bool) -> None:
