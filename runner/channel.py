@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import os
 import select
-import socket
 import stat
 import time
 from collections import deque
@@ -55,11 +54,14 @@ class _Fd:
 
 class _Socket:
     def __init__(self, fd: int) -> None:
+        import socket  # rare (systemd's journal): not imported by every run
+
         self.sock = socket.socket(fileno=os.dup(fd))
         self.fd = self.sock.fileno()
+        self.flags = socket.MSG_DONTWAIT
 
     def send(self, views: list) -> int:
-        return self.sock.sendmsg(views, (), socket.MSG_DONTWAIT)
+        return self.sock.sendmsg(views, (), self.flags)
 
     def close(self) -> None:
         self.sock.close()
@@ -194,6 +196,8 @@ def for_fd(fd: int) -> Channel:
 
 def for_stream(stream) -> Channel:
     """The channel of a Python stream: its descriptor's, once what Python buffered is out."""
+    if stream is None:  # Python found no descriptor 1 or 2 at start (`2>&-`)
+        return Channel(None)
     try:
         fd = stream.fileno()
     except (AttributeError, ValueError, OSError):

@@ -201,3 +201,22 @@ def test_a_terminal_stopped_with_ctrl_s_holds_no_timeout_back(taskrun):
     assert proc.wait(timeout=WAIT_S) == 1
     assert "1 succeeded, 1 timed out in " in out
     assert "summary: taskrun-summary.json" in out
+
+
+def test_a_socket_as_stdout_holds_no_timeout_back_and_gets_every_line(taskrun):
+    import socket
+
+    taskrun.write("tasks.yaml", TIMED)
+    reader, writer = socket.socketpair()  # as systemd gives a service its journal
+    proc = taskrun.popen("tasks.yaml", stdout=writer.fileno(), stderr=writer.fileno())
+    writer.close()
+    try:
+        slow = by_name(summary_when_written(taskrun))["slow"]  # not a byte read before
+        assert slow["status"] == "timeout" and slow["duration_s"] < 5.0
+        out = read_all(reader.fileno()).decode()
+    finally:
+        reader.close()
+    assert proc.wait(timeout=WAIT_S) == 1
+    lines = out.splitlines()
+    assert [line for line in lines if line.startswith("noisy | ")] == [f"noisy | {i}" for i in range(1, 200_001)]
+    assert lines[-2].startswith("1 succeeded, 1 timed out in ")
