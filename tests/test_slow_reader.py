@@ -23,12 +23,16 @@ from conftest import by_name, read_events_file, validate_summary, wait_for
 NOISY = "seq 200000"  # 2.6 MB on the console: forty times what a pipe holds
 TIMED = """
     version: 1
-    pool: 2
+    pool: 3
     tasks:
       noisy: seq 200000
       slow:
         cmd: sleep 60
         timeout: 1s
+      stubborn:
+        cmd: trap '' TERM; sleep 60
+        timeout: 1s
+        kill_grace: 1s
     """
 MARK = re.compile(r"^\[\.\.\. (\d+) lines? not shown: the console was not read in time; the run's logs have them all\]$")
 WAIT_S = 60  # bound on what must happen within seconds, for a loaded machine
@@ -70,9 +74,11 @@ def test_a_timeout_fires_on_time_while_nobody_reads_the_console(taskrun):
         summary = summary_when_written(taskrun)  # while the pipe is full and never read
         ended_in_s = time.monotonic() - started
         assert queued(r) > 32 * 1024  # the console was indeed blocked
-        slow = by_name(summary)["slow"]
+        slow, stubborn = by_name(summary)["slow"], by_name(summary)["stubborn"]
         assert slow["status"] == "timeout" and slow["reason"].startswith("timed out after 1s")
         assert slow["duration_s"] < 5.0 and ended_in_s < 20
+        assert (stubborn["status"], stubborn["signal"]) == ("timeout", "SIGKILL")  # the ladder's last step
+        assert 2.0 <= stubborn["duration_s"] < 7.0
         assert (summary["status"], summary["exit_code"]) == ("failed", 1)
         assert proc.wait(timeout=WAIT_S) == 1  # it gives up on a reader that never reads
         assert os.get_blocking(w)
@@ -199,7 +205,7 @@ def test_a_terminal_stopped_with_ctrl_s_holds_no_timeout_back(taskrun):
     finally:
         os.close(master)
     assert proc.wait(timeout=WAIT_S) == 1
-    assert "1 succeeded, 1 timed out in " in out
+    assert "1 succeeded, 2 timed out in " in out
     assert "summary: taskrun-summary.json" in out
 
 
@@ -218,5 +224,6 @@ def test_a_socket_as_stdout_holds_no_timeout_back_and_gets_every_line(taskrun):
         reader.close()
     assert proc.wait(timeout=WAIT_S) == 1
     lines = out.splitlines()
-    assert [line for line in lines if line.startswith("noisy | ")] == [f"noisy | {i}" for i in range(1, 200_001)]
-    assert lines[-2].startswith("1 succeeded, 1 timed out in ")
+    prefix = "noisy    | "  # padded to the longest name, stubborn
+    assert [line for line in lines if line.startswith(prefix)] == [f"{prefix}{i}" for i in range(1, 200_001)]
+    assert lines[-2].startswith("1 succeeded, 2 timed out in ")
