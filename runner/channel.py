@@ -104,7 +104,7 @@ class Channel:
 
     def __init__(self, writer, key: tuple[int, int] | None = None) -> None:
         self._writer = writer
-        self.key = key  # (device, inode): who else writes to the same file
+        self.key = key  # (device, inode) of a pipe, terminal or socket: who else writes there
         self._queue: deque[memoryview] = deque()
         self.pending = 0  # bytes queued
         self.closed = writer is None
@@ -112,8 +112,9 @@ class Channel:
 
     @property
     def writable_fd(self) -> int | None:
-        """The descriptor to wait on, while bytes wait for it."""
-        return self._writer.fd if self.pending and not self.closed else None
+        """The descriptor to wait on, while bytes wait for it (a pipe, terminal or socket:
+        a file never makes bytes wait, and epoll refuses it)."""
+        return self._writer.fd if self.pending and self.key is not None and not self.closed else None
 
     def write(self, pieces: list) -> None:
         """Queue `pieces` (never refused), and write what the reader takes now."""
@@ -132,7 +133,7 @@ class Channel:
                 written = self._writer.send([self._queue[i] for i in range(min(_IOV, len(self._queue)))])
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # EPIPE and the like: nobody reads any more
+            except (OSError, ValueError):  # EPIPE and the like (a closed stream): nobody reads any more
                 self.close()
                 return
             self.pending -= written
