@@ -78,7 +78,7 @@ def test_a_timeout_fires_on_time_while_nobody_reads_the_console(taskrun):
         assert slow["status"] == "timeout" and slow["reason"].startswith("timed out after 1s")
         assert slow["duration_s"] < 5.0 and ended_in_s < 20
         assert (stubborn["status"], stubborn["signal"]) == ("timeout", "SIGKILL")  # the ladder's last step
-        assert 2.0 <= stubborn["duration_s"] < 7.0
+        assert 1.9 <= stubborn["duration_s"] < 7.0  # SIGTERM ignored at 1 s, SIGKILL after the 1 s grace
         assert (summary["status"], summary["exit_code"]) == ("failed", 1)
         assert proc.wait(timeout=WAIT_S) == 1  # it gives up on a reader that never reads
         assert os.get_blocking(w)
