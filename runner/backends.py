@@ -1,8 +1,9 @@
 """Where attempts run. The scheduler needs only this much of a backend:
 
     start(key, spec) -> pid or None     begin an attempt (None: it could not start)
-    wait(timeout_s)  -> [(key, result)]  block until some attempt ended, or the
-                                         timeout passed, or the wake fd was written
+    wait(timeout_s, writable_fd)         block until some attempt ended, or the
+                     -> [(key, result)]  timeout passed, or the wake fd was written,
+                                         or `writable_fd` (if any) can be written
     stop(key, ...) / stop_all(...)       begin the SIGTERM -> grace -> SIGKILL ladder
     close()                              sweep what is left (nothing should be)
 
@@ -98,8 +99,17 @@ class LocalBackend:
             attempt.stop(reason=reason, cancelled=True, force=force)
             self._collect(key, attempt)
 
-    def wait(self, timeout_s: float | None) -> list[tuple[Hashable, AttemptResult]]:
+    def wait(self, timeout_s: float | None, writable_fd: int | None = None) -> list[tuple[Hashable, AttemptResult]]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        if writable_fd is not None:  # the console's reader: its output is written between waits
+            self._sel.register(writable_fd, selectors.EVENT_WRITE, _WRITABLE)
+        try:
+            return self._wait(deadline)
+        finally:
+            if writable_fd is not None:
+                self._sel.unregister(writable_fd)
+
+    def _wait(self, deadline: float | None) -> list[tuple[Hashable, AttemptResult]]:
         while not self._done:
             wake = [t for t in (a.next_attention() for a in self._attempts.values()) if t is not None]
             if deadline is not None:
@@ -113,10 +123,14 @@ class LocalBackend:
         return done
 
     def _take_events(self, timeout_s: float | None, *, drain_wake: bool = True) -> bool:
-        """One select(): copy output, see exits, advance deadlines. True if the wake fd was written."""
+        """One select(): copy output, see exits, advance deadlines. True if the wake fd was written
+        or the console's reader can take more."""
         woken = False
         for sel_key, _ in self._sel.select(timeout_s):
             key = sel_key.data
+            if key is _WRITABLE:  # back to the loop, which writes what waits
+                woken = True
+                continue
             if key is None:
                 if drain_wake:  # left for the next wait otherwise, so that it returns at once
                     drain_wakeups(sel_key.fd)
@@ -148,6 +162,9 @@ class LocalBackend:
     def close(self) -> None:
         reap_orphans()
         self._sel.close()
+
+
+_WRITABLE = object()  # selector data of the descriptor a wait was asked to watch for writing
 
 
 class _Output(tuple):

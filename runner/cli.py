@@ -16,13 +16,23 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import mode
+from . import channel, mode
 from .errors import EXIT_INTERNAL, EXIT_SIGINT, TaskFileError, TaskrunError, UsageError
 from .mode import say as _err
 
 DEBUG_VAR = "TASKRUN_DEBUG"
 
 app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+def _finish_output(code: int) -> int:
+    """Write what is still queued for stdout and stderr while their readers read (bounded:
+    see `channel`). A second Ctrl-C ends the wait; the exit code is then 130."""
+    try:
+        channel.drain_all()
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    return code
 
 
 def _completion_file(ctx: typer.Context):
@@ -176,7 +186,7 @@ def main_command(
             traceback.print_exc()
         _err(f"taskrun: internal error: {exc!r} (set {DEBUG_VAR}=1 to see the traceback)")
         code = EXIT_INTERNAL
-    raise typer.Exit(code)
+    raise typer.Exit(_finish_output(code))
 
 
 def _duration(flag: str, value: str | None, parse=None) -> float | None:

@@ -8,7 +8,19 @@ The console is the scheduler's listener and its pump: the loop calls `poll`
 at least every `poll_interval_s`, and the console reads what the running tasks
 wrote to their log files since (see `output`).
 
-A closed output (`taskrun ... | head -1`) silences the console; the run goes on.
+The console never waits for its reader: it writes through a `channel.Channel`
+(a descriptor that never blocks; what the reader has not taken yet is written
+when the loop wakes and it is writable: `writable_fd`). While the reader has not
+taken everything, the console reads no more of the running tasks' logs, and
+what it has to say waits, in order, in a backlog (`_later`): its own lines as
+bytes, and the rest of an ended attempt's logs as a paused reader, rendered
+chunk by chunk as the reader takes them (the logs keep everything, so a slow
+but live reader loses nothing). The backlog is bounded (`LATER_BYTES` of lines,
+`LATER_LOGS` logs): lines that find it full are dropped, the rest of a log that
+finds it full is counted and dropped, and one marker line says how many. From
+`close()` on (the closing report) nothing is dropped; the exit waits for the
+backlog as for the channel (see `channel`). A closed output (`taskrun ... |
+head -1`) silences the console; the run goes on.
 Every line goes through the run's `Masker` (secret values never print). In
 GitHub Actions (`github=True`), task output the console echoes (streamed,
 grouped, or the failed tasks' last lines) is fenced with
@@ -25,9 +37,14 @@ import shlex
 import sys
 import time
 import uuid
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TextIO
 
+from . import channel
 from .durations import format_duration
+from .errors import show_path
 from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult, status_counts
 from .secrets import NO_MASK, Masker
 from .output import (LogFollower, fold_end, fold_start, gitlab_section_id, read_tail_bytes, render,
@@ -36,6 +53,9 @@ from .output import (LogFollower, fold_end, fold_start, gitlab_section_id, read_
 STREAM_POLL_S = 0.05  # how often the running tasks' logs are read in `stream` mode
 REPORT_TAIL_LINES = 10  # lines of a failed task's output in the closing report
 FOLD_AFTER_ROWS = 20  # a larger run's table folds its plain successes into one line
+LATER_BYTES = 1 << 20  # bytes of lines waiting for a slow reader before lines are dropped
+LATER_LOGS = 8  # ended attempts' logs waiting for a slow reader before the next ones are dropped
+DROP_MARK = "[... {} line{} not shown: the console was not read in time; the run's logs have them all]\n"
 
 _COLORS = {"ok": "32", "fail": "31", "warn": "33", "dim": "2", "bold": "1"}
 
@@ -113,9 +133,15 @@ class Console:
         self.total = total
         self._want_live = live
         self._live = None
-        self._raw = getattr(self.stream, "buffer", None)
         self._encoding = getattr(self.stream, "encoding", None) or "utf-8"
         self._utf8 = codecs.lookup(self._encoding).name == "utf-8"
+        self._out = channel.for_stream(self.stream)
+        self._out.source = self._pump
+        self._later: deque[list | _Rest] = deque()  # what waits for the reader, in order
+        self._later_bytes = 0
+        self._later_logs = 0
+        self._dropped = 0  # lines dropped for a slow reader, not yet reported
+        self._closing = False  # the closing report: nothing is dropped any more
         # (task, attempt) -> [(follower, prefix), (follower, prefix)] for stdout and stderr
         self._followed: dict[tuple[str, int], list[tuple[LogFollower, bytes]]] = {}
         self._pending: dict[str, tuple[int, list[tuple[LogFollower, bytes]]]] = {}  # group: block awaiting its header
@@ -129,55 +155,100 @@ class Console:
     def paint(self, text: str, style: str) -> str:
         return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if self.color else text
 
-    def write(self, text: str) -> None:
-        """Write console text (whole lines) and flush it."""
-        self.write_bytes(text.encode("utf-8", "replace"))
+    def write(self, text: str, *, keep: bool = False) -> None:
+        """Write console text (whole lines); `keep`: never dropped (markers that open or close something)."""
+        self.write_pieces([text.encode("utf-8", "replace")], keep=keep)
 
     def write_bytes(self, data: bytes) -> None:
-        """Write console text as UTF-8 bytes (whole lines) and flush it."""
+        """Write console text as UTF-8 bytes (whole lines)."""
         self.write_pieces([data])
 
     def write_output(self, pieces: list) -> None:
         """Echo task output (UTF-8 buffers, together whole lines): fenced in GitHub Actions."""
+        self._fence_output()
+        self._write(pieces)
+
+    def _fence_output(self) -> None:
         if self._fence and not self._fenced and self.stream is not None:
             self._fenced = True
-            pieces = [f"::stop-commands::{self._fence}\n".encode(), *pieces]
-        self._write(pieces)
+            self._write([f"::stop-commands::{self._fence}\n".encode()], keep=True)
 
     def unfence(self) -> None:
         """Let workflow commands work again (before taskrun's own lines, and at the end)."""
         if self._fenced:
             self._fenced = False
-            self._write([f"::{self._fence}::\n".encode()])
+            self._write([f"::{self._fence}::\n".encode()], keep=True)
 
-    def write_pieces(self, pieces: list) -> None:
+    def write_pieces(self, pieces: list, *, keep: bool = False) -> None:
         """Write console text given as UTF-8 buffers (together whole lines), in one system call."""
-        if self._fenced:
-            pieces = [f"::{self._fence}::\n".encode(), *pieces]
-            self._fenced = False
-        self._write(pieces)
+        self.unfence()
+        self._write(pieces, keep=keep)
 
-    def _write(self, pieces: list) -> None:
+    def _write(self, pieces: list, *, keep: bool = False) -> None:
+        """The one way in: out now when the reader has taken everything, else into the
+        backlog, or dropped (counted) when the backlog is full."""
         if self.stream is None:
             return
+        pieces = self._encode(pieces)
+        if not self._later and not self._out.pending:
+            self._emit(self._marked(pieces))
+            return
+        size = sum(map(len, pieces))
+        if not (keep or self._closing) and self._later_bytes + size > LATER_BYTES:
+            self._dropped += sum(bytes(p).count(b"\n") for p in pieces)
+            return
+        pieces = self._marked(pieces)
+        self._later.append(pieces)
+        self._later_bytes += sum(map(len, pieces))
+
+    def _encode(self, pieces: list) -> list:
         if self.masker:
             pieces = [self.masker.mask_bytes(b"".join(pieces))]
-        try:
-            if self._live is not None:
-                self._live.write(b"".join(pieces).decode("utf-8", "replace"))
-            elif self._raw is not None and self._utf8:
-                self._raw.flush()  # nothing may stay behind in Python's buffer
-                _writev(self._raw.fileno(), pieces)
-            else:
-                text = b"".join(pieces).decode("utf-8", "replace")
-                if self._raw is not None:
-                    self._raw.write(text.encode(self._encoding, "replace"))
-                    self._raw.flush()
+        if not self._utf8:
+            pieces = [b"".join(pieces).decode("utf-8", "replace").encode(self._encoding, "replace")]
+        return pieces
+
+    def _marked(self, pieces: list) -> list:
+        """`pieces`, after the line that counts what was dropped before them, if anything was."""
+        if not self._dropped:
+            return pieces
+        n, self._dropped = self._dropped, 0
+        return [DROP_MARK.format(n, "" if n == 1 else "s").encode(), *pieces]
+
+    def _emit(self, pieces: list) -> None:
+        """To the channel (on a terminal, through the status area, which writes to it)."""
+        if self._live is not None:
+            self._live.write(b"".join(pieces).decode(self._encoding, "replace"))
+        else:
+            self._out.write(pieces)
+        if self._out.closed:
+            self._silence()
+
+    def _silence(self) -> None:
+        """The reader went away; the run and its record go on."""
+        self.stream = None
+        for item in self._later:
+            if isinstance(item, _Rest):
+                item.follower.close()
+        self._later.clear()
+        self._later_bytes = self._later_logs = 0
+
+    def _pump(self) -> None:
+        """Hand the backlog to the channel while the reader has taken everything: the
+        channel never holds more than one item (a rendered chunk is at most `CHUNK` of log)."""
+        while self._later and self.stream is not None and not self._out.pending:
+            item = self._later[0]
+            if isinstance(item, _Rest):
+                chunk = next(item.chunks, None)
+                if chunk is None:
+                    self._later.popleft()
+                    self._later_logs -= 1
                 else:
-                    self.stream.write(text)
-                    self.stream.flush()
-        except (BrokenPipeError, ValueError, OSError):
-            self.stream = None  # the reader went away; the run and its record go on
+                    self._emit(self._encode(render_chunk(*chunk, item.prefix)))
+                continue
+            self._later.popleft()
+            self._later_bytes -= sum(map(len, item))
+            self._emit(item)
 
     def line(self, text: str = "") -> None:
         self.write(text + "\n")
@@ -198,7 +269,8 @@ class Console:
             self._want_live = False  # once
             from .live import LiveArea
 
-            self._live = LiveArea(self.stream, color=self.color, status=self._status)
+            self._live = LiveArea(_ChannelText(self._out, self.stream, self._encoding), color=self.color,
+                                  status=self._status)
 
     def _status(self) -> tuple[str, list[tuple[str, float, str | None]]]:
         progress = f"{self._ended}/{self.total} done, {len(self._running)} running"
@@ -211,21 +283,23 @@ class Console:
             self._live.changed()
 
     def close(self) -> None:
-        """Erase the status area (idempotent); the console stays usable."""
+        """Erase the status area (idempotent); the console stays usable, and from now on
+        keeps every line (the closing report), after the count of those it dropped."""
+        self._closing = True
         self.unfence()
         live, self._live = self._live, None
         self._want_live = False
         if live is not None:
-            try:
-                live.close()
-            except (BrokenPipeError, ValueError, OSError):
-                self.stream = None
+            live.close()
+        if self._dropped:
+            self._write([])
+        self._pump()
 
     # -- the pump ------------------------------------------------------------------
 
     @property
     def poll_interval_s(self) -> float | None:
-        if self._backlog:
+        if self._backlog and not self._out.pending and not self._later:
             return 0.0
         if self.mode == "stream" and self._followed:
             return STREAM_POLL_S
@@ -242,9 +316,20 @@ class Console:
             (LogFollower(spec.stderr_path), self.prefix(spec.task, True)),
         ]
 
+    @property
+    def writable_fd(self) -> int | None:
+        """The descriptor whose writability should wake the loop: console output waits for it."""
+        return self._out.writable_fd if self.stream is not None else None
+
     def poll(self) -> None:
-        """Print what the running tasks wrote since the last poll (stream mode)."""
-        if self.mode == "stream" and self.stream is not None:
+        """Write what waits for the reader; then, once it took all, print what the running
+        tasks wrote since the last poll (stream mode) and redraw the status area."""
+        self._out.flush()
+        if self._out.closed:
+            self._silence()
+        self._pump()
+        self._backlog = self._backlog and self.stream is not None
+        if self.mode == "stream" and self.stream is not None and not self._out.pending and not self._later:
             backlog = False
             for files in self._followed.values():
                 for follower, prefix in files:
@@ -256,16 +341,31 @@ class Console:
                         self.write_output([render(cut, prefix)])
                     backlog = backlog or more
             self._backlog = backlog
-        if self._live is not None:
+        if self._live is not None and not self._out.pending:
             self._live.refresh()
 
     def _drain(self, files: list[tuple[LogFollower, bytes]]) -> None:
+        """The rest of an ended attempt's logs: now, or into the backlog, chunk by chunk as
+        the reader takes them; counted and dropped when the backlog holds too many logs."""
         for follower, prefix in files:
             if self.stream is None:  # nobody reads the console any more
                 follower.close()
                 continue
-            for carry, data, end in follower.drain():
-                self.write_output(render_chunk(carry, data, end, prefix))
+            chunks = follower.drain()
+            while self.stream is not None and not self._later and not self._out.pending:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                self.write_output(render_chunk(*chunk, prefix))
+            else:  # the reader is behind: the rest waits in the backlog, or is counted
+                if self.stream is None:
+                    follower.close()
+                elif self._later_logs >= LATER_LOGS and not self._closing:
+                    self._dropped += sum(data.count(b"\n", 0, end) for _, data, end in chunks)
+                else:
+                    self._fence_output()
+                    self._later.append(_Rest(follower, prefix, chunks))
+                    self._later_logs += 1
 
     def _block(self, header: str, files: list[tuple[LogFollower, bytes]], task: str, attempt: int,
                ok: bool) -> None:
@@ -278,11 +378,11 @@ class Console:
         now = time.time()
         section = gitlab_section_id(task, attempt)
         if self.ci:
-            self.write(fold_start(self.ci, header, section, now, collapsed=ok))
+            self.write(fold_start(self.ci, header, section, now, collapsed=ok), keep=True)
         else:
             self.line(header)
         self._drain(files)
-        self.write(fold_end(self.ci, section, time.time()))
+        self.write(fold_end(self.ci, section, time.time()), keep=True)
 
     # -- the listener ----------------------------------------------------------
 
@@ -344,7 +444,7 @@ class Console:
 
     def show_plan(self, plan: Plan, estimated=None) -> None:
         """The plan in order of readiness; with history, in the order the run will start them."""
-        self.line(f"plan for {plan.taskfile.path}: {len(plan)} task(s), pool {plan.pool}"
+        self.line(f"plan for {show_path(plan.taskfile.path)}: {len(plan)} task(s), pool {plan.pool}"
                   f"{', fail_fast' if plan.fail_fast else ''}")
         by_name = {t.name: t for t in plan.tasks}
         width = max((len(n) for n in plan.order), default=4)
@@ -415,7 +515,7 @@ class Console:
         self.line()
         self.line(self.paint(f"{', '.join(parts) or 'nothing to run'} in {duration_s:.2f}s (pool {plan.pool})", verdict))
         if summary_path:
-            self.line(f"summary: {summary_path}")
+            self.line(f"summary: {show_path(summary_path)}")
 
     def _failure_tail(self, r: TaskResult) -> None:
         """`build failed: exit 2 in 0.01s`, its log, and its last stderr lines (stdout's if stderr is empty)."""
@@ -431,22 +531,40 @@ class Console:
         if path is None:
             return
         count = tail.count(b"\n")
-        self.line(f"  log: {path}" + (f" (last {count} line{'s' if count > 1 else ''})" if count else " (empty)"))
+        self.line(f"  log: {show_path(path)}" + (f" (last {count} line{'s' if count > 1 else ''})" if count else " (empty)"))
         if tail:
             self.write_output([render(tail, b"  | ")])
             self.unfence()
 
 
-def _writev(fd: int, pieces: list) -> None:
-    """All of `pieces`, also when the system call writes only part of them."""
-    views = [memoryview(p) for p in pieces if len(p)]
-    while views:
-        written = os.writev(fd, views)
-        while views and written >= len(views[0]):
-            written -= len(views[0])
-            views.pop(0)
-        if views and written:
-            views[0] = views[0][written:]
+@dataclass(slots=True)
+class _Rest:
+    """The rest of an ended attempt's log, waiting in the backlog: a paused `LogFollower.drain`."""
+
+    follower: LogFollower
+    prefix: bytes
+    chunks: Iterator[tuple[bytes, bytes, int]]
+
+
+class _ChannelText:
+    """The status area's text file: what Rich writes goes to the console's channel whole
+    (Rich writes only when the console let a line through, or the channel is empty)."""
+
+    def __init__(self, out: channel.Channel, stream: TextIO, encoding: str) -> None:
+        self._out, self._stream, self.encoding = out, stream, encoding
+
+    def write(self, text: str) -> int:
+        self._out.write([text.encode(self.encoding, "replace")])
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
 
 
 def _size(path: str) -> int:

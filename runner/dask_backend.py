@@ -299,7 +299,16 @@ class DaskBackend:
         for key in list(self._remotes):
             self.stop(key, reason=reason, force=force)
 
-    def wait(self, timeout_s: float | None) -> list[tuple[Hashable, AttemptResult]]:
+    def wait(self, timeout_s: float | None, writable_fd: int | None = None) -> list[tuple[Hashable, AttemptResult]]:
+        if writable_fd is not None:  # the console's reader: its output is written between waits
+            self._sel.register(writable_fd, selectors.EVENT_WRITE, "writable")
+        try:
+            return self._wait(timeout_s)
+        finally:
+            if writable_fd is not None:
+                self._sel.unregister(writable_fd)
+
+    def _wait(self, timeout_s: float | None) -> list[tuple[Hashable, AttemptResult]]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             if self._check_scheduler():
@@ -318,8 +327,9 @@ class DaskBackend:
             timeout = clamp_wait(min(wake) - time.monotonic()) if wake else None
             woken = False
             for sel_key, _ in self._sel.select(timeout):
-                drain_wakeups(sel_key.fd)
-                woken |= sel_key.data == "wake"
+                if sel_key.data != "writable":
+                    drain_wakeups(sel_key.fd)
+                woken |= sel_key.data in ("wake", "writable")
             if woken or (deadline is not None and time.monotonic() >= deadline):
                 self._collect()
                 break

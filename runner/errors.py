@@ -7,6 +7,7 @@ A failing *task* is never an exception: it is a result with a status.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -30,6 +31,30 @@ class UsageError(TaskrunError):
     exit_code = EXIT_INVALID
 
 
+_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def show_path(path: str | os.PathLike) -> str:
+    """A path as taskrun prints it: as it is, unless it holds a character that is not
+    printable (a newline, an escape sequence, a byte that is not UTF-8); then quoted
+    the way bash reads it back, `$'logs\\nold/build.stderr'`, so it stays on its line."""
+    text = os.fspath(path)
+    if text.isprintable():
+        return text
+    return "$'" + "".join(_escape(c) for c in text) + "'"
+
+
+def _escape(c: str) -> str:
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    if c.isprintable():
+        return c
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Problem:
     """One thing wrong with a task file, at a position (1-based line and column)."""
@@ -41,7 +66,7 @@ class Problem:
     file: str = ""
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
+        where = f"{show_path(self.file)}:{self.line}:{self.column}"
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 

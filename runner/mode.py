@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import EXIT_OK, TaskFileError, UsageError
+from .errors import EXIT_OK, TaskFileError, UsageError, show_path
 from .model import Plan, TaskFile
 
 if TYPE_CHECKING:  # imported when a mode needs them: most commands never do
@@ -34,12 +34,11 @@ DEFAULT_SUMMARY = "taskrun-summary.json"
 
 
 def say(text: str) -> None:
-    """One line on stderr; a closed stderr is not an error."""
-    try:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
+    """One line on stderr, through its channel: after a run whose reader stalled, a
+    message must not hang the exit; a closed stderr is not an error."""
+    from . import channel
+
+    channel.for_stream(sys.stderr).write([(text + "\n").encode("utf-8", "replace")])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,7 +133,7 @@ def validate(files: tuple[str, ...]) -> int:
                 say(str(problem))
             code = exc.exit_code
         else:
-            say(f"{path}: valid ({len(taskfile.tasks)} tasks)")
+            say(f"{show_path(path)}: valid ({len(taskfile.tasks)} tasks)")
     return code
 
 
@@ -153,7 +152,7 @@ def load_plan(file: str, selection: Selection, log_dir: str | None = None) -> tu
         rerun = read_rerun(selection.rerun_failed, taskfile, force=selection.force,
                            runs=runs_folder(taskfile.folder, log_dir))
         if not rerun.failed:
-            say(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({selection.rerun_failed}) succeeded")
+            say(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({show_path(selection.rerun_failed)}) succeeded")
             return taskfile, None
     plan = make_plan(taskfile, selection.targets, pool=selection.pool, timeout_s=selection.timeout_s,
                      fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun)

@@ -13,7 +13,8 @@ what each attempt returns.
 The backend and the listener are given, never imported: the same loop drives
 the local pool and a distributed one. An optional pump (the console following
 the log files) is told of each attempt that starts, caps every wait at its
-`poll_interval_s` and is polled after each wake.
+`poll_interval_s`, has it end when its `writable_fd` can be written (console
+output waiting for a slow reader) and is polled after each wake.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class Pump(Protocol):
     @property
     def poll_interval_s(self) -> float | None: ...  # the longest wait allowed now; None: no limit
 
+    @property
+    def writable_fd(self) -> int | None: ...  # wake when this can be written; None: no such wish
+
     def follow(self, spec: AttemptSpec) -> None: ...  # an attempt was started
 
     def poll(self) -> None: ...
@@ -79,7 +83,7 @@ class FanOut:
 class Backend(Protocol):
     def start(self, key: str, spec: AttemptSpec) -> int | None: ...
 
-    def wait(self, timeout_s: float | None) -> list[tuple[str, AttemptResult]]: ...
+    def wait(self, timeout_s: float | None, writable_fd: int | None = None) -> list[tuple[str, AttemptResult]]: ...
 
     def stop(self, key: str, *, reason: str, cancelled: bool = True, force: bool = False) -> None: ...
 
@@ -160,7 +164,7 @@ class Scheduler:
                 timeout = max(0.0, self._retries[0][0] - time.monotonic())
             if self.pump is not None and (every := self.pump.poll_interval_s) is not None:
                 timeout = every if timeout is None else min(timeout, every)
-            ended = self.backend.wait(timeout)
+            ended = self.backend.wait(timeout, self.pump.writable_fd if self.pump is not None else None)
             if self.pump is not None:
                 self.pump.poll()
             for name, result in ended:

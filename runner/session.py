@@ -17,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import channel
 from .errors import EXIT_INTERNAL, OutputError, TaskrunError
 from .model import Plan, status_counts
 from .schedule import Scheduler, StopRequest
@@ -234,11 +235,7 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
 
 
 def _write_stderr(text: str) -> None:
-    try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-    except OSError:
-        pass
+    channel.for_stream(sys.stderr).write([text.encode("utf-8", "replace")])
 
 
 def run_writers(writers: Sequence[Callable[[dict], None]], summary: dict) -> None:
@@ -254,11 +251,11 @@ def run_writers(writers: Sequence[Callable[[dict], None]], summary: dict) -> Non
 
 
 def _write_stdout(text: str) -> None:
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except OSError as exc:
-        raise OutputError(f"cannot write the summary to stdout: {exc.strerror or exc}") from exc
+    """Whole, in order with the console (`2>&1`): queued in stdout's channel, never dropped."""
+    out = channel.for_stream(sys.stdout)
+    out.write([text.encode("utf-8", "replace")])
+    if out.closed:
+        raise OutputError("cannot write the summary to stdout: nobody reads it (broken pipe)")
 
 
 __all__ = ["RunOptions", "run_session", "TaskrunError"]

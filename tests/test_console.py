@@ -195,3 +195,22 @@ def test_console_survives_a_closed_stdout(taskrun):
     assert proc.returncode == 0
     assert "Traceback" not in err
     assert taskrun.summary()["counts"]["success"] == 20
+
+
+def test_paths_with_a_newline_are_printed_quoted_on_one_line(taskrun):
+    folder = taskrun.cwd / "new\nline"
+    folder.mkdir()
+    (folder / "tasks.yaml").write_text("version: 1\ntasks:\n  t: echo oops >&2; exit 1\n")
+    (folder / "bad.yaml").write_text("version: 1\ntasks:\n  t:\n    cmd: x\n    timout: 1\n")
+    r = check(taskrun("new\nline/tasks.yaml", "-o", "out\nput.json"), 1)
+    log = taskrun.summary("out\nput.json")["tasks"][0]["stderr_log"]
+    lines = r.stdout.splitlines()
+    assert "  log: $'" + log.replace("\n", "\\n") + "' (last 1 line)" in lines
+    assert lines[-1] == "summary: $'out\\nput.json'"
+    assert not [line for line in lines if line.startswith("line/")]  # no path split over two lines
+    dry = check(taskrun("new\nline/tasks.yaml", "--dry-run", "--pool", "2"), 0)
+    assert dry.stdout.splitlines()[0] == "plan for $'new\\nline/tasks.yaml': 1 task(s), pool 2"
+    checked = check(taskrun("--validate", "new\nline/tasks.yaml", "new\nline/bad.yaml"), 2)
+    assert checked.stderr.splitlines() == [
+        "$'new\\nline/tasks.yaml': valid (1 tasks)",
+        "$'new\\nline/bad.yaml':5:5: tasks.t.timout: unknown key (did you mean 'timeout'?)"]

@@ -445,6 +445,43 @@ def test_sigint_cancels_queued_work_and_kills_running_commands_on_workers(cluste
     assert tasks["later"]["attempts"] == []
 
 
+def test_sigterm_is_honoured_while_nobody_reads_the_console(cluster, taskrun):
+    import array
+    import fcntl
+    import termios
+
+    def queued(fd: int) -> int:
+        buf = array.array("i", [0])
+        fcntl.ioctl(fd, termios.FIONREAD, buf)
+        return buf[0]
+
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        kill_grace: 0.5
+        tasks:
+          noisy: seq 200000
+          long: echo $$ > long.pid; exec sleep 300
+    """)
+    r, w = os.pipe()
+    proc = taskrun.popen("tasks.yaml", "--scheduler", cluster.address, stdout=w, stderr=w)
+    os.close(w)
+    try:
+        pid = int(wait_for(taskrun.cwd / "long.pid"))
+        deadline = time.monotonic() + 30
+        while queued(r) < 32 * 1024:  # the console is blocked: nobody reads the pipe
+            assert time.monotonic() < deadline, "the console never filled its pipe"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        summary = json.loads(wait_for(taskrun.cwd / "taskrun-summary.json"))
+        assert (summary["status"], summary["exit_code"], summary["signal"]) == ("cancelled", 143, "SIGTERM")
+        assert by_name(summary)["long"]["status"] == "cancelled"
+        assert not alive(pid)
+        assert proc.wait(timeout=60) == 143  # it gives up on a reader that never reads
+    finally:
+        os.close(r)
+
+
 def test_fail_fast_stops_what_runs_on_the_workers(cluster, taskrun):
     taskrun.write("tasks.yaml", """
         version: 1

@@ -76,7 +76,8 @@ class FakeBackend:
         queue = self.outcomes.get(key)
         return queue[0] if queue else OK
 
-    def wait(self, timeout_s):
+    def wait(self, timeout_s, writable_fd=None):
+        assert writable_fd is None  # these pumps never have output waiting
         self.waits.append(timeout_s)
         if self.done:
             done, self.done = self.done, []
@@ -381,6 +382,7 @@ class Pump:
     def __init__(self, log: list, every: float | None) -> None:
         self.log = log
         self.poll_interval_s = every
+        self.writable_fd = None
 
     def follow(self, spec):
         self.log.append(("follow", spec.task, spec.attempt, spec.stdout_path.rsplit("/", 1)[1]))
@@ -421,12 +423,12 @@ class TestAbort:
         log: list = []
 
         class FailingOnce(FakeBackend):
-            def wait(self, timeout_s):
+            def wait(self, timeout_s, writable_fd=None):
                 if not self.waits:
                     self.waits.append(timeout_s)
                     self.done.append(("a", attempt_result(OK, pid=self.running.pop("a"))))
                     raise OverflowError("timeout is too large")
-                return super().wait(timeout_s)
+                return super().wait(timeout_s, writable_fd)
 
         backend = FailingOnce(log)
         scheduler = Scheduler(plan_of(spec("a"), spec("b"), spec("c", needs=("a",)), pool=2), backend,
