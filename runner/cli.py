@@ -136,6 +136,8 @@ def _validate_files(files: tuple[str, ...]) -> int:
                 _err(str(problem))
             code = exc.exit_code
         else:
+            for warning in taskfile.warnings:
+                _err(str(warning))
             _err(f"{path}: valid ({len(taskfile.tasks)} tasks)")
     return code
 

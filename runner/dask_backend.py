@@ -267,8 +267,9 @@ class DaskBackend:
         if outcome is None:
             return self._failure(remote, self._why_lost(remote))
         result = outcome.result
-        for data, path in ((outcome.stdout, remote.spec.stdout_path), (outcome.stderr, remote.spec.stderr_path)):
-            if data is not None:
+        for data, path in ((outcome.stdout, remote.spec.stdout_path), (outcome.stderr, remote.spec.stderr_path),
+                           (outcome.steps, remote.spec.steps_path)):
+            if data is not None and path is not None:
                 _write_log(path, data)
         if result.cancelled:
             result = replace(result, reason=remote.stop_reason or result.reason, cancelled=remote.cancelled)

@@ -23,6 +23,7 @@ Standard library, `model` and `proc` only: this is what a worker imports.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -49,6 +50,7 @@ class RemoteOutcome:
     result: AttemptResult
     stdout: bytes | None = None
     stderr: bytes | None = None
+    steps: bytes | None = None  # the record of steps' starts, offsets rebased to the output sent
 
 
 def shares_folder(folder: str, token: str) -> bool:
@@ -77,7 +79,8 @@ def run_remote(spec: AttemptSpec, token: str, *, should_stop, worker: str, host:
     if not shared:
         scratch = tempfile.mkdtemp(prefix="taskrun-")
         local = dataclasses.replace(spec, stdout_path=os.path.join(scratch, "stdout"),
-                                    stderr_path=os.path.join(scratch, "stderr"))
+                                    stderr_path=os.path.join(scratch, "stderr"),
+                                    steps_path=spec.steps_path and os.path.join(scratch, "steps"))
     started: list[Attempt] = []
 
     def on_start(attempt: Attempt) -> None:
@@ -96,10 +99,33 @@ def run_remote(spec: AttemptSpec, token: str, *, should_stop, worker: str, host:
     if scratch is None:
         return RemoteOutcome(result=result)
     try:
-        return RemoteOutcome(result=result, stdout=read_capped(local.stdout_path),
-                             stderr=read_capped(local.stderr_path))
+        stdout, stderr = read_capped(local.stdout_path), read_capped(local.stderr_path)
+        return RemoteOutcome(result=result, stdout=stdout, stderr=stderr,
+                             steps=_rebased_steps(local, (len(stdout), len(stderr))))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _rebased_steps(spec: AttemptSpec, sent: tuple[int, int]) -> bytes | None:
+    """The record of the steps' starts, its log offsets moved to where those bytes stand in the
+    output sent back (a log cut to its last `LOG_CAP` bytes starts with a note; earlier offsets
+    go to just after it)."""
+    if spec.steps_path is None:
+        return None
+    try:
+        with open(spec.steps_path, "rb") as f:
+            lines = f.read().splitlines()
+        sizes = [os.stat(p).st_size for p in (spec.stdout_path, spec.stderr_path)]
+    except OSError:
+        return None
+    out = []
+    for line in lines:
+        mark = json.loads(line)
+        for key, size, length in zip(("stdout", "stderr"), sizes, sent):
+            if size > LOG_CAP:  # cut (see `read_capped`): `length` is the note, then the last LOG_CAP bytes
+                mark[key] = (length - LOG_CAP) + max(0, mark[key] - (size - LOG_CAP))
+        out.append(json.dumps(mark, ensure_ascii=False).encode() + b"\n")
+    return b"".join(out)
 
 
 # --- the watchdog ---------------------------------------------------------------------
@@ -127,11 +153,12 @@ class Watchdog:
             except OSError:
                 pass
 
+    # By the attempt's id, not a pid: each step of an attempt is a process of its own.
     def register(self, attempt: Attempt) -> None:
-        self._send(f"+{attempt.pid} {attempt.spec.kill_grace_s} {attempt.attempt_id}\n")
+        self._send(f"+{attempt.spec.kill_grace_s} {attempt.attempt_id}\n")
 
     def unregister(self, attempt: Attempt) -> None:
-        self._send(f"-{attempt.pid}\n")
+        self._send(f"-{attempt.attempt_id}\n")
 
 
 WATCHDOG = Watchdog()
@@ -158,19 +185,19 @@ def sweep(attempts: dict[bytes, float]) -> int:
 
 
 def watch(stream) -> None:
-    """The watchdog process: read `+PID GRACE ID` / `-PID` lines until the worker
+    """The watchdog process: read `+GRACE ID` / `-ID` lines until the worker
     is gone (end of input), then stop whatever is still registered."""
-    attempts: dict[int, tuple[bytes, float]] = {}
+    attempts: dict[bytes, float] = {}
     for line in stream:
         try:
             if line.startswith(b"+"):
-                pid, grace, attempt_id = line[1:].rstrip(b"\n").split(b" ", 2)
-                attempts[int(pid)] = (attempt_id, float(grace))
+                grace, attempt_id = line[1:].rstrip(b"\n").split(b" ", 1)
+                attempts[attempt_id] = float(grace)
             elif line.startswith(b"-"):
-                attempts.pop(int(line[1:]), None)
+                attempts.pop(line[1:].rstrip(b"\n"), None)
         except ValueError:
             continue
-    sweep(dict(attempts.values()))
+    sweep(attempts)
 
 
 if __name__ == "__main__":
