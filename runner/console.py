@@ -284,8 +284,10 @@ class Console:
 
     def _block(self, header: str, files: list[tuple[LogFollower, bytes]], task: str, attempt: int,
                ok: bool) -> None:
-        """Group mode: the header, then the attempt's stdout, then its stderr; folded in CI."""
-        if not any(_size(f.path) for f, _ in files):
+        """Group mode: the header, then the attempt's stdout, then its stderr (step by step, each
+        after its command, for a task with steps); folded in CI."""
+        echo = self._echo.pop((task, attempt), None)
+        if echo is None and not any(_size(f.path) for f, _ in files):
             self.line(header)
             for f, _ in files:
                 f.close()
@@ -296,7 +298,7 @@ class Console:
             self.write(fold_start(self.ci, header, section, now, collapsed=ok))
         else:
             self.line(header)
-        self._drain(files, self._echo.pop((task, attempt), None))
+        self._drain(files, echo)
         self.write(fold_end(self.ci, section, time.time()))
 
     # -- the listener ----------------------------------------------------------
@@ -385,7 +387,9 @@ class Console:
             for (follower, prefix), offset in zip(files, offsets):
                 for carry, data, end in follower.upto(offset):
                     self.write_output(render_chunk(carry, data, end, prefix))
-            self.write(self._echo_line(echo.task, echo.shown[step - 1] if step <= len(echo.shown) else ""))
+            # With the output it introduces: in GitHub Actions, inside the fence against workflow commands.
+            self.write_output([self._echo_line(echo.task, echo.shown[step - 1] if step <= len(echo.shown) else "")
+                               .encode("utf-8", "replace")])
         echo.due.clear()
         if echo.marks is None and key is not None:
             del self._echo[key]  # nothing more to announce: the logs are read as usual
