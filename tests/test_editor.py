@@ -99,6 +99,22 @@ tasks:
     "quoted-yes": "version: 1\ntasks:\n  a: {cmd: x, description: 'yes'}\n",
     "merge-key": "version: 1\ntasks:\n  a: &d {cmd: x, timeout: 5s}\n  b: {<<: *d, retries: 1}\n",
     "multiline": "version: 1\ntasks:\n  a: |\n    set -e\n    make\n",
+    "steps": """\
+version: 1
+shell: [bash, --noprofile, -eu, -c]
+silent: true
+tasks:
+  lint: {cmd: ruff check ., needs: [setup]}
+  setup: ./configure
+  build:
+    silent: false
+    steps:
+      - make clean
+      - [make, -j4]
+      - {cmd: [go, vet, ./...], name: vet, allow_failure: true}
+      - {task: lint, name: lint}
+""",
+    "shell-program": "version: 1\nshell: bash\ntasks:\n  a: {steps: [echo]}\n",
 }
 BAD = {
     "unknown-key": "version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n",
@@ -121,6 +137,18 @@ BAD = {
     "needs-not-a-list": "version: 1\ntasks:\n  a: {cmd: x, needs: b}\n  b: x\n",
     "python-tag": "version: 1\ntasks:\n  a: !!python/object/apply:os.system ['x']\n",
     "top-level-list": "- version: 1\n",
+    "cmd-and-steps": "version: 1\ntasks:\n  a: {cmd: x, steps: [y]}\n",
+    "no-cmd-nor-steps": "version: 1\ntasks:\n  a: {silent: true}\n",
+    "empty-steps": "version: 1\ntasks:\n  a: {steps: []}\n",
+    "empty-step": "version: 1\ntasks:\n  a: {steps: ['']}\n",
+    "step-cmd-and-task": "version: 1\ntasks:\n  a: {steps: [{cmd: x, task: b}]}\n  b: x\n",
+    "step-without-cmd": "version: 1\ntasks:\n  a: {steps: [{name: n}]}\n",
+    "step-unknown-key": "version: 1\ntasks:\n  a: {steps: [{cmd: x, timeout: 5}]}\n",
+    "step-bad-task-name": "version: 1\ntasks:\n  a: {steps: [{task: ../b}]}\n",
+    "step-allow-failure-string": "version: 1\ntasks:\n  a: {steps: [{cmd: x, allow_failure: 'yes'}]}\n",
+    "silent-string": "version: 1\nsilent: 'no'\ntasks:\n  a: x\n",
+    "shell-empty-list": "version: 1\nshell: []\ntasks:\n  a: x\n",
+    "shell-number": "version: 1\nshell: 5\ntasks:\n  a: x\n",
 }
 
 
@@ -155,6 +183,12 @@ DIFFERENCES = {
     "date": ("version: 1\ntasks:\n  a: {cmd: x, description: 2024-01-01}\n", (False, True)),
     # YAML 1.1 proper makes y and n booleans; PyYAML (and so taskrun) reads them as strings
     "single-letter-y": ("version: 1\ntasks:\n  a: {cmd: [x, y]}\n", (True, False)),
+    # step calls: the task called, cycles through calls, and `vars`, reserved for variables
+    "step-calls-unknown-task": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n", (False, True)),
+    "step-call-cycle": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n  b: {cmd: x, needs: [a]}\n", (False, True)),
+    "step-call-vars": ("version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: 1}}]}\n  b: x\n", (False, True)),
+    # a shell that is not installed here
+    "shell-not-installed": ("version: 1\nshell: /no/such/shell\ntasks:\n  a: x\n", (False, True)),
 }
 
 
