@@ -99,7 +99,7 @@ def run_remote(spec: AttemptSpec, token: str, *, should_stop, worker: str, host:
     if scratch is None:
         return RemoteOutcome(result=result)
     try:
-        stdout, stderr = read_capped(local.stdout_path), read_capped(local.stderr_path)
+        stdout, stderr = read_capped(local.stdout_path, LOG_CAP), read_capped(local.stderr_path, LOG_CAP)
         return RemoteOutcome(result=result, stdout=stdout, stderr=stderr,
                              steps=_rebased_steps(local, (len(stdout), len(stderr))))
     finally:
