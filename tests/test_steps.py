@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import by_name, check
+from conftest import by_name, check, wait_for
 
 CLOCK = r"\d\d:\d\d:\d\d"
 
@@ -121,6 +122,39 @@ def test_a_step_allowed_to_fail_lets_the_next_one_run(taskrun):
     assert (t["status"], t["exit_code"], t["failed_step"]) == ("success", 0, None)
     assert [(s["exit_code"], s["allow_failure"]) for s in t["attempts"][0]["steps"]] == [(5, True), (0, False)]
     assert Path(t["stdout_log"]).read_text() == "after\n"
+
+
+def test_a_step_that_cannot_start_ends_the_attempt_with_the_reason(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          t: {steps: [echo ok, [no-such-program-here, --x], touch never]}
+    """)
+    r = check(taskrun("tasks.yaml"), 1)
+    assert not (taskrun.cwd / "never").exists()
+    t = by_name(taskrun.summary())["t"]
+    assert (t["exit_code"], t["pid"], t["reason"]) == (127, None, "command not found: no-such-program-here")
+    assert t["failed_step"] == {"index": 2, "name": None, "cmd": "no-such-program-here --x"}
+    assert re.search(r"^t failed: exit 127 \(command not found: no-such-program-here\) "
+                     r"at step 2 \(no-such-program-here --x\)$", r.stdout, re.M)
+
+
+def test_an_interrupt_stops_the_running_step_and_starts_no_other(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        kill_grace: 1
+        tasks:
+          t: {steps: [echo first, touch running; sleep 60, touch never]}
+    """)
+    proc = taskrun.popen("tasks.yaml")
+    wait_for(lambda: (taskrun.cwd / "running").exists(), what="the second step")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert not (taskrun.cwd / "never").exists()
+    t = by_name(taskrun.summary())["t"]
+    assert (t["status"], t["signal"], t["failed_step"]["index"]) == ("cancelled", "SIGTERM", 2)
+    assert [s["exit_code"] for s in t["attempts"][0]["steps"]] == [0, None]
 
 
 def test_a_retry_runs_every_step_again(taskrun):
