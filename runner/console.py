@@ -1,6 +1,8 @@
 """Lines for people: a start and an end line per task as it happens, the tasks'
 own output (mode `stream`: live, prefixed; `group`: one block per task when it
-ends; `quiet`: none), the plan of --dry-run, and the closing report. Plain text
+ends; `quiet`: none), each command echoed before its output (`build $ make`;
+a step's where the process layer's record of steps says it started), the plan
+of --dry-run, and the closing report. Plain text
 that reads well in a CI log; colour only when asked for (a terminal without
 NO_COLOR, by default); on a terminal, a status area at the bottom.
 

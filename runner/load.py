@@ -8,7 +8,14 @@ The stages, each adding problems rather than stopping at the first:
 3. the JSON Schema (`runner/schemas/taskfile.schema.json`), one `iter_errors`
    pass, each error put in plain words at the position of its key;
 4. what a schema cannot say: durations that are not finite, empty commands,
-   `needs` naming no task or the task itself, dependency cycles.
+   `needs` naming no task or the task itself, dependency cycles, step calls
+   (`{task: NAME}`) of no task or of the caller, cycles through calls and the
+   needs they bring, a `shell` program that is not installed.
+
+A valid file may still carry warnings (`TaskFile.warnings`, shown by
+--validate): a list command whose program looks like a command line.
+A `{task: NAME}` step is replaced by NAME's command or steps when the
+`TaskFile` is built, and NAME's needs are added to the caller's.
 
 Problems come out sorted by position, so the file reads top to bottom.
 """

@@ -14,6 +14,12 @@ Model:
 - When the runner is a child subreaper, processes orphaned by the command are
   adopted by it; those that escaped the group with setsid are recognised by the
   TASKRUN_ATTEMPT_ID they inherited and stopped with the group.
+- An attempt of a task with steps (`spec.steps`) runs several commands in turn:
+  each step starts once the previous one's group is empty and its output is in
+  the logs, with the same environment, folder, log files and one deadline for
+  them all; the ladder stops whichever step runs, and a stop starts no further
+  step. Before each step starts, a line with the logs' sizes then is appended
+  to `spec.steps_path`, so a reader can tell which output is whose.
 - Only when the attempt has secret values to mask (`spec.mask`), its stdout and
   stderr are pipes instead: the runner reads them, masks them line by line and
   writes the log files itself. Once the group is empty the pipes get a bounded
