@@ -427,7 +427,8 @@ class Console:
                 retries += "  resources " + ",".join(f"{k}={v:g}" for k, v in t.spec.resources)
             self.line(f"{i:>4}. {name.ljust(width)}  timeout {format_duration(t.timeout_s):<7} needs {needs}{retries}")
             pad = " " * (width + 8)
-            for cmd in [s.shown for s in t.steps] or [t.spec.cmd if isinstance(t.spec.cmd, str) else shlex.join(t.spec.cmd)]:
+            shown = [s.shown for s in t.steps] or [t.spec.cmd if isinstance(t.spec.cmd, str) else shlex.join(t.spec.cmd)]
+            for cmd in shown:
                 self.line(f"{pad}$ " + f"\n{pad}  ".join(cmd.rstrip("\n").splitlines()))
         if estimated is not None:
             self.line(f"estimated makespan {estimated.makespan_s:.2f}s on pool {plan.pool}"
