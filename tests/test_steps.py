@@ -292,6 +292,23 @@ def test_the_record_of_steps_is_masked_and_echoes_follow_each_steps_output_in_gr
         (1, "printf 'no newline'", 0, 0), (2, "echo to stderr >&2", 10, 0), (3, "echo use ***", 10, 10)]
 
 
+def test_each_echo_stands_between_the_output_of_its_step_and_the_previous_ones(taskrun):
+    # Fast steps with much output: the console reads logs and the record of steps while they grow.
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  t:\n    steps:\n"
+                  + "".join(f"      - seq {i * 1000} {i * 1000 + 499}; sleep 0.03; seq {i} {i} >&2\n" for i in range(1, 21)))
+    r = check(taskrun("tasks.yaml"), 0)
+    expected = []
+    for i in range(1, 21):
+        expected += [f"t $ seq {i * 1000} {i * 1000 + 499}; sleep 0.03; seq {i} {i} >&2"]
+        expected += [f"t | {n}" for n in range(i * 1000, i * 1000 + 500)] + [f"t ! {i}"]
+    got = task_lines(r.stdout, "t")
+    # stdout and stderr are two files read one after the other: within a step, their order is free
+    assert [line for line in got if not line.startswith("t ! ")] == [e for e in expected if not e.startswith("t ! ")]
+    steps = [i for i, line in enumerate(got) if line.startswith("t $ ")]
+    for k, (start, end) in enumerate(zip(steps, steps[1:] + [len(got)]), start=1):
+        assert f"t ! {k}" in got[start:end]
+
+
 # --- errexit and the shell -------------------------------------------------------------------
 
 
