@@ -279,8 +279,12 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
                 yield path + (key,), f"unknown key{_suggest(key, known)}"
     elif kind in ("minLength", "pattern", "minItems") and _is_cmd(path):
         yield path, "the command is empty"
-    elif kind == "not" and isinstance(schema, dict) and schema.get("errorMessage"):
-        yield path, schema["errorMessage"]  # a rule of the file's shape the schema states with its own words
+    elif kind == "anyOf" and all(list(branch) == ["required"] for branch in expected):  # one of these keys
+        first, *others = (branch["required"][0] for branch in expected)
+        yield path, f"missing required key {first!r} (or {', '.join(map(repr, others))})"
+    elif kind == "not" and set(expected) == {"type", "required"} and len(expected["required"]) == 2:  # not both
+        first, second = expected["required"]
+        yield path, f"a {'task' if _is_task(path) else 'step'} has either {first!r} or {second!r}, not both"
     elif kind in ("pattern", "maxLength") and len(path) == 5 and path[2] == "steps" and path[4] == "task":
         yield path, f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
     elif kind == "pattern" and len(path) == 2 and path[0] == "secrets":
@@ -609,6 +613,8 @@ def _check_steps(tasks: dict, report: _Problems) -> None:
                 report.add(path, "a task cannot call itself as a step")
             elif target not in tasks and path not in report.paths:
                 report.add(path, f"unknown task {target!r}{_suggest(target, tasks)}")
+    if not calls:
+        return
     # A call brings the called task's needs: a cycle through calls and needs is a dependency cycle.
     edges: dict[str, list[tuple[str, Path]]] = {}
     for name, spec in tasks.items():

@@ -389,7 +389,7 @@ def test_validate_places_every_problem_of_steps_and_shells(taskrun):
         "tasks.yaml:9:19: tasks.b.steps.2.vars: vars on a step call need variables support, which this version of "
         "taskrun does not have: remove them",
         "tasks.yaml:10:9: tasks.b.steps.3: a step has either 'cmd' or 'task', not both",
-        "tasks.yaml:11:9: tasks.b.steps.4: missing required key 'cmd'",
+        "tasks.yaml:11:9: tasks.b.steps.4: missing required key 'cmd' (or 'task')",
         "tasks.yaml:12:9: tasks.b.steps.5: the command is empty",
         "tasks.yaml:13:16: tasks.c.steps.0.task: dependency cycle through a step call: c -> d -> c",
     ]
