@@ -279,6 +279,8 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
                 yield path + (key,), f"unknown key{_suggest(key, known)}"
     elif kind in ("minLength", "pattern", "minItems") and _is_cmd(path):
         yield path, "the command is empty"
+    elif kind == "minItems" and len(path) == 3 and path[0] == "tasks" and path[2] == "steps":
+        yield path, "no steps: give at least one (or use cmd)"
     elif kind == "anyOf" and all(list(branch) == ["required"] for branch in expected):  # one of these keys
         first, *others = (branch["required"][0] for branch in expected)
         yield path, f"missing required key {first!r} (or {', '.join(map(repr, others))})"

@@ -378,6 +378,7 @@ def test_validate_places_every_problem_of_steps_and_shells(taskrun):
               - ''
           c: {steps: [{task: d}]}
           d: {cmd: x, needs: [c]}
+          e: {steps: []}
     """)
     r = check(taskrun("tasks.yaml", "--validate"), 2)
     assert r.stderr.splitlines() == [
@@ -392,6 +393,7 @@ def test_validate_places_every_problem_of_steps_and_shells(taskrun):
         "tasks.yaml:11:9: tasks.b.steps.4: missing required key 'cmd' (or 'task')",
         "tasks.yaml:12:9: tasks.b.steps.5: the command is empty",
         "tasks.yaml:13:16: tasks.c.steps.0.task: dependency cycle through a step call: c -> d -> c",
+        "tasks.yaml:15:7: tasks.e.steps: no steps: give at least one (or use cmd)",
     ]
     r = check(taskrun("tasks.yaml"), 2)  # a run checks the same, and nothing runs
     assert "tasks.a: a task has either 'cmd' or 'steps', not both" in r.stderr
