@@ -9,7 +9,8 @@ Model:
   filesystem), the command writes straight into it, as a local run does.
   Otherwise it writes into a private temporary folder on the worker, and the
   output travels back with the result: the last `LOG_CAP` bytes of each stream,
-  after a line saying how much was cut. The runner writes it into its log files.
+  after a line saying how much was cut (and the record of a task's steps, its
+  offsets moved to match). The runner writes it into its log files.
 - The command's folder (`cwd`) must exist on the worker at the same path;
   otherwise the attempt fails with exit 127 and a reason naming the worker.
 - A watchdog process per worker process holds a pipe from it and knows every
@@ -120,7 +121,10 @@ def _rebased_steps(spec: AttemptSpec, sent: tuple[int, int]) -> bytes | None:
         return None
     out = []
     for line in lines:
-        mark = json.loads(line)
+        try:
+            mark = json.loads(line)
+        except ValueError:
+            continue  # not a line the process layer wrote
         for key, size, length in zip(("stdout", "stderr"), sizes, sent):
             if size > LOG_CAP:  # cut (see `read_capped`): `length` is the note, then the last LOG_CAP bytes
                 mark[key] = (length - LOG_CAP) + max(0, mark[key] - (size - LOG_CAP))
