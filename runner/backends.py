@@ -75,11 +75,15 @@ class LocalBackend:
             self._done.append((key, attempt.result))
             return None
         self._attempts[key] = attempt
+        self._watch(key, attempt)
+        attempt.on_close_fd = self._sel.unregister
+        attempt.on_spawn = lambda a: self._watch(key, a)  # each later step has its own process
+        return attempt.pid
+
+    def _watch(self, key: Hashable, attempt: Attempt) -> None:
         self._sel.register(attempt.pidfd, selectors.EVENT_READ, key)
         for fd in attempt.outputs:
             self._sel.register(fd, selectors.EVENT_READ, _Output(key))
-        attempt.on_close_fd = self._sel.unregister
-        return attempt.pid
 
     @property
     def running(self) -> int:

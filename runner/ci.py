@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .junit import clean_text
+from .junit import at_step, clean_text
 
 STEP_SUMMARY_LIMIT = 1024 * 1024  # bytes GitHub accepts per step summary
 ANNOTATION_TAIL_LINES = 20
@@ -133,6 +133,7 @@ def step_summary(summary: dict, limit: int = STEP_SUMMARY_LIMIT) -> str:
         code = t.get("signal") or ("-" if t.get("exit_code") is None else str(t["exit_code"]))
         secs = "-" if t.get("duration_s") is None else f"{t['duration_s']:.2f}s"
         status = t["status"] + (" (allowed)" if t.get("allow_failure") and t["status"] in ("failed", "timeout") else "")
+        status += _cell(at_step(t))
         rows.append(f"| {_cell(t['name'])} | {_ICONS.get(t['status'], '')} {status} | {code} | {secs} | "
                     f"{len(t.get('attempts') or ())} |\n")
     size = len(head.encode())

@@ -1,6 +1,8 @@
 """Lines for people: a start and an end line per task as it happens, the tasks'
 own output (mode `stream`: live, prefixed; `group`: one block per task when it
-ends; `quiet`: none), the plan of --dry-run, and the closing report. Plain text
+ends; `quiet`: none), each command echoed before its output (`build $ make`;
+a step's where the process layer's record of steps says it started), the plan
+of --dry-run, and the closing report. Plain text
 that reads well in a CI log; colour only when asked for (a terminal without
 NO_COLOR, by default); on a terminal, a status area at the bottom.
 
@@ -32,6 +34,7 @@ taskrun's own lines, its folds and annotations, are written outside the fence.
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import shlex
 import sys
@@ -47,7 +50,7 @@ from .durations import format_duration
 from .errors import show_path
 from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult, status_counts
 from .secrets import NO_MASK, Masker
-from .output import (LogFollower, fold_end, fold_start, gitlab_section_id, read_tail_bytes, render,
+from .output import (CHUNK, LogFollower, fold_end, fold_start, gitlab_section_id, read_tail_bytes, render,
                      render_chunk, task_color)
 
 STREAM_POLL_S = 0.05  # how often the running tasks' logs are read in `stream` mode
@@ -96,6 +99,9 @@ def describe_attempt(result: AttemptResult) -> str:
     where = f" on {result.worker}" if result.worker else ""
     if result.exit_code is None and result.signal is None:  # it never ended on its own: a worker was lost
         return f"({result.reason}){where}"
+    step = result.failing_step
+    if step is not None:  # the step that ended the attempt: `exit 2 in 0.31s at step 2 (lint)`
+        where = f" at step {step.index} ({step.label})" + where
     if result.pid is None:
         return f"exit {result.exit_code} ({result.reason}){where}"
     if result.timed_out:
@@ -144,6 +150,7 @@ class Console:
         self._closing = False  # the closing report: nothing is dropped any more
         # (task, attempt) -> [(follower, prefix), (follower, prefix)] for stdout and stderr
         self._followed: dict[tuple[str, int], list[tuple[LogFollower, bytes]]] = {}
+        self._echo: dict[tuple[str, int], _Echo] = {}  # (task, attempt) -> its commands to echo
         self._pending: dict[str, tuple[int, list[tuple[LogFollower, bytes]]]] = {}  # group: block awaiting its header
         self._backlog = False
         self._running: dict[str, float] = {}  # task -> monotonic start of its attempt
@@ -315,6 +322,8 @@ class Console:
             (LogFollower(spec.stdout_path), self.prefix(spec.task, False)),
             (LogFollower(spec.stderr_path), self.prefix(spec.task, True)),
         ]
+        if spec.steps_path is not None:  # each step's start is announced there (see `_Echo`)
+            self._echo[(spec.task, spec.attempt)] = _Echo(spec.task, LogFollower(spec.steps_path))
 
     @property
     def writable_fd(self) -> int | None:
@@ -331,9 +340,14 @@ class Console:
         self._backlog = self._backlog and self.stream is not None
         if self.mode == "stream" and self.stream is not None and not self._out.pending and not self._later:
             backlog = False
-            for files in self._followed.values():
-                for follower, prefix in files:
-                    carry, data, end, more = follower.read()
+            for key, files in self._followed.items():
+                echo = self._echo.get(key)
+                bounds = self._echo_due(key, echo, files) if echo is not None else None
+                for i, (follower, prefix) in enumerate(files):
+                    limit = CHUNK if bounds is None else min(CHUNK, bounds[i] - follower.offset)
+                    if limit <= 0:
+                        continue
+                    carry, data, end, more = follower.read(limit)
                     if end:
                         self.write_output(render_chunk(carry, data, end, prefix))
                     cut = follower.take_cut()
@@ -344,9 +358,14 @@ class Console:
         if self._live is not None and not self._out.pending:
             self._live.refresh()
 
-    def _drain(self, files: list[tuple[LogFollower, bytes]]) -> None:
-        """The rest of an ended attempt's logs: now, or into the backlog, chunk by chunk as
-        the reader takes them; counted and dropped when the backlog holds too many logs."""
+    def _drain(self, files: list[tuple[LogFollower, bytes]], echo: _Echo | None = None) -> None:
+        """The rest of an ended attempt's logs (after the echo of each of its steps' commands that
+        is still due): now, or into the backlog, chunk by chunk as the reader takes them;
+        counted and dropped when the backlog holds too many logs."""
+        if echo is not None:
+            self._echo_due(None, echo, files)
+            if echo.marks is not None:
+                echo.marks.close()
         for follower, prefix in files:
             if self.stream is None:  # nobody reads the console any more
                 follower.close()
@@ -369,8 +388,10 @@ class Console:
 
     def _block(self, header: str, files: list[tuple[LogFollower, bytes]], task: str, attempt: int,
                ok: bool) -> None:
-        """Group mode: the header, then the attempt's stdout, then its stderr; folded in CI."""
-        if not any(_size(f.path) for f, _ in files):
+        """Group mode: the header, then the attempt's stdout, then its stderr (step by step, each
+        after its command, for a task with steps); folded in CI."""
+        echo = self._echo.pop((task, attempt), None)
+        if echo is None and not any(_size(f.path) for f, _ in files):
             self.line(header)
             for f, _ in files:
                 f.close()
@@ -381,13 +402,14 @@ class Console:
             self.write(fold_start(self.ci, header, section, now, collapsed=ok), keep=True)
         else:
             self.line(header)
-        self._drain(files)
+        self._drain(files, echo)
         self.write(fold_end(self.ci, section, time.time()), keep=True)
 
     # -- the listener ----------------------------------------------------------
 
     def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None:
         self._start_live()
+        self._plan_echo(task, attempt)
         extra = f", attempt {attempt} of {task.spec.retries + 1}" if attempt > 1 else ""
         if pid is None and not self.remote:
             return  # it could not start: its end line says why
@@ -402,7 +424,7 @@ class Console:
         self._changed()
         files = self._followed.pop((task.name, attempt), None)
         if files and self.mode == "stream":
-            self._drain(files)  # every line of the attempt before its end line
+            self._drain(files, self._echo.pop((task.name, attempt), None))  # every line before its end line
         if retry_in_s is None:
             if files and self.mode == "group":
                 self._pending[task.name] = (attempt, files)
@@ -440,6 +462,52 @@ class Console:
         self.color = color
         self._block(header, pending[1], result.name, pending[0], ok=status is Status.SUCCESS)
 
+    # -- commands echoed --------------------------------------------------------------
+
+    def _plan_echo(self, task: PlannedTask, attempt: int) -> None:
+        """What to echo of an attempt being followed: its command, at the start of its logs; or
+        each step's, where the process layer's record of steps says the step started."""
+        key = (task.name, attempt)
+        if task.silent or key not in self._followed:
+            self._echo.pop(key, None)
+            return
+        if task.steps:
+            if key in self._echo:
+                self._echo[key].shown = [s.shown for s in task.steps]
+            return
+        from .plan import shown_command
+
+        self._echo[key] = _Echo(task.name, None, [shown_command(task.spec.cmd)], [(1, 0, 0)])
+
+    def _echo_due(self, key, echo: _Echo, files: list[tuple[LogFollower, bytes]]) -> list[int] | None:
+        """Echo the commands whose start is known, each after the output written before it.
+        Returns how far the logs may be read now (their sizes before the record was read: any
+        later output may belong to a step whose start is not read yet), or None: no limit."""
+        bounds = None
+        if echo.marks is not None:
+            bounds = [_size(f.path) for f, _ in files]
+            echo.read_marks()
+        for step, *offsets in echo.due:
+            for (follower, prefix), offset in zip(files, offsets):
+                for carry, data, end in follower.upto(offset):
+                    self.write_output(render_chunk(carry, data, end, prefix))
+            # With the output it introduces: in GitHub Actions, inside the fence against workflow commands.
+            self.write_output([self._echo_line(echo.task, echo.shown[step - 1] if step <= len(echo.shown) else "")
+                               .encode("utf-8", "replace")])
+        echo.due.clear()
+        if echo.marks is None and key is not None:
+            del self._echo[key]  # nothing more to announce: the logs are read as usual
+        return bounds
+
+    def _echo_line(self, task: str, command: str) -> str:
+        """`build $ go build ./...`; the lines of a multi-line command after the first get `>`,
+        as a shell's continuation prompt."""
+        name = self.name(task)
+        lines = command.rstrip("\n").splitlines() or [""]
+        head = f"{name} {self.paint('$', 'dim')} "
+        more = f"{name} {self.paint('>', 'dim')} "
+        return head + lines[0] + "".join(f"\n{more}{line}" for line in lines[1:]) + "\n"
+
     # -- plan and report ---------------------------------------------------------
 
     def show_plan(self, plan: Plan, estimated=None) -> None:
@@ -460,9 +528,10 @@ class Console:
             if t.spec.resources:
                 retries += "  resources " + ",".join(f"{k}={v:g}" for k, v in t.spec.resources)
             self.line(f"{i:>4}. {name.ljust(width)}  timeout {format_duration(t.timeout_s):<7} needs {needs}{retries}")
-            cmd = t.spec.cmd if isinstance(t.spec.cmd, str) else shlex.join(t.spec.cmd)
             pad = " " * (width + 8)
-            self.line(f"{pad}$ " + f"\n{pad}  ".join(cmd.rstrip("\n").splitlines()))
+            shown = [s.shown for s in t.steps] or [t.spec.cmd if isinstance(t.spec.cmd, str) else shlex.join(t.spec.cmd)]
+            for cmd in shown:
+                self.line(f"{pad}$ " + f"\n{pad}  ".join(cmd.rstrip("\n").splitlines()))
         if estimated is not None:
             self.line(f"estimated makespan {estimated.makespan_s:.2f}s on pool {plan.pool}"
                       f" (from {estimated.known} of {len(plan)} recorded durations)")
@@ -565,6 +634,33 @@ class _ChannelText:
 
     def fileno(self) -> int:
         return self._stream.fileno()
+
+
+class _Echo:
+    """The commands of one attempt to echo: `due` holds (step, stdout offset, stderr offset) of
+    those whose start is known and not yet echoed; `marks` follows the process layer's record
+    of steps (None for a task with one command, echoed at the start of its logs)."""
+
+    __slots__ = ("task", "marks", "shown", "due")
+
+    def __init__(self, task: str, marks: LogFollower | None, shown: list[str] | None = None,
+                 due: list[tuple[int, int, int]] | None = None) -> None:
+        self.task = task
+        self.marks = marks
+        self.shown = shown or []
+        self.due = due or []
+
+    def read_marks(self) -> None:
+        while True:
+            carry, data, end, more = self.marks.read()
+            for line in (carry + bytes(data[:end])).splitlines():
+                try:
+                    mark = json.loads(line)
+                    self.due.append((int(mark["step"]), int(mark["stdout"]), int(mark["stderr"])))
+                except (ValueError, KeyError, TypeError):
+                    continue  # not a line taskrun wrote
+            if not more:
+                return
 
 
 def _size(path: str) -> int:

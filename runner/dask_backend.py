@@ -457,8 +457,9 @@ class DaskBackend:
             reason = self._why_lost(remote)
             return self._failure(remote, reason, cancelled=reason == self.lost)
         result = outcome.result
-        for data, path in ((outcome.stdout, remote.spec.stdout_path), (outcome.stderr, remote.spec.stderr_path)):
-            if data is not None:
+        for data, path in ((outcome.stdout, remote.spec.stdout_path), (outcome.stderr, remote.spec.stderr_path),
+                           (outcome.steps, remote.spec.steps_path)):
+            if data is not None and path is not None:
                 _write_log(path, data)
         if result.cancelled:
             result = replace(result, reason=remote.stop_reason or result.reason, cancelled=remote.cancelled)

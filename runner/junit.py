@@ -47,6 +47,14 @@ def _attempts(task: dict) -> str:
     return f"{n} attempt{'s' if n != 1 else ''}"
 
 
+def at_step(task: dict) -> str:
+    """` at step 2 (lint)`: the step that ended a task with steps without success; "" otherwise."""
+    from .model import step_label
+
+    step = task.get("failed_step")
+    return f" at step {step['index']} ({step_label(step['name'], step['cmd'])})" if step else ""
+
+
 def failure_message(task: dict) -> str:
     """`exit code 2; 2 attempts`, `timed out after 30s (ended by SIGKILL); 1 attempt` ..."""
     code, sig = task.get("exit_code"), task.get("signal")
@@ -57,6 +65,7 @@ def failure_message(task: dict) -> str:
         what = f"{ended}: {task['reason']}"  # it could not start
     else:
         what = ended
+    what += at_step(task)
     if task.get("allow_failure"):
         what += "; allowed to fail (allow_failure), the run did not fail for it"
     return clean_text(f"{what}; {_attempts(task)}")

@@ -3,7 +3,8 @@ the names shell completion offers.
 
 The JSON is a contract (README, "Listing tasks"): an object with `version`
 (1), `file` and `tasks`, each task with `name`, `description`, `needs`,
-`tags` and `line`, in file order. Fields may be added, never changed.
+`tags` and `line` (and `steps` for a task with steps), in file order. Fields
+may be added, never changed.
 """
 
 from __future__ import annotations
@@ -15,8 +16,16 @@ from .model import Plan, TaskFile
 
 
 def list_records(plan: Plan) -> list[dict]:
-    return [{"name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
-             "tags": list(t.spec.tags), "line": t.spec.line} for t in plan.tasks]
+    return [_with_steps({"name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
+                         "tags": list(t.spec.tags), "line": t.spec.line}, t.spec) for t in plan.tasks]
+
+
+def _with_steps(record: dict, spec) -> dict:
+    """A task with steps also lists them (name, command, the task a `{task: NAME}` step calls)."""
+    if spec.steps:
+        record["steps"] = [{"name": s.name, "cmd": s.cmd if isinstance(s.cmd, str) else list(s.cmd), "task": s.task}
+                           for s in spec.steps]
+    return record
 
 
 def list_json(taskfile: TaskFile, plan: Plan) -> str:

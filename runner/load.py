@@ -8,7 +8,14 @@ The stages, each adding problems rather than stopping at the first:
 3. the JSON Schema (`runner/schemas/taskfile.schema.json`), one `iter_errors`
    pass, each error put in plain words at the position of its key;
 4. what a schema cannot say: durations that are not finite, empty commands,
-   `needs` naming no task or the task itself, dependency cycles.
+   `needs` naming no task or the task itself, dependency cycles, step calls
+   (`{task: NAME}`) of no task or of the caller, cycles through calls and the
+   needs they bring, a `shell` program that is not installed.
+
+A valid file may still carry warnings (`TaskFile.warnings`, shown by
+--validate): a list command whose program looks like a command line.
+A `{task: NAME}` step is replaced by NAME's command or steps when the
+`TaskFile` is built, and NAME's needs are added to the caller's.
 
 Problems come out sorted by position, so the file reads top to bottom.
 """
@@ -22,14 +29,17 @@ import hashlib
 import json
 import math
 import os
+import re
+import shutil
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from runner import __version__, yamlsrc
 from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration, parse_timeout
 from runner.errors import Problem, TaskFileError
-from runner.model import DEFAULT_SHELL, TaskFile, TaskSpec
+from runner.model import DEFAULT_SHELL, Step, TaskFile, TaskSpec
 
 MAX_BYTES = 8 * 1024 * 1024  # a task file is a few KiB; refuse before parsing anything bigger
 MAX_SUGGESTIONS = 50  # did-you-mean for unknown `needs`: each one compares against every task name
@@ -247,7 +257,13 @@ def _is_task(path: Path) -> bool:
 
 
 def _is_cmd(path: Path) -> bool:
-    return _is_task(path) or (len(path) == 3 and path[0] == "tasks" and path[2] == "cmd")
+    return _is_task(path) or (len(path) == 3 and path[0] == "tasks" and path[2] == "cmd") or _is_step_cmd(path)
+
+
+def _is_step_cmd(path: Path) -> bool:
+    """`tasks.NAME.steps.I` (a string or list step) or `tasks.NAME.steps.I.cmd`."""
+    return (len(path) in (4, 5) and path[0] == "tasks" and path[2] == "steps" and isinstance(path[3], int)
+            and path[4:] in ((), ("cmd",)))
 
 
 def explain(error: Any) -> Iterator[tuple[Path, str]]:
@@ -292,6 +308,16 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
                 yield path + (key,), f"unknown key{_suggest(key, known)}"
     elif kind in ("minLength", "pattern", "minItems") and _is_cmd(path):
         yield path, "the command is empty"
+    elif kind == "minItems" and len(path) == 3 and path[0] == "tasks" and path[2] == "steps":
+        yield path, "no steps: give at least one (or use cmd)"
+    elif kind == "anyOf" and all(list(branch) == ["required"] for branch in expected):  # one of these keys
+        first, *others = (branch["required"][0] for branch in expected)
+        yield path, f"missing required key {first!r} (or {', '.join(map(repr, others))})"
+    elif kind == "not" and set(expected) == {"type", "required"} and len(expected["required"]) == 2:  # not both
+        first, second = expected["required"]
+        yield path, f"a {'task' if _is_task(path) else 'step'} has either {first!r} or {second!r}, not both"
+    elif kind in ("pattern", "maxLength") and len(path) == 5 and path[2] == "steps" and path[4] == "task":
+        yield path, f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
     elif kind == "pattern" and len(path) == 2 and path[0] == "secrets":
         yield path, f"{value!r} is not a valid variable name ({ENV_NAME_HINT})"
     elif kind in ("pattern", "maxLength") and len(path) == 4 and path[2] == "needs":
@@ -497,11 +523,12 @@ def _duration(value: Any, parse=parse_duration) -> float | None:
 def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
     if isinstance(spec, str):
         return TaskSpec(name=name, cmd=spec, line=line)
-    cmd = spec["cmd"]
+    cmd = spec.get("cmd")
     cwd = spec.get("cwd")
     return TaskSpec(
         name=name,
         cmd=tuple(cmd) if isinstance(cmd, list) else cmd,
+        silent=spec.get("silent"),
         description=spec.get("description"),
         needs=tuple(spec.get("needs", ())),
         timeout_s=_duration(spec.get("timeout"), parse_timeout),
@@ -545,6 +572,8 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
     _check_values(data, report)
     if isinstance(data.get("tasks"), dict):
         _check_graph(data["tasks"], report)
+        _check_steps(data["tasks"], report)
+    _check_shell(data, report)
     if report:
         raise TaskFileError(list(report.found))
     if not known_valid:
@@ -561,14 +590,149 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         timeout_s=_duration(data.get("timeout"), parse_timeout),
         kill_grace_s=_duration(data.get("kill_grace")),
         env=_env(data.get("env")),
-        shell=data.get("shell", DEFAULT_SHELL),
+        shell=_shell(data.get("shell", DEFAULT_SHELL)),
+        silent=data.get("silent", False),
+        warnings=tuple(_warnings(data, report)),
         fail_fast=data.get("fail_fast", False),
         output=data.get("output"),
         executor=(data.get("executor") or {}).get("kind"),
         scheduler=(data.get("executor") or {}).get("scheduler"),
         secrets=tuple(data.get("secrets", ())),
-        tasks=tuple(
+        tasks=_with_steps(tuple(
             _build_task(name, spec, folder, source.position(("tasks", name))[0])
             for name, spec in data["tasks"].items()
-        ),
+        ), data["tasks"]),
     )
+
+
+# --- steps, the shell, and warnings --------------------------------------------------
+
+SHELL_SYNTAX = re.compile(r"[\s;&|<>$`()]")  # in a program's name: meant for a shell, or several commands
+LIST_CMD_WARNING = "a list runs one program; for several commands use steps"
+
+
+def _calls(tasks: dict) -> dict[str, list[tuple[str, Path]]]:
+    """Each task's `{task: NAME}` steps: name -> [(NAME, key path of the step's `task`)]."""
+    calls: dict[str, list[tuple[str, Path]]] = {}
+    for name, spec in tasks.items():
+        steps = spec.get("steps") if isinstance(spec, dict) else None
+        for i, step in enumerate(steps if isinstance(steps, list) else ()):
+            if isinstance(step, dict) and isinstance(step.get("task"), str):
+                calls.setdefault(name, []).append((step["task"], ("tasks", name, "steps", i, "task")))
+    return calls
+
+
+def _check_steps(tasks: dict, report: _Problems) -> None:
+    """What the schema cannot say about steps: a call's task must exist and not lead back to
+    the caller (through calls, or through the needs the calls bring); `vars` on a call needs
+    variables; a list step's program must not be empty."""
+    calls = _calls(tasks)
+    for name, spec in tasks.items():
+        steps = spec.get("steps") if isinstance(spec, dict) else None
+        for i, step in enumerate(steps if isinstance(steps, list) else ()):
+            cmd = step.get("cmd") if isinstance(step, dict) else step
+            where = ("tasks", name, "steps", i) + (("cmd",) if isinstance(step, dict) else ())
+            if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd) and not cmd[0].strip():
+                report.add(where + (0,), "the program (the first item) is empty")
+            if isinstance(step, dict) and "vars" in step:
+                report.add(("tasks", name, "steps", i, "vars"),
+                           "vars on a step call need variables support, which this version of taskrun does not "
+                           "have: remove them")
+    for name, called in calls.items():
+        for target, path in called:
+            if target == name:
+                report.add(path, "a task cannot call itself as a step")
+            elif target not in tasks and path not in report.paths:
+                report.add(path, f"unknown task {target!r}{_suggest(target, tasks)}")
+    if not calls:
+        return
+    # A call brings the called task's needs: a cycle through calls and needs is a dependency cycle.
+    edges: dict[str, list[tuple[str, Path]]] = {}
+    for name, spec in tasks.items():
+        needs = spec.get("needs") if isinstance(spec, dict) else None
+        out = edges.setdefault(name, [])
+        out += [(d, ("tasks", name, "needs", i)) for i, d in enumerate(needs if isinstance(needs, list) else ())
+                if isinstance(d, str) and d in tasks and d != name]
+        out += [(t, path) for t, path in calls.get(name, ()) if t in tasks and t != name]
+    order = {name: i for i, name in enumerate(tasks)}
+    for component in _strong_components(edges, order):
+        if not any(t in component for member in component for t, _ in calls.get(member, ())):
+            continue  # needs only: reported by _check_graph
+        start = min(component, key=order.__getitem__)
+        cycle, first = _cycle_through(start, component, edges)
+        report.add(first, "dependency cycle through a step call: " + " -> ".join(cycle))
+
+
+def _check_shell(data: dict, report: _Problems) -> None:
+    """A `shell` that names a program must name one that exists here."""
+    shell = data.get("shell")
+    path: Path = ("shell",)
+    if isinstance(shell, list) and shell and isinstance(shell[0], str):
+        shell, path = shell[0], ("shell", 0)
+    if not isinstance(shell, str) or not shell.strip() or path in report.paths:
+        return
+    env = data.get("env") if isinstance(data.get("env"), dict) else {}
+    search = str(env.get("PATH") or os.environ.get("PATH", os.defpath))
+    if "/" in shell:
+        if not (os.path.isfile(shell) and os.access(shell, os.X_OK)):
+            report.add(path, f"the shell {shell!r} does not exist or is not executable (name one that is installed, "
+                             "e.g. /bin/sh or bash)")
+    elif shutil.which(shell, path=search) is None:
+        report.add(path, f"the shell {shell!r} is not found on PATH (install it, or name one that is, e.g. sh or bash)")
+
+
+def _shell(shell: str | list) -> str | tuple[str, ...]:
+    return tuple(shell) if isinstance(shell, list) else shell
+
+
+def _warnings(data: dict, report: _Problems) -> Iterator[Problem]:
+    """A list command whose program looks like a command line (`[make clean, make all]`)."""
+    for name, spec in data["tasks"].items():
+        if not isinstance(spec, dict):
+            continue
+        lists = [(("tasks", name, "cmd"), spec.get("cmd"))]
+        for i, step in enumerate(spec.get("steps") or ()):
+            lists.append((("tasks", name, "steps", i, "cmd"), step.get("cmd")) if isinstance(step, dict)
+                         else (("tasks", name, "steps", i), step))
+        for path, cmd in lists:
+            if isinstance(cmd, list) and SHELL_SYNTAX.search(cmd[0].strip()):
+                line, column = report.source.position(path + (0,))
+                yield Problem(line, column, ".".join(str(p) for p in path + (0,)),
+                              f"warning: {LIST_CMD_WARNING} ({cmd[0]!r} would be taken as one program's name)",
+                              report.shown)
+
+
+def _with_steps(tasks: tuple[TaskSpec, ...], raw: dict) -> tuple[TaskSpec, ...]:
+    """Each task's steps, a `{task: NAME}` step replaced by NAME's command or steps (recursively),
+    and the needs the calls bring added after the task's own (the file is valid: no cycle)."""
+    by_name = {t.name: t for t in tasks}
+    expanded: dict[str, tuple[tuple[Step, ...], tuple[str, ...]]] = {}
+
+    def expand(name: str) -> tuple[tuple[Step, ...], tuple[str, ...]]:
+        if name not in expanded:
+            spec, steps, needs = raw[name], [], list(by_name[name].needs)
+            if not isinstance(spec, dict) or "steps" not in spec:
+                steps.append(Step(cmd=by_name[name].cmd, task=name))
+            for step in (spec.get("steps") or ()) if isinstance(spec, dict) else ():
+                if isinstance(step, dict) and "task" in step:
+                    called, called_needs = expand(step["task"])
+                    allowed = step.get("allow_failure", False)
+                    steps += [replace(s, name=step.get("name") or s.name or s.task, task=s.task or step["task"],
+                                      allow_failure=s.allow_failure or allowed) for s in called]
+                    needs += called_needs
+                elif isinstance(step, dict):
+                    cmd = step["cmd"]
+                    steps.append(Step(cmd=tuple(cmd) if isinstance(cmd, list) else cmd, name=step.get("name"),
+                                      allow_failure=step.get("allow_failure", False)))
+                else:
+                    steps.append(Step(cmd=tuple(step) if isinstance(step, list) else step))
+            expanded[name] = (tuple(steps), tuple(dict.fromkeys(needs)))
+        return expanded[name]
+
+    out = []
+    for t in tasks:
+        if isinstance(raw[t.name], dict) and "steps" in raw[t.name]:
+            steps, needs = expand(t.name)
+            t = replace(t, steps=steps, needs=needs)
+        out.append(t)
+    return tuple(out)

@@ -133,6 +133,8 @@ def validate(files: tuple[str, ...]) -> int:
                 say(str(problem))
             code = exc.exit_code
         else:
+            for warning in taskfile.warnings:
+                say(str(warning))
             say(f"{show_path(path)}: valid ({len(taskfile.tasks)} tasks)")
     return code
 

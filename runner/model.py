@@ -24,6 +24,76 @@ class Status(str, enum.Enum):
 
 DEFAULT_SHELL = "/bin/sh"
 DEFAULT_KILL_GRACE_S = 5.0
+# Shells whose string commands taskrun runs with errexit (and pipefail where the shell has it), as
+# GitHub Actions does for `shell: bash`: a failing line in the middle of a script fails the task.
+ERREXIT_FLAGS = {"sh": ("-e",), "dash": ("-e",), "bash": ("-e", "-o", "pipefail"),
+                 "ksh": ("-e", "-o", "pipefail"), "zsh": ("-e", "-o", "pipefail")}
+
+
+def shell_argv(shell: str | tuple[str, ...]) -> tuple[str, ...]:
+    """What goes before a string command: a list `shell` exactly as given; a program
+    with errexit added when taskrun knows it (`bash` -> bash -e -o pipefail -c)."""
+    if isinstance(shell, tuple):
+        return shell
+    return (shell, *ERREXIT_FLAGS.get(shell.rsplit("/", 1)[-1], ()), "-c")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One step of a task, as the file declares it, a `{task: NAME}` step already
+    replaced by NAME's command or steps."""
+
+    cmd: str | tuple[str, ...]  # a string runs through the shell; a tuple runs directly
+    name: str | None = None
+    allow_failure: bool = False  # its failure does not end the attempt
+    task: str | None = None  # the task it comes from, through a `{task: NAME}` step
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepSpec:
+    """One step as the process layer runs it."""
+
+    argv: tuple[str, ...]
+    shown: str  # the command as the file wrote it: echoed on the console and recorded
+    name: str | None = None
+    allow_failure: bool = False
+
+    @property
+    def label(self) -> str:
+        return step_label(self.name, self.shown)
+
+
+def step_label(name: str | None, shown: str) -> str:
+    """How messages name a step: its name, else its command's first line (shortened)."""
+    if name:
+        return name
+    first = shown.strip().splitlines()[0] if shown.strip() else shown
+    return first if len(first) <= 60 else first[:57] + "..."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResult:
+    """How one step of an attempt ended. Times are Unix epoch seconds."""
+
+    index: int  # 1-based, in the task's steps
+    cmd: str  # as run (StepSpec.shown)
+    name: str | None
+    allow_failure: bool
+    exit_code: int | None
+    signal: str | None
+    pid: int | None  # None when it could not start
+    started_at: float
+    finished_at: float
+    duration_s: float
+    reason: str | None = None
+    stray_killed: int = 0
+
+    def __bool__(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def label(self) -> str:
+        return step_label(self.name, self.cmd)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,7 +101,9 @@ class TaskSpec:
     """One task as the file declares it (defaults of the file not yet applied)."""
 
     name: str
-    cmd: str | tuple[str, ...]  # a string runs through the shell; a tuple runs directly
+    cmd: str | tuple[str, ...] | None = None  # a string runs through the shell; a tuple runs directly
+    steps: tuple[Step, ...] = ()  # instead of `cmd`: run in order, each in its own process
+    silent: bool | None = None  # True: the console does not echo the commands (None: the file's choice)
     description: str | None = None
     needs: tuple[str, ...] = ()
     timeout_s: float | None = None
@@ -57,7 +129,7 @@ class TaskFile:
     pool: int | None
     timeout_s: float | None
     env: tuple[tuple[str, str], ...]
-    shell: str
+    shell: str | tuple[str, ...]  # a program (errexit added, see `shell_argv`) or the exact argv prefix
     fail_fast: bool
     tasks: tuple[TaskSpec, ...]  # in file order
     kill_grace_s: float | None = None
@@ -65,6 +137,8 @@ class TaskFile:
     executor: str | None = None  # "local" or "dask", when the file names one
     scheduler: str | None = None  # the Dask scheduler's address, when the file names one
     secrets: tuple[str, ...] = ()  # names of variables whose values are masked in every output
+    silent: bool = False  # True: the console does not echo the commands
+    warnings: tuple = ()  # `Problem`s worth a word that do not make the file invalid (shown by --validate)
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -88,6 +162,8 @@ class AttemptSpec:
     stderr_path: str
     resources: tuple[tuple[str, float], ...] = ()  # what a distributed backend must reserve for it
     mask: tuple[str, ...] = ()  # secret values: output goes through the runner, masked, to the logs
+    steps: tuple[StepSpec, ...] = ()  # when set, run in order instead of `argv` (which is the first)
+    steps_path: str | None = None  # where each step's start is recorded (with the logs' sizes then)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,9 +182,15 @@ class AttemptResult:
     stray_killed: int = 0  # processes left behind by the command and killed
     worker: str | None = None  # where it ran, for distributed backends
     host: str | None = None
+    steps: tuple[StepResult, ...] = ()  # each step run, for a task with steps
+    failed_step: int | None = None  # 1-based: the step that ended the attempt without success
 
     def __bool__(self) -> bool:
         return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+    @property
+    def failing_step(self) -> StepResult | None:
+        return self.steps[self.failed_step - 1] if self.failed_step else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +241,8 @@ class PlannedTask:
     cwd: str
     timeout_s: float | None
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    steps: tuple[StepSpec, ...] = ()  # for a task with steps (then `argv` is the first one's)
+    silent: bool = False  # the console does not echo its commands
 
     @property
     def name(self) -> str:

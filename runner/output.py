@@ -154,6 +154,25 @@ class LogFollower:
         cut, self._pending_cut = self._pending_cut, b""
         return cut
 
+    def upto(self, offset: int):
+        """(carry, data, end) for what was written before `offset`, chunk by chunk, its last line
+        ended there even without a newline (a step's output ends where the next step's starts)."""
+        while self.offset < offset:
+            before = self.offset
+            carry, data, end, _ = self.read(min(CHUNK, offset - self.offset))
+            if end:
+                yield carry, data, end
+            cut = self.take_cut()
+            if cut:
+                yield b"", cut, len(cut)
+            if self.offset == before:  # the file is shorter than the mark says (gone, or not ours)
+                break
+        if self._carry and not self._skipping:
+            last = self._carry + b"\n"
+            yield b"", last, len(last)
+        self._carry = b""
+        self._skipping = False
+
     def drain(self, limit: int = CHUNK):
         """(carry, data, end) for every complete line left, chunk by chunk, then the
         unterminated last line with a newline added; then the file is closed. A

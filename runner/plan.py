@@ -10,10 +10,11 @@ from __future__ import annotations
 import difflib
 import heapq
 import os
+import shlex
 from dataclasses import dataclass, replace
 
 from .errors import UsageError
-from .model import DEFAULT_KILL_GRACE_S, Plan, PlannedTask, RerunOf, TaskFile, TaskSpec
+from .model import DEFAULT_KILL_GRACE_S, Plan, PlannedTask, RerunOf, StepSpec, TaskFile, TaskSpec, shell_argv
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,8 +90,24 @@ def select_tasks(taskfile: TaskFile, targets: tuple[str, ...] = (), *, tags: tup
     return [t for t in taskfile.tasks if t.name in wanted]
 
 
+def command_argv(taskfile: TaskFile, cmd: str | tuple[str, ...]) -> tuple[str, ...]:
+    """A string through the file's shell (with errexit, see `shell_argv`); a list as it is."""
+    return (*shell_argv(taskfile.shell), cmd) if isinstance(cmd, str) else tuple(cmd)
+
+
+def plan_steps(taskfile: TaskFile, spec: TaskSpec) -> tuple[StepSpec, ...]:
+    return tuple(StepSpec(argv=command_argv(taskfile, s.cmd), shown=shown_command(s.cmd), name=s.name,
+                          allow_failure=s.allow_failure) for s in spec.steps)
+
+
+def shown_command(cmd: str | tuple[str, ...]) -> str:
+    """The command as the console echoes it: a string as written, a list shell-quoted."""
+    return cmd if isinstance(cmd, str) else shlex.join(cmd)
+
+
 def plan_task(taskfile: TaskFile, spec: TaskSpec, default_timeout_s: float | None) -> PlannedTask:
-    argv = (taskfile.shell, "-c", spec.cmd) if isinstance(spec.cmd, str) else spec.cmd
+    steps = plan_steps(taskfile, spec)
+    argv = steps[0].argv if steps else command_argv(taskfile, spec.cmd)
     env = dict(taskfile.env)
     env.update(spec.env)
     grace = spec.kill_grace_s if spec.kill_grace_s is not None else taskfile.kill_grace_s
@@ -101,6 +118,8 @@ def plan_task(taskfile: TaskFile, spec: TaskSpec, default_timeout_s: float | Non
         cwd=spec.cwd or taskfile.folder,
         timeout_s=spec.timeout_s if spec.timeout_s is not None else default_timeout_s,
         kill_grace_s=DEFAULT_KILL_GRACE_S if grace is None else grace,
+        steps=steps,
+        silent=taskfile.silent if spec.silent is None else spec.silent,
     )
 
 

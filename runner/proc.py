@@ -17,6 +17,12 @@ Model:
   TASKRUN_ATTEMPT_ID they inherited and stopped with the group. A process that
   is not a subreaper (a Dask worker) looks for them by that id among all
   processes.
+- An attempt of a task with steps (`spec.steps`) runs several commands in turn:
+  each step starts once the previous one's group is empty and its output is in
+  the logs, with the same environment, folder, log files and one deadline for
+  them all; the ladder stops whichever step runs, and a stop starts no further
+  step. Before each step starts, a line with the logs' sizes then is appended
+  to `spec.steps_path`, so a reader can tell which output is whose.
 - Only when the attempt has secret values to mask (`spec.mask`), its stdout and
   stderr are pipes instead: the runner reads them, masks them line by line and
   writes the log files itself. Once the group is empty the pipes get a bounded
@@ -28,9 +34,11 @@ Standard library, `model` and `secrets` only: a distributed worker imports this 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import itertools
+import json
 import os
 import selectors
 import shutil
@@ -40,7 +48,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .model import AttemptResult, AttemptSpec
+from .model import AttemptResult, AttemptSpec, StepResult
 from .secrets import LineMasker, masker_for
 
 ATTEMPT_ID_VAR = "TASKRUN_ATTEMPT_ID"
@@ -256,6 +264,12 @@ class Attempt:
     _final: AttemptResult | None = None  # the result, once only the pipes' drain is left
     _id: str = ""
     _drain_until: float | None = None
+    _step: int = 0  # the step running (an index into spec.steps)
+    _step_t0: float = 0.0  # monotonic start of the step
+    _step_results: list = field(default_factory=list)  # the StepResult of each step that ended
+    _halted: str | None = None  # why it was stopped from outside (timeout, cancel): no further step starts
+    _unstarted: AttemptResult | None = None  # the current step could not start: how it failed
+    on_spawn: object = None  # called with the attempt when a later step's process started (to watch its fds)
 
     @property
     def done(self) -> bool:
@@ -274,17 +288,30 @@ class Attempt:
             self._id = f"{self.spec.task}#{self.spec.attempt}@{_SELF}.{next(_ATTEMPT_SEQ)}"
         return self._id
 
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The command running now: the current step's, or the attempt's only one."""
+        return self.spec.steps[self._step].argv if self.spec.steps else self.spec.argv
+
     def start(self) -> None:
-        spec = self.spec
         self.started_at = time.time()
-        self._t0 = time.monotonic()
+        self._t0 = self._step_t0 = time.monotonic()
+        self._spawn()
+        if self._unstarted is not None:
+            self.result = self._step_over(self._take_unstarted())
+
+    def _spawn(self) -> None:
+        """Start the current command: the only one, or the current step (recorded first)."""
+        spec = self.spec
+        if spec.steps:
+            self._record_step_start()
         env = dict(spec.env)
         env[ATTEMPT_ID_VAR] = self.attempt_id
         pipes: list[int] = []
         try:
             if spec.mask:
                 pipes = self._open_pipes()
-            self.pid = spawn(spec.argv, env, spec.cwd, spec.stdout_path, spec.stderr_path,
+            self.pid = spawn(self.argv, env, spec.cwd, spec.stdout_path, spec.stderr_path,
                              pipes=(pipes[1], pipes[3]) if pipes else None)
         except OSError as exc:
             self._close_outputs()
@@ -295,7 +322,7 @@ class Attempt:
                 os.close(fd)
         self.pidfd = os.pidfd_open(self.pid)
         if spec.timeout_s is not None:
-            self._deadline = self._t0 + spec.timeout_s
+            self._deadline = self._t0 + spec.timeout_s  # one deadline for all the steps
 
     def _open_pipes(self) -> list[int]:
         """Two pipes for the command's output and the two log files they are copied to, masked."""
@@ -374,7 +401,95 @@ class Attempt:
 
     def _maybe_done(self) -> None:
         if self._final is not None and not self.outputs:
-            self.result, self._final = self._final, None
+            final, self._final = self._final, None
+            self.result = self._step_over(final) if self.spec.steps else final
+
+    # -- steps: one attempt, several commands in turn ------------------------------
+
+    def _record_step_start(self) -> None:
+        """Append the step's start to `spec.steps_path`, with the sizes of the logs then: the
+        console echoes the step's command between the previous step's output and its own."""
+        spec, step = self.spec, self.spec.steps[self._step]
+        if spec.steps_path is None:
+            return
+        sizes = []
+        for path in (spec.stdout_path, spec.stderr_path):
+            try:
+                sizes.append(os.stat(path).st_size)
+            except OSError:
+                sizes.append(0)
+        line = json.dumps({"step": self._step + 1, "cmd": step.shown, "name": step.name, "stdout": sizes[0],
+                           "stderr": sizes[1], "started_at": round(time.time(), 6)}, ensure_ascii=False)
+        data = masker_for(spec.mask).mask_bytes(line.encode() + b"\n")
+        try:
+            fd = os.open(spec.steps_path, _LOG_FLAGS | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, data)  # one write: a reader sees the whole line or none of it
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if self.write_error is None:
+                exc.filename = exc.filename or spec.steps_path
+                self.write_error = exc
+
+    def _step_over(self, ended: AttemptResult) -> AttemptResult | None:
+        """The current step ended (`ended` says how, timed as the attempt so far): record it, then
+        start the next step, or return the attempt's result when this was the last one or it
+        ends the attempt (it failed without allow_failure, timed out, or was stopped)."""
+        while True:
+            step = self.spec.steps[self._step]
+            now_mono = time.monotonic()
+            step_start = self.started_at + (self._step_t0 - self._t0)
+            self._step_results.append(StepResult(
+                index=self._step + 1, cmd=step.shown, name=step.name, allow_failure=step.allow_failure,
+                exit_code=ended.exit_code, signal=ended.signal, pid=ended.pid, started_at=step_start,
+                finished_at=ended.finished_at, duration_s=round(max(0.0, ended.finished_at - step_start), 6),
+                reason=ended.reason, stray_killed=ended.stray_killed))
+            failed = not ended and not step.allow_failure
+            if failed or ended.timed_out or ended.cancelled or self._step + 1 == len(self.spec.steps):
+                return self._steps_result(ended, failed)
+            if self._halted or (self._deadline is not None and now_mono >= self._deadline):
+                return self._steps_result(ended, failed, cut=True)  # steps are left, but none may start
+            self._step += 1
+            self._step_t0 = now_mono
+            self._next_step_state()
+            self._spawn()
+            if self._unstarted is not None:
+                ended = self._take_unstarted()
+                continue
+            _LIVE_LEADERS.add(self.pid)
+            if self.on_spawn is not None:
+                self.on_spawn(self)
+            return None
+
+    def _take_unstarted(self) -> AttemptResult:
+        ended, self._unstarted = self._unstarted, None
+        return ended
+
+    def _next_step_state(self) -> None:
+        self.pid = self.pidfd = None
+        self._status = self._kill_at = self._give_up_at = self._poll_at = None
+        self._drain_until = None
+        self._reason = None
+        self._termed = set()
+        self._strays = set()
+
+    def _steps_result(self, ended: AttemptResult, failed: bool, *, cut: bool = False) -> AttemptResult:
+        """The attempt's result: the failing step's exit code or signal (0 when every step that
+        had to succeed did), the whole attempt's times, every step's record. `cut`: stopped
+        (cancelled, or out of time) between two steps."""
+        steps = tuple(self._step_results)
+        ok = not (failed or ended.timed_out or ended.cancelled or cut)
+        reason, timed_out, cancelled = ended.reason, ended.timed_out, ended.cancelled
+        if cut and self._halted:
+            reason, cancelled = self._halted, True
+        elif cut:
+            reason, timed_out = f"timed out after {self.spec.timeout_s:g}s, before step {len(steps) + 1}", True
+        return dataclasses.replace(
+            ended, exit_code=0 if ok else ended.exit_code, signal=None if ok else ended.signal,
+            timed_out=timed_out, cancelled=cancelled, reason=reason,
+            stray_killed=sum(r.stray_killed for r in steps), steps=steps,
+            failed_step=None if ok or cut else len(steps))
 
     def _fail_to_start(self, exc: OSError, env: dict[str, str]) -> None:
         spec = self.spec
@@ -385,12 +500,16 @@ class Attempt:
         elif not os.path.isdir(os.path.dirname(spec.stdout_path) or "."):
             code, reason = 126, f"cannot open the log files in {os.path.dirname(spec.stdout_path)}"
         else:
-            code, reason = exec_failure(exc, spec.argv, env, spec.cwd)
+            code, reason = exec_failure(exc, self.argv, env, spec.cwd)
         now = time.time()
-        self.result = AttemptResult(
+        failed = AttemptResult(
             exit_code=code, signal=None, timed_out=False, pid=None, started_at=self.started_at,
             finished_at=now, duration_s=round(now - self.started_at, 6), reason=reason,
         )
+        if spec.steps:
+            self._unstarted = failed  # the step loop records it and goes on, or ends the attempt
+        else:
+            self.result = failed
 
     # -- driven by the loop ---------------------------------------------------
 
@@ -447,11 +566,15 @@ class Attempt:
         if self.done or self.pid is None:
             return
         if self._final is not None:  # only the drain is left
+            if (timed_out or cancelled) and self._halted is None:
+                self._halted = reason or "cancelled"  # ... and no further step
             if force:
                 self._drain_until = time.monotonic()
                 self.tick()
             return
         now = time.monotonic()
+        if (timed_out or cancelled) and self._halted is None:
+            self._halted = reason or "cancelled"  # no further step starts
         if self._status is None and not self._leader_exited():
             # Only a stop that reaches a running command decides its outcome: one that
             # ended on its own meanwhile (say, failed as fail_fast stops the rest) keeps it.
@@ -743,6 +866,13 @@ def _drive(attempt: Attempt, should_stop, poll_s: float) -> None:
         for fd in attempt.outputs:
             sel.register(fd, selectors.EVENT_READ, fd)
         attempt.on_close_fd = sel.unregister
+
+        def watch_step(a: Attempt) -> None:  # a later step started: its own pidfd (and pipes)
+            sel.register(a.pidfd, selectors.EVENT_READ, None)
+            for fd in a.outputs:
+                sel.register(fd, selectors.EVENT_READ, fd)
+
+        attempt.on_spawn = watch_step
         try:
             while not attempt.done:
                 now = time.monotonic()
@@ -758,7 +888,7 @@ def _drive(attempt: Attempt, should_stop, poll_s: float) -> None:
                     _poll_stop(attempt, should_stop)
                 attempt.tick()
         finally:
-            attempt.on_close_fd = None
+            attempt.on_close_fd = attempt.on_spawn = None
 
 
 def _poll_stop(attempt: Attempt, should_stop) -> None:

@@ -11,7 +11,8 @@ Model:
   filesystem), the command writes straight into it, as a local run does.
   Otherwise it writes into a private temporary folder on the worker, and the
   output travels back with the result: the last `LOG_CAP` bytes of each stream,
-  after a line saying how much was cut. The runner writes it into its log files.
+  after a line saying how much was cut (and the record of a task's steps, its
+  offsets moved to match). The runner writes it into its log files.
 - The command's folder (`cwd`) must exist on the worker at the same path;
   otherwise the attempt fails with exit 127 and a reason naming the worker.
 - A watchdog process per worker process holds a pipe from it and knows every
@@ -26,6 +27,7 @@ Standard library, `model` and `proc` only: this is what a worker imports.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -52,6 +54,7 @@ class RemoteOutcome:
     result: AttemptResult
     stdout: bytes | None = None
     stderr: bytes | None = None
+    steps: bytes | None = None  # the record of steps' starts, offsets rebased to the output sent
 
 
 def shares_folder(folder: str, token: str) -> bool:
@@ -80,7 +83,8 @@ def run_remote(spec: AttemptSpec, token: str, *, should_stop, worker: str, host:
     if not shared:
         scratch = tempfile.mkdtemp(prefix="taskrun-")
         local = dataclasses.replace(spec, stdout_path=os.path.join(scratch, "stdout"),
-                                    stderr_path=os.path.join(scratch, "stderr"))
+                                    stderr_path=os.path.join(scratch, "stderr"),
+                                    steps_path=spec.steps_path and os.path.join(scratch, "steps"))
     started: list[Attempt] = []
 
     def on_start(attempt: Attempt) -> None:  # before the command exists: the worker may die any moment after
@@ -99,10 +103,36 @@ def run_remote(spec: AttemptSpec, token: str, *, should_stop, worker: str, host:
     if scratch is None:
         return RemoteOutcome(result=result)
     try:
-        return RemoteOutcome(result=result, stdout=read_capped(local.stdout_path),
-                             stderr=read_capped(local.stderr_path))
+        stdout, stderr = read_capped(local.stdout_path, LOG_CAP), read_capped(local.stderr_path, LOG_CAP)
+        return RemoteOutcome(result=result, stdout=stdout, stderr=stderr,
+                             steps=_rebased_steps(local, (len(stdout), len(stderr))))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _rebased_steps(spec: AttemptSpec, sent: tuple[int, int]) -> bytes | None:
+    """The record of the steps' starts, its log offsets moved to where those bytes stand in the
+    output sent back (a log cut to its last `LOG_CAP` bytes starts with a note; earlier offsets
+    go to just after it)."""
+    if spec.steps_path is None:
+        return None
+    try:
+        with open(spec.steps_path, "rb") as f:
+            lines = f.read().splitlines()
+        sizes = [os.stat(p).st_size for p in (spec.stdout_path, spec.stderr_path)]
+    except OSError:
+        return None
+    out = []
+    for line in lines:
+        try:
+            mark = json.loads(line)
+        except ValueError:
+            continue  # not a line the process layer wrote
+        for key, size, length in zip(("stdout", "stderr"), sizes, sent):
+            if size > LOG_CAP:  # cut (see `read_capped`): `length` is the note, then the last LOG_CAP bytes
+                mark[key] = (length - LOG_CAP) + max(0, mark[key] - (size - LOG_CAP))
+        out.append(json.dumps(mark, ensure_ascii=False).encode() + b"\n")
+    return b"".join(out)
 
 
 # --- the watchdog ---------------------------------------------------------------------
@@ -130,6 +160,7 @@ class Watchdog:
             except OSError:
                 pass
 
+    # By the attempt's id, not a pid: each step of an attempt is a process of its own.
     def register(self, attempt: Attempt) -> None:
         self._send(f"+{attempt.spec.kill_grace_s} {attempt.attempt_id}\n")
 

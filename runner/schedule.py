@@ -31,8 +31,9 @@ from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskRe
 
 
 def log_paths(log_dir: Path, task: str, attempt: int) -> tuple[str, str]:
-    """Flat files in the run's folder: `build.stdout`, then `build~2.stdout` for a retry.
-    `~` cannot occur in a task name, so no two tasks' files can collide."""
+    """Flat files in the run's folder: `build.stdout`, then `build~2.stdout` for a retry
+    (and `build.steps` beside them for a task with steps). `~` cannot occur in a task
+    name, so no two tasks' files can collide."""
     stem = f"{log_dir}/{task}" if attempt == 1 else f"{log_dir}/{task}~{attempt}"
     return f"{stem}.stdout", f"{stem}.stderr"
 
@@ -215,6 +216,7 @@ class Scheduler:
             task=task.name, attempt=attempt, argv=task.argv, env=tuple(env.items()), cwd=task.cwd,
             timeout_s=task.timeout_s, kill_grace_s=task.kill_grace_s,
             stdout_path=stdout_path, stderr_path=stderr_path, resources=task.spec.resources, mask=self.mask,
+            steps=task.steps, steps_path=stdout_path.removesuffix(".stdout") + ".steps" if task.steps else None,
         )
         st.running = True
         self._running += 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from . import __version__
 from .errors import EXIT_OK, EXIT_TASKS_FAILED
-from .model import AttemptResult, Plan, TaskResult, status_counts
+from .model import AttemptResult, Plan, StepResult, TaskResult, status_counts
 from .proc import last_lines
 
 TAIL_LINES = 50
@@ -64,6 +64,29 @@ def read_tail(path: str | None, lines: int = TAIL_LINES, max_bytes: int = TAIL_B
     return (last_lines(path, lines, max_bytes) or b"").decode("utf-8", errors="replace")
 
 
+def step_record(r: StepResult) -> dict:
+    return {
+        "index": r.index,
+        "name": r.name,
+        "cmd": r.cmd,
+        "allow_failure": r.allow_failure,
+        "exit_code": r.exit_code,
+        "signal": r.signal,
+        "pid": r.pid,
+        "started_at": iso(r.started_at),
+        "finished_at": iso(r.finished_at),
+        "duration_s": round(r.duration_s, 3),
+        "reason": r.reason,
+    }
+
+
+def with_steps(record: dict, a: AttemptResult) -> dict:
+    """An attempt's record, with its steps (a task with steps only: other records keep their shape)."""
+    record["steps"] = [step_record(r) for r in a.steps]
+    record["failed_step"] = a.failed_step
+    return record
+
+
 def attempt_record(a: AttemptResult, stdout_log: str | None, stderr_log: str | None) -> dict:
     return {
         "exit_code": a.exit_code,
@@ -86,11 +109,13 @@ def attempt_record(a: AttemptResult, stdout_log: str | None, stderr_log: str | N
 def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
     spec = plan_task.spec
     attempts = [attempt_record(a, *logs) for a, logs in zip(result.attempts, result.logs)]
+    if spec.steps:
+        attempts = [with_steps(record, a) for record, a in zip(attempts, result.attempts)]
     last = attempts[-1] if attempts else {}
-    return {
+    record = {
         "name": spec.name,
         "description": spec.description,
-        "cmd": spec.cmd if isinstance(spec.cmd, str) else list(spec.cmd),
+        "cmd": spec.cmd if isinstance(spec.cmd, str) or spec.cmd is None else list(spec.cmd),
         "status": result.status.value,
         **{key: last.get(key) for key in ("exit_code", "signal", "pid", "started_at", "finished_at", "duration_s")},
         "allow_failure": spec.allow_failure,
@@ -107,6 +132,13 @@ def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
         "host": last.get("host"),
         "attempts": attempts,
     }
+    if spec.steps:
+        record["steps"] = [{"name": s.name, "cmd": s.cmd if isinstance(s.cmd, str) else list(s.cmd),
+                            "allow_failure": s.allow_failure, "task": s.task} for s in spec.steps]
+        failing = result.last.failing_step if result.last is not None else None
+        record["failed_step"] = None if failing is None else {
+            "index": failing.index, "name": failing.name, "cmd": failing.cmd}
+    return record
 
 
 def build_summary(plan: Plan, results: list[TaskResult], info: RunInfo, *,

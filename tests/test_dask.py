@@ -825,3 +825,84 @@ def test_output_sent_back_is_capped_at_its_end(tmp_path):
     assert read_capped(str(path), cap=200) == b"x" * 100 + b"tail\n"
     assert read_capped(str(path), cap=10) == (
         b"[taskrun: the first 95 bytes of this output were cut; the last 10 follow]\nxxxxx" + b"tail\n")
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+STEPS = """
+    version: 1
+    kill_grace: 0.5
+    tasks:
+      other: {cmd: echo other, needs: [first]}
+      first: echo first
+      steps:
+        steps:
+          - echo one
+          - {cmd: 'echo tolerated >&2; exit 3', name: tolerated, allow_failure: true}
+          - {task: other}
+          - printf partial
+      failing:
+        steps: [echo before, {cmd: exit 4, name: four}, touch never]
+      slow:
+        timeout: 1
+        steps: [sleep 0.6, sleep 0.6, touch never-either]
+"""
+
+
+def test_steps_run_on_a_worker_with_the_same_semantics_as_locally(cluster, taskrun):
+    taskrun.write("tasks.yaml", STEPS)
+    local = taskrun("tasks.yaml", "-o", "local.json")
+    remote = taskrun("tasks.yaml", "-o", "dask.json", "--scheduler", cluster.address)
+    assert local.returncode == remote.returncode == 1, remote.stdout + remote.stderr
+    assert not (taskrun.cwd / "never").exists() and not (taskrun.cwd / "never-either").exists()
+
+    def steps(summary: dict) -> dict:
+        return {t["name"]: (t["failed_step"], t["needs"], [[(s["index"], s["cmd"], s["exit_code"], s["signal"])
+                                                            for s in a["steps"]] for a in t["attempts"]])
+                for t in summary["tasks"] if "steps" in t}
+
+    summary = taskrun.summary("dask.json")
+    assert outcome(summary) == outcome(taskrun.summary("local.json"))
+    assert steps(summary) == steps(taskrun.summary("local.json")) == {
+        "steps": (None, ["first"], [[(1, "echo one", 0, None), (2, "echo tolerated >&2; exit 3", 3, None),
+                                     (3, "echo other", 0, None), (4, "printf partial", 0, None)]]),
+        "failing": ({"index": 2, "name": "four", "cmd": "exit 4"}, [],
+                    [[(1, "echo before", 0, None), (2, "exit 4", 4, None)]]),
+        "slow": ({"index": 2, "name": None, "cmd": "sleep 0.6"}, [],
+                 [[(1, "sleep 0.6", 0, None), (2, "sleep 0.6", None, "SIGTERM")]]),
+    }
+    tasks = by_name(summary)
+    assert tasks["steps"]["stdout_tail"] == "one\nother\npartial"
+    assert all(WORKER_ADDRESS.match(t["worker"]) for t in tasks.values())
+    # the worker records each step's start next to the logs, so the console echoes it in its place
+    echoed = [line for line in remote.stdout.splitlines() if re.match(r"steps +[$|!] ", line)]
+    assert echoed == ["steps   $ echo one", "steps   | one", "steps   $ echo tolerated >&2; exit 3",
+                      "steps   ! tolerated", "steps   $ echo other", "steps   | other",
+                      "steps   $ printf partial", "steps   | partial"]
+
+
+_RUN_REMOTE_STEPS = """
+import json, os, sys
+from runner import remote
+from runner.model import AttemptSpec, StepSpec
+remote.LOG_CAP = 20  # bytes of each stream sent back: the first step's output is cut
+folder = sys.argv[1]
+steps = tuple(StepSpec(argv=("/bin/sh", "-c", cmd), shown=cmd) for cmd in ("printf 'a%.0s' $(seq 29); echo", "echo b"))
+spec = AttemptSpec(task="t", attempt=1, argv=steps[0].argv, env=tuple(os.environ.items()), cwd=folder,
+                   timeout_s=None, kill_grace_s=0.5, stdout_path=os.path.join(folder, "t.stdout"),
+                   stderr_path=os.path.join(folder, "t.stderr"), steps=steps, steps_path=os.path.join(folder, "t.steps"))
+out = remote.run_remote(spec, "tok", should_stop=lambda: False, worker="tcp://w:1", host="h")
+print(json.dumps({"exit": out.result.exit_code, "stdout": out.stdout.decode(),
+                  "steps": [json.loads(line) for line in out.steps.decode().splitlines()]}))
+"""
+
+
+def test_the_record_of_steps_sent_back_points_into_the_output_sent_back(taskrun):
+    r = subprocess.run([sys.executable, "-c", _RUN_REMOTE_STEPS, str(taskrun.cwd)],
+                       env={**taskrun.env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    note = "[taskrun: the first 12 bytes of this output were cut; the last 20 follow]\n"
+    assert (got["exit"], got["stdout"]) == (0, note + "a" * 17 + "\nb\n")
+    assert [(m["step"], m["stdout"]) for m in got["steps"]] == [(1, len(note)), (2, len(note) + 18)]
+    assert got["stdout"][got["steps"][1]["stdout"]:] == "b\n"

@@ -108,6 +108,22 @@ tasks:
     "as-written": "version: 1\nenv: {PY: 3.10, GO111MODULE: on, UMASK: 0027, AT: 12:30}\ntasks:\n"
                   "  a: {cmd: [sleep, 1, y], description: 2024-01-01, tags: [on, 1.0], cwd: 2024}\n  b: true\n",
     "anchored-scalar": "version: 1\nenv: {PY: &py 3.10}\ntasks:\n  a: {cmd: [python, *py], env: {V: *py}}\n",
+    "steps": """\
+version: 1
+shell: [bash, --noprofile, -eu, -c]
+silent: true
+tasks:
+  lint: {cmd: ruff check ., needs: [setup]}
+  setup: ./configure
+  build:
+    silent: false
+    steps:
+      - make clean
+      - [make, -j4]
+      - {cmd: [go, vet, ./...], name: vet, allow_failure: true}
+      - {task: lint, name: lint}
+""",
+    "shell-program": "version: 1\nshell: bash\ntasks:\n  a: {steps: [echo]}\n",
 }
 BAD = {
     "unknown-key": "version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n",
@@ -132,6 +148,18 @@ BAD = {
     "needs-not-a-list": "version: 1\ntasks:\n  a: {cmd: x, needs: b}\n  b: x\n",
     "python-tag": "version: 1\ntasks:\n  a: !!python/object/apply:os.system ['x']\n",
     "top-level-list": "- version: 1\n",
+    "cmd-and-steps": "version: 1\ntasks:\n  a: {cmd: x, steps: [y]}\n",
+    "no-cmd-nor-steps": "version: 1\ntasks:\n  a: {silent: true}\n",
+    "empty-steps": "version: 1\ntasks:\n  a: {steps: []}\n",
+    "empty-step": "version: 1\ntasks:\n  a: {steps: ['']}\n",
+    "step-cmd-and-task": "version: 1\ntasks:\n  a: {steps: [{cmd: x, task: b}]}\n  b: x\n",
+    "step-without-cmd": "version: 1\ntasks:\n  a: {steps: [{name: n}]}\n",
+    "step-unknown-key": "version: 1\ntasks:\n  a: {steps: [{cmd: x, timeout: 5}]}\n",
+    "step-bad-task-name": "version: 1\ntasks:\n  a: {steps: [{task: ../b}]}\n",
+    "step-allow-failure-string": "version: 1\ntasks:\n  a: {steps: [{cmd: x, allow_failure: 'yes'}]}\n",
+    "silent-string": "version: 1\nsilent: 'no'\ntasks:\n  a: x\n",
+    "shell-empty-list": "version: 1\nshell: []\ntasks:\n  a: x\n",
+    "shell-number": "version: 1\nshell: 5\ntasks:\n  a: x\n",
 }
 
 
@@ -164,6 +192,12 @@ DIFFERENCES = {
     "boolean-key": ("version: 1\ntasks:\n  on: x\n", (False, True)),
     "nan-duration": ("version: 1\ntasks:\n  a: {cmd: x, timeout: .nan}\n", (False, True)),
     "zero-timeout-string": ("version: 1\ntasks:\n  a: {cmd: x, timeout: 0s}\n", (False, True)),
+    # step calls: the task called, cycles through calls, and `vars`, reserved for variables
+    "step-calls-unknown-task": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n", (False, True)),
+    "step-call-cycle": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n  b: {cmd: x, needs: [a]}\n", (False, True)),
+    "step-call-vars": ("version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: 1}}]}\n  b: x\n", (False, True)),
+    # a shell that is not installed here
+    "shell-not-installed": ("version: 1\nshell: /no/such/shell\ntasks:\n  a: x\n", (False, True)),
 }
 
 

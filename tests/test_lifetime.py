@@ -237,8 +237,8 @@ def test_a_sigkilled_runner_leaves_its_record_and_recover_stops_the_leftovers(ta
         f"run {run_id}: task long (attempt 1, pid {pids['long']}) had not ended",
         f"run {run_id}: task longer (attempt 1, pid {pids['longer']}) had not ended",
     ]
-    assert f"run {run_id}: stopped pid {pids['longer']}: /bin/sh -c sleep 300" in lines
-    assert f"run {run_id}: stopped pid {pids['long']}: /bin/sh -c setsid sleep 300 & sleep 300" in lines
+    assert f"run {run_id}: stopped pid {pids['longer']}: /bin/sh -e -c sleep 300" in lines
+    assert f"run {run_id}: stopped pid {pids['long']}: /bin/sh -e -c setsid sleep 300 & sleep 300" in lines
     assert len([line for line in lines if line.endswith(": sleep 300")]) == 3
     assert lines[-1] == f"run {run_id}: stopped 5 process(es)"  # two shells, their sleeps, the escaped one
     r = taskrun("--recover", str(path.parent))  # the folder works too; now nothing is left

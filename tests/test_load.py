@@ -189,7 +189,7 @@ def test_the_issue_example_and_every_problem_in_file_order(here):
                  ["tasks.yaml:3:3: tasks.a: expected a string or a mapping, got nothing (YAML reads ~, null and an "
                   "empty value as nothing): quote it, e.g. '' for an empty string"], id="task-empty"),
     pytest.param("version: 1\ntasks:\n  a:\n    description: x\n",
-                 ["tasks.yaml:3:3: tasks.a: missing required key 'cmd'"], id="required-cmd"),
+                 ["tasks.yaml:3:3: tasks.a: missing required key 'cmd' (or 'steps')"], id="required-cmd"),
     pytest.param("tasks:\n  a: echo\n", ["tasks.yaml:1:1: missing required key 'version'"], id="required-version"),
     pytest.param("version: 2\ntasks:\n  a: echo\n",
                  ["tasks.yaml:1:1: version: unsupported version 2 (this taskrun reads version 1)"], id="version"),

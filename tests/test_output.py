@@ -60,8 +60,8 @@ def test_a_last_line_without_newline_is_shown_before_the_end_line(taskrun):
     """)
     r = taskrun("tasks.yaml")
     out = r.stdout.splitlines()
-    assert out[1] == "t | no newline"
-    assert re.fullmatch(rf"{CLOCK} done  t ok exit 0 in .*", out[2])
+    assert out[1:3] == ["t $ printf 'no newline'", "t | no newline"]
+    assert re.fullmatch(rf"{CLOCK} done  t ok exit 0 in .*", out[3])
 
 
 def test_two_tasks_printing_ten_thousand_lines_each_never_mix_half_lines(taskrun):
@@ -114,6 +114,7 @@ def test_retries_are_streamed_from_their_own_log_files(taskrun):
 GROUP_FILE = """
     version: 1
     pool: 2
+    silent: true
     tasks:
       slow: 'while [ ! -s fast.pid ]; do sleep 0.01; done; while kill -0 $(cat fast.pid) 2>/dev/null; do sleep 0.01; done; echo slow out; echo slow err >&2'
       fast: 'echo $$ > fast.pid.tmp; mv fast.pid.tmp fast.pid; echo fast one; echo fast two'
@@ -194,6 +195,7 @@ def test_gitlab_ci_folds_each_block_in_a_collapsible_section(taskrun):
     out = r.stdout.decode()  # bytes: text mode would turn the \r of the markers into newlines
     ok = re.search(r"\x1b\[0Ksection_start:(\d+):taskrun_good_1\[collapsed=true\]\r\x1b\[0K"
                    rf"{CLOCK} done  good   ok exit 0 in \d+\.\d\ds\n"
+                   r"good   \$ echo fine\n"
                    r"good   \| fine\n"
                    r"\x1b\[0Ksection_end:(\d+):taskrun_good_1\r\x1b\[0K\n", out)
     assert ok, out
@@ -201,6 +203,7 @@ def test_gitlab_ci_folds_each_block_in_a_collapsible_section(taskrun):
     # a failed task's section stays open
     assert re.search(r"\x1b\[0Ksection_start:\d+:taskrun_bad_ly_1\r\x1b\[0K"
                      rf"{CLOCK} done  bad:ly FAILED exit 3 in \d+\.\d\ds\n"
+                     r"bad:ly \$ echo broken >&2; exit 3\n"
                      r"bad:ly ! broken\n"
                      r"\x1b\[0Ksection_end:\d+:taskrun_bad_ly_1\r\x1b\[0K\n", out), out
 

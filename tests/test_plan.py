@@ -113,9 +113,15 @@ class TestOverrides:
 
 
 class TestPlannedTask:
-    def test_string_command_runs_through_the_files_shell(self):
+    def test_string_command_runs_through_the_files_shell_with_errexit(self):
         tf = taskfile(spec("a", "echo $HOME"), shell="/bin/bash")
-        assert make_plan(tf).tasks[0].argv == ("/bin/bash", "-c", "echo $HOME")
+        assert make_plan(tf).tasks[0].argv == ("/bin/bash", "-e", "-o", "pipefail", "-c", "echo $HOME")
+        assert make_plan(taskfile(spec("a", "x"), shell="/bin/sh")).tasks[0].argv == ("/bin/sh", "-e", "-c", "x")
+        assert make_plan(taskfile(spec("a", "x"), shell="fish")).tasks[0].argv == ("fish", "-c", "x")
+
+    def test_a_list_shell_is_the_exact_argv_prefix(self):
+        tf = taskfile(spec("a", "echo $HOME"), shell=("bash", "--noprofile", "-eu", "-c"))
+        assert make_plan(tf).tasks[0].argv == ("bash", "--noprofile", "-eu", "-c", "echo $HOME")
 
     def test_list_command_runs_directly(self):
         tf = taskfile(spec("a", ("echo", "$HOME")))

@@ -371,7 +371,7 @@ class TestAttemptSpec:
         assert env["FILE_VAR"] == "f"  # the file's env wins over taskrun's own environment
         assert env["TASK_VAR"] == "t"
         assert (env["TASKRUN_TASK"], env["TASKRUN_ATTEMPT"], env["TASKRUN_RUN_ID"]) == ("a", "1", "run-1")
-        assert s.argv == ("/bin/sh", "-c", "run a")
+        assert s.argv == ("/bin/sh", "-e", "-c", "run a")
         assert (s.cwd, s.timeout_s, s.kill_grace_s) == ("/proj/sub", 3.0, 0.5)
         assert s.stderr_path == str(tmp_path / "logs" / "a.stderr")
 

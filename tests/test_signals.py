@@ -119,7 +119,7 @@ def test_a_second_signal_does_not_wait_for_the_grace(taskrun):
         version: 1
         kill_grace: 60
         tasks:
-          stubborn: trap 'touch got-term' TERM; touch running; while :; do sleep 0.05; done
+          stubborn: trap 'touch got-term' TERM; touch running; while :; do sleep 0.05 || :; done
         """)
     proc = taskrun.popen("tasks.yaml")
     wait_for(taskrun.cwd / "running", proc=proc)

@@ -26,7 +26,7 @@ BAD_FILES = [
         "version: 2\npool: true\ntasks:\n" + RAN + "  a:\n    description: ~\n",
         ["tasks.yaml:1:1: version: unsupported version 2 (this taskrun reads version 1)",
          "tasks.yaml:2:1: pool: expected a whole number, got boolean true",
-         "tasks.yaml:5:3: tasks.a: missing required key 'cmd'",
+         "tasks.yaml:5:3: tasks.a: missing required key 'cmd' (or 'steps')",
          "tasks.yaml:6:5: tasks.a.description: expected a string, got nothing (YAML reads ~, null and an empty "
          "value as nothing): quote it, e.g. '' for an empty string"],
         id="schema"),
