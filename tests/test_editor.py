@@ -159,7 +159,6 @@ BAD = {
     "step-allow-failure-string": "version: 1\ntasks:\n  a: {steps: [{cmd: x, allow_failure: 'yes'}]}\n",
     "silent-string": "version: 1\nsilent: 'no'\ntasks:\n  a: x\n",
     "shell-empty-list": "version: 1\nshell: []\ntasks:\n  a: x\n",
-    "shell-number": "version: 1\nshell: 5\ntasks:\n  a: x\n",
 }
 
 
@@ -198,6 +197,8 @@ DIFFERENCES = {
     "step-call-vars": ("version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: 1}}]}\n  b: x\n", (False, True)),
     # a shell that is not installed here
     "shell-not-installed": ("version: 1\nshell: /no/such/shell\ntasks:\n  a: x\n", (False, True)),
+    # a number where text is expected is read as written: the program "5", not installed either
+    "shell-number": ("version: 1\nshell: 5\ntasks:\n  a: x\n", (False, True)),
 }
 
 
