@@ -282,7 +282,12 @@ AS_WRITTEN = ["yes", "no", "on", "off", "true", "False", "3.10", "0027", "0777",
 
 
 @pytest.mark.parametrize("word", AS_WRITTEN)
-def test_unquoted_scalars_where_a_string_is_expected_are_read_as_written(here, word):
+def test_unquoted_scalars_where_a_string_is_expected_are_read_as_written(here, monkeypatch, word):
+    # A shell must be installed: one named like the word, on PATH.
+    (here / "bin").mkdir()
+    (here / "bin" / word).write_text("#!/bin/sh\n")
+    (here / "bin" / word).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{here / 'bin'}:{os.environ['PATH']}")
     write(f"""
         version: 1
         shell: {word}

@@ -481,7 +481,7 @@ class TestCannotStart:
         m = re.fullmatch(r"environment too big for exec: (\d+) bytes in (\d+) variables, with (\d+) bytes of "
                          r"arguments \(at most about 2097152 in all\)", t["reason"])
         assert m, t["reason"]
-        assert int(m[1]) > 24 * 100_000 and int(m[2]) > 24 and int(m[3]) == len("/bin/sh -c true ")
+        assert int(m[1]) > 24 * 100_000 and int(m[2]) > 24 and int(m[3]) == len("/bin/sh -e -c true ")
 
     def test_an_argument_too_big_for_exec_is_named(self, taskrun):
         per_string = 32 * os.sysconf("SC_PAGESIZE")
