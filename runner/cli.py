@@ -89,7 +89,7 @@ def _complete_colors(incomplete: str) -> list[str]:
 EPILOG = """Examples:
 
 \b
-  taskrun                         run every task of taskrun.yaml (here or in a parent folder)
+  taskrun                         run the default (else every task) of taskrun.yaml, here or above
   taskrun build -j 4              run build and what it needs, 4 tasks at a time
   taskrun -f ops/deploy.yaml -n   show the plan of another file, run nothing
 

@@ -168,7 +168,7 @@ def refuse_task_as_summary(where: Where, taskfile: TaskFile) -> None:
     """`--summary deploy` where deploy is a task: the user meant something else (in go-task,
     `--summary TASK` describes a task); a file of that name is written only when asked as ./deploy."""
     summary = where.summary
-    if where.summary_named and any(t.name == summary for t in taskfile.tasks):
+    if where.summary_named and summary in taskfile.names():
         raise UsageError(f"--summary {summary}: {summary!r} is a task of {taskfile.path}, not a place for the summary;"
                          f" did you mean --list? to write the summary to that path use --summary=./{summary}")
 

@@ -44,11 +44,12 @@ def named_task_problems(taskfile: TaskFile, names: tuple[str, ...], prefix: str 
     """What is wrong with task names given on the command line: unknown (did you mean),
     or internal (it runs only as a need or a step call of another task)."""
     known = taskfile.names()
+    internal = {t.name for t in taskfile.tasks if t.internal}
     problems = []
     for name in names:
         if name not in known:
             problems.append(f"{prefix}unknown task '{name}'{did_you_mean(name, taskfile.public_names())}")
-        elif not prefix and taskfile.task(known[name]).internal:
+        elif not prefix and known[name] in internal:
             problems.append(f"task '{known[name]}' is internal (internal: true): it runs only as a need or a step "
                             "of another task, never on its own")
     return problems

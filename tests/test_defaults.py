@@ -191,6 +191,9 @@ def test_an_alias_names_the_task_on_the_command_line_and_the_records_use_its_own
     assert [c.get("name") for c in ET.parse(taskrun.cwd / "junit.xml").getroot().iter("testcase")] == ["install"]
     check(taskrun("tasks.yaml", "--skip", "i", "--tag", "check"), 0)  # --skip takes an alias too
     assert ran(taskrun) == ["_setup", "test"]
+    r = check(taskrun("tasks.yaml", "clean", "--summary", "inst"), 2)  # like a task's name, not a place to write
+    assert r.stderr.startswith("taskrun: --summary inst: 'inst' is a task of tasks.yaml, not a place for the summary")
+    assert not (taskrun.cwd / "inst").exists()
 
 
 def test_an_alias_works_in_needs_and_in_step_calls(taskrun):
