@@ -98,14 +98,17 @@ def test_without_a_default_every_task_runs_but_an_internal_one_only_when_needed(
         version: 1
         tasks:
           _setup: {cmd: echo setup, internal: true}
-          _helper: {cmd: touch helper-ran-alone, internal: true}
+          _helper: {cmd: echo helper, internal: true, tags: [x]}
           a: {cmd: echo a, needs: [_setup]}
           b:
+            tags: [x]
             steps: [{task: _helper}, echo b]
     """)
     check(taskrun("tasks.yaml"), 0)
     assert ran(taskrun) == ["_setup", "a", "b"]  # _helper runs inside b, not as a task of its own
     assert taskrun.summary()["targets"] == []
+    check(taskrun("tasks.yaml", "--tag", "x"), 0)
+    assert ran(taskrun) == ["b"]  # a tag selects no internal task either: _helper runs inside b only
 
 
 def test_the_default_may_be_a_list_and_name_an_alias_or_an_internal_task(taskrun):
