@@ -1,8 +1,10 @@
 """From a validated task file and what the command line asks, the plan to run.
 
 Pure: no process, no clock. The plan holds the selected tasks (the named ones
-and everything they need, or the whole file) in file order, each with the
-file's defaults and the command line's overrides applied.
+and everything they need; with none named, the file's `default`, else every
+task that is not internal) in file order, each with the file's defaults and
+the command line's overrides applied. A name on the command line may be an
+alias; an internal task may not be named there.
 """
 
 from __future__ import annotations
