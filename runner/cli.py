@@ -89,7 +89,7 @@ def _complete_colors(incomplete: str) -> list[str]:
 EPILOG = """Examples:
 
 \b
-  taskrun                         run every task of taskrun.yaml (here or in a parent folder)
+  taskrun                         run the default (else every task) of taskrun.yaml, here or above
   taskrun build -j 4              run build and what it needs, 4 tasks at a time
   taskrun -f ops/deploy.yaml -n   show the plan of another file, run nothing
 
@@ -111,7 +111,7 @@ def main_command(
              "or in a parent folder, up to the repository root; a first argument that is not a file is a TASK.",
         show_default=False)] = None,
     targets: Annotated[Optional[list[str]], typer.Argument(
-        metavar="[TASK]...", help="Tasks to run, with what they need; default all. With --validate: more task files to check.",
+        metavar="[TASK]...", help="Tasks to run (a name or an alias), with what they need; default: the file's default, else every task that is not internal. With --validate: more task files to check.",
         show_default=False, autocompletion=_complete_names)] = None,
     file_option: Annotated[Optional[str], typer.Option(
         "-f", "--file", metavar="PATH", help="The task file, named explicitly (every argument is then a TASK).",
@@ -134,6 +134,7 @@ def main_command(
     dry_run: Annotated[bool, typer.Option("-n", "--dry-run", help="Print the plan and run nothing.")] = False,
     list_: Annotated[bool, typer.Option("-l", "--list", help="List the tasks (name, needs, tags, description) and run nothing.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="With --list: print JSON, for scripts.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="With --list: show the internal tasks too.")] = False,
     summary: Annotated[Optional[str], typer.Option(
         "-o", "--summary", metavar="PATH", show_default=False,
         help=f"Where to write the JSON summary (default {mode.DEFAULT_SUMMARY}); '-' for stdout. A PATH starting "
@@ -167,7 +168,7 @@ def main_command(
         code = _choose_mode(
             file=file, file_option=file_option, targets=tuple(targets or ()), pool=pool, timeout=timeout, fail_fast=fail_fast,
             tags=tuple(tag or ()), skip=tuple(skip or ()), rerun_failed=rerun_failed, force=force,
-            validate=validate, dry_run=dry_run, list_tasks=list_, as_json=json_, summary=summary, junit=junit,
+            validate=validate, dry_run=dry_run, list_tasks=list_, as_json=json_, show_all=all_, summary=summary, junit=junit,
             log_dir=log_dir, history=history, no_history=no_history, schema=schema, version=version,
             output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs, executor=executor,
             scheduler=scheduler, connect_timeout=connect_timeout, recover=recover, init=init)
@@ -216,7 +217,7 @@ def _task_file(file: str | None, file_option: str | None, targets: tuple[str, ..
 
 
 def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
-                 dry_run, list_tasks, as_json, summary, junit, log_dir, history, no_history, schema,
+                 dry_run, list_tasks, as_json, show_all, summary, junit, log_dir, history, no_history, schema,
                  version, output, color, tail_lines, keep_runs, executor, scheduler, connect_timeout,
                  recover, init) -> int:
     """Check the flags that go together, turn values into their types, and call one mode."""
@@ -243,6 +244,8 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         raise UsageError(f"--color: {color!r} is not one of {', '.join(COLOR_CHOICES)}")
     if as_json and not list_tasks:
         raise UsageError("--json goes with --list: taskrun FILE --list --json")
+    if show_all and not list_tasks:
+        raise UsageError("--all goes with --list: taskrun FILE --list --all")
     if force and rerun_failed is None:
         raise UsageError("--force goes with --rerun-failed SUMMARY")
     from .durations import parse_timeout
@@ -259,7 +262,7 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
     selection = mode.Selection(targets=targets, tags=tags, skip=skip, pool=pool, timeout_s=timeout_s,
                                fail_fast=fail_fast or None, rerun_failed=rerun_failed, force=force)
     if list_tasks:
-        return mode.list_tasks(file, selection, as_json=as_json, log_dir=log_dir)
+        return mode.list_tasks(file, selection, as_json=as_json, show_all=show_all, log_dir=log_dir)
     display = mode.Display(output=output, color=color)
     where = mode.Where(executor=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s,
                        summary=summary or mode.DEFAULT_SUMMARY, summary_named=summary is not None, junit=junit, log_dir=log_dir, tail_lines=tail_lines,

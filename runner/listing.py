@@ -2,9 +2,13 @@
 the names shell completion offers.
 
 The JSON is a contract (README, "Listing tasks"): an object with `version`
-(1), `file` and `tasks`, each task with `name`, `description`, `needs`,
-`tags` and `line` (and `steps` for a task with steps), in file order. Fields
+(1), `file`, `default` and `tasks`, each task with `name`, `description`, `needs`,
+`tags`, `line`, `aliases` and `internal` (and `steps` for a task with steps), in file order. Fields
 may be added, never changed.
+
+Internal tasks cannot be named on the command line: the table, the JSON
+and completion leave them out unless asked for all (`--list --all`).
+Completion offers aliases as well as names.
 """
 
 from __future__ import annotations
@@ -15,9 +19,14 @@ import os
 from .model import Plan, TaskFile
 
 
-def list_records(plan: Plan) -> list[dict]:
+def _shown(plan: Plan, show_all: bool) -> list:
+    return [t for t in plan.tasks if show_all or not t.spec.internal]
+
+
+def list_records(plan: Plan, show_all: bool = False) -> list[dict]:
     return [_with_steps({"name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
-                         "tags": list(t.spec.tags), "line": t.spec.line}, t.spec) for t in plan.tasks]
+                         "tags": list(t.spec.tags), "line": t.spec.line, "aliases": list(t.spec.aliases),
+                         "internal": t.spec.internal}, t.spec) for t in _shown(plan, show_all)]
 
 
 def _with_steps(record: dict, spec) -> dict:
@@ -28,18 +37,27 @@ def _with_steps(record: dict, spec) -> dict:
     return record
 
 
-def list_json(taskfile: TaskFile, plan: Plan) -> str:
-    return json.dumps({"version": 1, "file": taskfile.path, "tasks": list_records(plan)},
-                      ensure_ascii=False, indent=2) + "\n"
+def list_json(taskfile: TaskFile, plan: Plan, show_all: bool = False) -> str:
+    return json.dumps({"version": 1, "file": taskfile.path, "default": list(taskfile.default),
+                       "tasks": list_records(plan, show_all)}, ensure_ascii=False, indent=2) + "\n"
 
 
-def format_list(plan: Plan) -> str:
+def _task_cell(spec) -> str:
+    """The name, then its aliases in brackets, then `(internal)` for a task the command line cannot name."""
+    aliases = f" [{', '.join(spec.aliases)}]" if spec.aliases else ""
+    return spec.name + aliases + (" (internal)" if spec.internal else "")
+
+
+def format_list(taskfile: TaskFile, plan: Plan, show_all: bool = False) -> str:
     rows = [("task", "needs", "tags", "description")]
-    rows += [(t.spec.name, ", ".join(t.spec.needs) or "-", ", ".join(t.spec.tags) or "-",
+    rows += [(_task_cell(t.spec), ", ".join(t.spec.needs) or "-", ", ".join(t.spec.tags) or "-",
               " ".join((t.spec.description or "").split()))
-             for t in plan.tasks]
+             for t in _shown(plan, show_all)]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+    table = "".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+    if taskfile.default:
+        table += f"default: {', '.join(taskfile.default)} (what runs when no task is named)\n"
+    return table
 
 
 def _load_quietly(path: os.PathLike | str | None) -> TaskFile | None:
@@ -55,8 +73,9 @@ def _load_quietly(path: os.PathLike | str | None) -> TaskFile | None:
 
 
 def task_names(path: os.PathLike | str | None) -> list[str]:
+    """The names and aliases the command line may use (internal tasks are left out)."""
     taskfile = _load_quietly(path)
-    return [t.name for t in taskfile.tasks] if taskfile else []
+    return taskfile.public_names() if taskfile else []
 
 
 def tag_names(path: os.PathLike | str | None) -> list[str]:

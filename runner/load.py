@@ -10,12 +10,18 @@ The stages, each adding problems rather than stopping at the first:
 4. what a schema cannot say: durations that are not finite, empty commands,
    `needs` naming no task or the task itself, dependency cycles, step calls
    (`{task: NAME}`) of no task or of the caller, cycles through calls and the
-   needs they bring, a `shell` program that is not installed.
+   needs they bring, a `shell` program that is not installed, an alias that
+   is already a task's name or another alias, a `default` naming no task.
+   Another tool's word for a key (`cmds`, `deps`, `continue-on-error`, ...)
+   is answered with taskrun's key, and go-task's `version: '3'` with where
+   the README compares the two formats.
 
 A valid file may still carry warnings (`TaskFile.warnings`, shown by
 --validate): a list command whose program looks like a command line.
 A `{task: NAME}` step is replaced by NAME's command or steps when the
-`TaskFile` is built, and NAME's needs are added to the caller's.
+`TaskFile` is built, and NAME's needs are added to the caller's. An alias in
+`needs`, a step call or `default` is replaced by the task's own name first:
+after loading, a task has one name.
 
 Problems come out sorted by position, so the file reads top to bottom.
 """
@@ -44,9 +50,17 @@ from runner.model import DEFAULT_SHELL, Step, TaskFile, TaskSpec
 MAX_BYTES = 8 * 1024 * 1024  # a task file is a few KiB; refuse before parsing anything bigger
 MAX_SUGGESTIONS = 50  # did-you-mean for unknown `needs`: each one compares against every task name
 DURATION_KEYS = ("timeout", "kill_grace", "retry_delay")
-TASK_NAME_HINT = "use letters, digits and _ . : - and start with a letter or digit"
+TASK_NAME_HINT = "use letters, digits and _ . : - and start with a letter, a digit or _"
 ENV_NAME_HINT = "use letters, digits and _, not starting with a digit"
 RESOURCE_NAME_HINT = "use letters, digits and _ . -, starting with a letter or _"
+# Other tools' words for taskrun's keys (go-task, GitHub Actions), suggested where taskrun's key is allowed.
+PEER_WORDS = {"cmds": ("steps", "go-task's"), "deps": ("needs", "go-task's"), "desc": ("description", "go-task's"),
+              "dir": ("cwd", "go-task's"), "ignore_error": ("allow_failure", "go-task's"),
+              "continue-on-error": ("allow_failure", "GitHub Actions'"),
+              "timeout-minutes": ("timeout", "GitHub Actions'"), "run": ("cmd", "GitHub Actions'")}
+PEER_NOTES = {"timeout-minutes": ", which takes a duration such as 10m"}
+GO_TASK_VERSIONS = ("2", "3", 3)  # go-task writes a quoted version; an unquoted 2 may be a later taskrun format
+COMING_FROM = 'the README, "Coming from go-task, just, make, GitHub Actions"'
 NULL_HINT = "nothing (YAML reads ~, null and an empty value as nothing): quote it, e.g. '' for an empty string"
 
 Path = tuple[Any, ...]
@@ -239,6 +253,31 @@ def _suggest(word: Any, choices: Any) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
+def _unknown_key(key: Any, known: Any) -> str:
+    """An unknown key, with taskrun's key suggested: for another tool's word, the key that says
+    the same here; else the closest known key."""
+    peer = PEER_WORDS.get(key)
+    if peer is not None and peer[0] in known:
+        return f"unknown key (did you mean {peer[0]!r}? taskrun's word for {peer[1]} {key!r}{PEER_NOTES.get(key, '')})"
+    return f"unknown key{_suggest(key, known)}"
+
+
+def _peer_word_for_missing_key(error: Any) -> bool:
+    """Whether a mapping lacks one of the keys it needs (`cmd` or `steps`) because it holds another
+    tool's word for one of them."""
+    if error.validator != "anyOf" or not isinstance(error.instance, dict):
+        return False
+    wanted = {key for branch in error.validator_value for key in branch.get("required", ())}
+    return any(PEER_WORDS.get(key, ("",))[0] in wanted for key in error.instance)
+
+
+def _names_task(path: Path) -> bool:
+    """Whether the value at `path` is a task's name: a need, an alias, a step call, the default."""
+    return (path[:1] == ("default",) and len(path) <= 2) or (
+        len(path) == 4 and path[0] == "tasks" and path[2] in ("needs", "aliases")) or (
+        len(path) == 5 and path[0] == "tasks" and path[2] == "steps" and path[4] == "task")
+
+
 def _duration_problem(value: Any, key: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return f"expected a duration ({DURATION_HINT}), got {describe(value)}"
@@ -292,6 +331,9 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
             yield path, f"expected {_expected(expected)}, got {NULL_HINT if value is None else describe(value)}"
         else:
             yield path, f"expected {_expected(expected)}, got {describe(value)}"
+    elif kind == "const" and path == ("version",) and value in GO_TASK_VERSIONS and not isinstance(value, bool):
+        yield path, (f"version {_short(value)} looks like a go-task Taskfile: taskrun reads its own format, version "
+                     f"{expected}; see {COMING_FROM}")
     elif kind == "const" and path == ("version",):
         yield path, f"unsupported version {_short(value)} (this taskrun reads version {expected})"
     elif kind == "enum":
@@ -305,9 +347,11 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
         known = schema.get("properties", {})
         for key in value:
             if key not in known:
-                yield path + (key,), f"unknown key{_suggest(key, known)}"
+                yield path + (key,), _unknown_key(key, known)
     elif kind in ("minLength", "pattern", "minItems") and _is_cmd(path):
         yield path, "the command is empty"
+    elif kind == "minItems" and path == ("default",):
+        yield path, "an empty list: name at least one task, or leave `default` out to run every task"
     elif kind == "minItems" and len(path) == 3 and path[0] == "tasks" and path[2] == "steps":
         yield path, "no steps: give at least one (or use cmd)"
     elif kind == "anyOf" and all(list(branch) == ["required"] for branch in expected):  # one of these keys
@@ -316,12 +360,10 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
     elif kind == "not" and set(expected) == {"type", "required"} and len(expected["required"]) == 2:  # not both
         first, second = expected["required"]
         yield path, f"a {'task' if _is_task(path) else 'step'} has either {first!r} or {second!r}, not both"
-    elif kind in ("pattern", "maxLength") and len(path) == 5 and path[2] == "steps" and path[4] == "task":
+    elif kind in ("pattern", "maxLength") and _names_task(path):
         yield path, f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
     elif kind == "pattern" and len(path) == 2 and path[0] == "secrets":
         yield path, f"{value!r} is not a valid variable name ({ENV_NAME_HINT})"
-    elif kind in ("pattern", "maxLength") and len(path) == 4 and path[2] == "needs":
-        yield path, f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
     elif kind == "minLength":
         yield path, "must not be empty"
     elif kind == "minProperties" and path == ("tasks",):
@@ -530,7 +572,7 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         cmd=tuple(cmd) if isinstance(cmd, list) else cmd,
         silent=spec.get("silent"),
         description=spec.get("description"),
-        needs=tuple(spec.get("needs", ())),
+        needs=tuple(dict.fromkeys(spec.get("needs", ()))),
         timeout_s=_duration(spec.get("timeout"), parse_timeout),
         kill_grace_s=_duration(spec.get("kill_grace")),
         retries=int(spec.get("retries", 0)),
@@ -541,6 +583,8 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         tags=tuple(spec.get("tags", ())),
         resources=tuple((k, float(v)) for k, v in (spec.get("resources") or {}).items()),
         line=line,
+        internal=spec.get("internal", False),
+        aliases=tuple(spec.get("aliases", ())),
     )
 
 
@@ -566,13 +610,19 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
     for error in errors:
         if error.validator != "type" and tuple(error.absolute_path) in mistyped:
             continue  # `pool: .inf` is not a whole number; that it is also too big adds nothing
+        if _peer_word_for_missing_key(error):
+            continue  # `cmds:` where `steps:` is missing is said once, as an unknown key with taskrun's word
         explained = list(explain(error)) or [(tuple(error.absolute_path), error.message)]  # never drop one
         for where, message in explained:
             report.add(where, message)
     _check_values(data, report)
-    if isinstance(data.get("tasks"), dict):
-        _check_graph(data["tasks"], report)
-        _check_steps(data["tasks"], report)
+    tasks = data.get("tasks")
+    if isinstance(tasks, dict):
+        names = _check_names(tasks, report)
+        _check_default(data.get("default"), names, report)
+        tasks = _canonical(tasks, names)
+        _check_graph(tasks, report)
+        _check_steps(tasks, report)
     _check_shell(data, report)
     if report:
         raise TaskFileError(list(report.found))
@@ -598,11 +648,66 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         executor=(data.get("executor") or {}).get("kind"),
         scheduler=(data.get("executor") or {}).get("scheduler"),
         secrets=tuple(data.get("secrets", ())),
+        default=tuple(dict.fromkeys(names[n] for n in _listed(data.get("default")))),
         tasks=_with_steps(tuple(
             _build_task(name, spec, folder, source.position(("tasks", name))[0])
-            for name, spec in data["tasks"].items()
-        ), data["tasks"]),
+            for name, spec in tasks.items()
+        ), tasks),
     )
+
+
+# --- names: aliases and the default ----------------------------------------------------
+
+
+def _listed(value: Any) -> list:
+    """A name or a list of names, as a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _check_names(tasks: dict, report: _Problems) -> dict[str, str]:
+    """Every name a task answers to (its own, its aliases) -> its own name. An alias that is
+    already a task's name or another alias is reported where it stands."""
+    names = {name: name for name in tasks}
+    for name, spec in tasks.items():
+        aliases = spec.get("aliases") if isinstance(spec, dict) else None
+        for i, alias in enumerate(aliases if isinstance(aliases, list) else ()):
+            path = ("tasks", name, "aliases", i)
+            if not isinstance(alias, str) or path in report.paths:
+                continue
+            owner = names.setdefault(alias, name)
+            if alias in tasks:
+                whose = "this task's own name" if alias == name else f"the name of task {alias!r}"
+                report.add(path, f"the alias {alias!r} is already {whose}")
+            elif owner != name:
+                report.add(path, f"the alias {alias!r} is already an alias of task {owner!r}")
+    return names
+
+
+def _check_default(default: Any, names: dict[str, str], report: _Problems) -> None:
+    paths = [("default",)] if not isinstance(default, list) else [("default", i) for i in range(len(default))]
+    for path, name in zip(paths, _listed(default)):
+        if isinstance(name, str) and name not in names and path not in report.paths:
+            report.add(path, f"unknown task {name!r}{_suggest(name, names)}")
+
+
+def _canonical(tasks: dict, names: dict[str, str]) -> dict:
+    """The tasks with each alias in `needs` and in step calls replaced by the task's own name,
+    so that everything after this sees one name per task."""
+    def renamed(spec: Any) -> Any:
+        if not isinstance(spec, dict):
+            return spec
+        spec = dict(spec)
+        if isinstance(spec.get("needs"), list):
+            spec["needs"] = [names.get(n, n) if isinstance(n, str) else n for n in spec["needs"]]
+        if isinstance(spec.get("steps"), list):
+            spec["steps"] = [{**step, "task": names.get(step["task"], step["task"])}
+                             if isinstance(step, dict) and isinstance(step.get("task"), str) else step
+                             for step in spec["steps"]]
+        return spec
+
+    return {name: renamed(spec) for name, spec in tasks.items()}
 
 
 # --- steps, the shell, and warnings --------------------------------------------------

@@ -139,9 +139,11 @@ def validate(files: tuple[str, ...]) -> int:
     return code
 
 
-def load_plan(file: str, selection: Selection, log_dir: str | None = None) -> tuple[TaskFile, Plan | None]:
+def load_plan(file: str, selection: Selection, log_dir: str | None = None,
+              every_task: bool = False) -> tuple[TaskFile, Plan | None]:
     """The file and its plan; no plan when a rerun finds nothing left to run (said on stderr).
-    `log_dir`: where the runs are kept (--log-dir), to find a run named by its id."""
+    `log_dir`: where the runs are kept (--log-dir), to find a run named by its id.
+    `every_task`: with nothing selected, plan every task rather than the file's `default`."""
     from .load import load_taskfile
     from .plan import make_plan
 
@@ -157,7 +159,8 @@ def load_plan(file: str, selection: Selection, log_dir: str | None = None) -> tu
             say(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({show_path(selection.rerun_failed)}) succeeded")
             return taskfile, None
     plan = make_plan(taskfile, selection.targets, pool=selection.pool, timeout_s=selection.timeout_s,
-                     fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun)
+                     fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun,
+                     every_task=every_task)
     return taskfile, plan
 
 
@@ -165,18 +168,20 @@ def refuse_task_as_summary(where: Where, taskfile: TaskFile) -> None:
     """`--summary deploy` where deploy is a task: the user meant something else (in go-task,
     `--summary TASK` describes a task); a file of that name is written only when asked as ./deploy."""
     summary = where.summary
-    if where.summary_named and any(t.name == summary for t in taskfile.tasks):
+    if where.summary_named and summary in taskfile.names():
         raise UsageError(f"--summary {summary}: {summary!r} is a task of {taskfile.path}, not a place for the summary;"
                          f" did you mean --list? to write the summary to that path use --summary=./{summary}")
 
 
-def list_tasks(file: str, selection: Selection, *, as_json: bool, log_dir: str | None = None) -> int:
-    """The selected tasks as a table, or as JSON for scripts; nothing runs."""
+def list_tasks(file: str, selection: Selection, *, as_json: bool, show_all: bool = False,
+               log_dir: str | None = None) -> int:
+    """The selected tasks (with none selected: every task, not the default) as a table, or as
+    JSON for scripts; internal tasks only with `show_all`. Nothing runs."""
     from .listing import format_list, list_json
 
-    taskfile, plan = load_plan(file, selection, log_dir)
+    taskfile, plan = load_plan(file, selection, log_dir, every_task=True)
     if plan is not None:
-        sys.stdout.write(list_json(taskfile, plan) if as_json else format_list(plan))
+        sys.stdout.write(list_json(taskfile, plan, show_all) if as_json else format_list(taskfile, plan, show_all))
     return EXIT_OK
 
 

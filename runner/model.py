@@ -116,6 +116,8 @@ class TaskSpec:
     kill_grace_s: float | None = None
     resources: tuple[tuple[str, float], ...] = ()  # worker resources one attempt holds (Dask); e.g. (("gpu", 1.0),)
     line: int = 0  # where the task's name stands in the file (1-based)
+    internal: bool = False  # runs only as a need or a step call, never named on the command line
+    aliases: tuple[str, ...] = ()  # other names for it on the command line, in needs and in step calls
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,12 +141,21 @@ class TaskFile:
     secrets: tuple[str, ...] = ()  # names of variables whose values are masked in every output
     silent: bool = False  # True: the console does not echo the commands
     warnings: tuple = ()  # `Problem`s worth a word that do not make the file invalid (shown by --validate)
+    default: tuple[str, ...] = ()  # what runs when the command line selects nothing (empty: every task)
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
             if t.name == name:
                 return t
         raise KeyError(name)
+
+    def names(self) -> dict[str, str]:
+        """Every name a task answers to (its own and its aliases) -> its own name."""
+        return {n: t.name for t in self.tasks for n in (t.name, *t.aliases)}
+
+    def public_names(self) -> list[str]:
+        """The names the command line may use: those of the tasks that are not internal, and their aliases."""
+        return [n for t in self.tasks if not t.internal for n in (t.name, *t.aliases)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,8 +1,10 @@
 """From a validated task file and what the command line asks, the plan to run.
 
 Pure: no process, no clock. The plan holds the selected tasks (the named ones
-and everything they need, or the whole file) in file order, each with the
-file's defaults and the command line's overrides applied.
+and everything they need; with none named, the file's `default`, else every
+task that is not internal) in file order, each with the file's defaults and
+the command line's overrides applied. A name on the command line may be an
+alias; an internal task may not be named there.
 """
 
 from __future__ import annotations
@@ -40,29 +42,49 @@ def did_you_mean(word: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def named_task_problems(taskfile: TaskFile, names: tuple[str, ...], prefix: str = "") -> list[str]:
+    """What is wrong with task names given on the command line: unknown (did you mean),
+    or internal (it runs only as a need or a step call of another task)."""
+    known = taskfile.names()
+    internal = {t.name for t in taskfile.tasks if t.internal}
+    problems = []
+    for name in names:
+        if name not in known:
+            problems.append(f"{prefix}unknown task '{name}'{did_you_mean(name, taskfile.public_names())}")
+        elif not prefix and known[name] in internal:
+            problems.append(f"task '{known[name]}' is internal (internal: true): it runs only as a need or a step "
+                            "of another task, never on its own")
+    return problems
+
+
 def select_tasks(taskfile: TaskFile, targets: tuple[str, ...] = (), *, tags: tuple[str, ...] = (),
-                 skip: tuple[str, ...] = (), done: frozenset[str] = frozenset()) -> list[TaskSpec]:
+                 skip: tuple[str, ...] = (), done: frozenset[str] = frozenset(),
+                 named: bool = True) -> list[TaskSpec]:
     """The tasks to run, in file order.
 
-    The roots are the named `targets` and every task carrying one of `tags`
-    (all tasks when neither is given); with them comes everything they need,
+    The roots are the `targets` (a task's name or alias) and every task carrying one of `tags`
+    (when neither is given, every task that is not internal); with them comes everything they need,
     except what is in `done` (succeeded in an earlier run: a rerun counts those
     needs as met). `skip` leaves out those tasks and everything that needs
-    them, directly or not. Every unknown name or tag is reported at once.
+    them, directly or not. Every unknown name or tag, and every internal task
+    among `targets` when they come from the command line (`named`), is reported at once.
     """
     by_name = {t.name: t for t in taskfile.tasks}
+    known = taskfile.names()
     known_tags = list(dict.fromkeys(tag for t in taskfile.tasks for tag in t.tags))
-    problems = [f"unknown task '{t}'{did_you_mean(t, by_name)}" for t in targets if t not in by_name]
+    problems = named_task_problems(taskfile, targets) if named else []
     problems += [f"unknown tag '{t}'{did_you_mean(t, known_tags)}" + ("" if known_tags else " (no task has tags)")
                  for t in dict.fromkeys(tags) if t not in known_tags]
-    problems += [f"--skip: unknown task '{t}'{did_you_mean(t, by_name)}" for t in skip if t not in by_name]
+    problems += named_task_problems(taskfile, skip, "--skip: ")
     if problems:
         raise UsageError("; ".join(problems) + f" in {taskfile.path}")
+    skip = tuple(known[t] for t in skip)
     if targets or tags:
         wanted_tags = set(tags)
-        roots = list(targets) + [t.name for t in taskfile.tasks if wanted_tags.intersection(t.tags)]
+        roots = [known[t] for t in targets] + [t.name for t in taskfile.tasks
+                                               if wanted_tags.intersection(t.tags) and not t.internal]
     else:
-        roots = [t.name for t in taskfile.tasks]
+        roots = [t.name for t in taskfile.tasks if not t.internal]
     wanted: set[str] = set()
     stack = roots
     while stack:
@@ -156,16 +178,24 @@ def make_plan(
     tags: tuple[str, ...] = (),
     skip: tuple[str, ...] = (),
     rerun: Rerun | None = None,
+    every_task: bool = False,
 ) -> Plan:
     """Apply selection and overrides: `pool`, `timeout_s` (the default timeout) and
     `fail_fast` from the command line win over the file when given. A `rerun`
-    selects what did not succeed in an earlier run (see `select_tasks`)."""
+    selects what did not succeed in an earlier run (see `select_tasks`). When
+    nothing is selected, the file's `default` is, or with `every_task` every task,
+    internal ones too (what --list shows)."""
     done = frozenset()
+    named = True
     if rerun is not None:
         if targets or tags:
             raise UsageError("--rerun-failed chooses the tasks itself: name no task and no --tag with it")
-        targets, done = rerun.failed, rerun.done
-    selected = select_tasks(taskfile, targets, tags=tags, skip=skip, done=done)
+        targets, done, named = rerun.failed, rerun.done, False
+    elif not targets and not tags and every_task:
+        targets, named = tuple(t.name for t in taskfile.tasks), False
+    elif not targets and not tags:
+        targets, named = taskfile.default, False  # the file may name an internal task as its default
+    selected = select_tasks(taskfile, targets, tags=tags, skip=skip, done=done, named=named)
     if done:  # the needs met in the earlier run are not part of this one: every need of a plan is planned
         names = {t.name for t in selected}
         selected = [replace(t, needs=tuple(n for n in t.needs if n in names)) for t in selected]
@@ -175,7 +205,7 @@ def make_plan(
         tasks=tuple(plan_task(taskfile, t, default_timeout_s) for t in selected),
         pool=pool or taskfile.pool or default_pool(),
         fail_fast=taskfile.fail_fast if fail_fast is None else fail_fast,
-        targets=tuple(targets),
+        targets=tuple(dict.fromkeys(taskfile.names()[t] for t in targets)),
         order=tuple(readiness_order(selected)),
         rerun_of=rerun.of if rerun is not None else None,
     )

@@ -1,6 +1,6 @@
 """The starter task file `taskrun --init` writes: valid as it is, running green
 at once (its commands only say what to put there), and showing the keys a
-newcomer needs first: `needs`, `timeout`, `retries`, `description`."""
+newcomer needs first: `default`, `needs`, `timeout`, `retries`, `description`."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ STARTER = """\
 #   taskrun --schema > schemas/taskfile.schema.json
 #
 # taskrun runs these tasks in parallel, each as soon as what it needs has succeeded:
-#   taskrun              every task          taskrun build    build, with what it needs
-#   taskrun -l           list the tasks      taskrun -n       show the plan, run nothing
+#   taskrun              the default (build)  taskrun clean    clean, with what it needs
+#   taskrun -l           list the tasks       taskrun -n       show the plan, run nothing
 # Replace the echo commands with yours. The format: taskrun's README, or taskrun --schema.
 version: 1
 timeout: 10m              # no task runs longer (a task's own timeout wins)
+default: build            # what `taskrun` runs when no task is named: build and what it needs
 tasks:
   lint:
     description: Check the code's style
@@ -32,6 +33,9 @@ tasks:
     cmd: echo "put your build here, e.g. python -m build"
     needs: [lint, test]   # starts once both have succeeded
     timeout: 5m
+  clean:
+    description: Remove what the build made (runs only when named)
+    cmd: echo "put your clean-up here, e.g. rm -rf dist"
 """
 
 GITIGNORE = (".taskrun/", "taskrun-summary.json")  # the run folders and the last run's summary

@@ -124,6 +124,17 @@ tasks:
       - {task: lint, name: lint}
 """,
     "shell-program": "version: 1\nshell: bash\ntasks:\n  a: {steps: [echo]}\n",
+    "default-internal-aliases": """\
+version: 1
+default: [build, i]
+tasks:
+  _setup: {cmd: mkdir -p out, internal: true}
+  install: {cmd: echo, aliases: [i, inst], internal: false, needs: [_setup]}
+  build:
+    needs: [inst]
+    steps: [{task: _setup}, {task: i}, echo built]
+""",
+    "default-one-name": "version: 1\ndefault: build\ntasks:\n  build: echo\n",
 }
 BAD = {
     "unknown-key": "version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n",
@@ -159,6 +170,16 @@ BAD = {
     "step-allow-failure-string": "version: 1\ntasks:\n  a: {steps: [{cmd: x, allow_failure: 'yes'}]}\n",
     "silent-string": "version: 1\nsilent: 'no'\ntasks:\n  a: x\n",
     "shell-empty-list": "version: 1\nshell: []\ntasks:\n  a: x\n",
+    "default-empty-list": "version: 1\ndefault: []\ntasks:\n  a: x\n",
+    "default-bad-name": "version: 1\ndefault: ../a\ntasks:\n  a: x\n",
+    "default-mapping": "version: 1\ndefault: {task: a}\ntasks:\n  a: x\n",
+    "internal-string": "version: 1\ntasks:\n  a: {cmd: x, internal: 'yes'}\n",
+    "aliases-not-a-list": "version: 1\ntasks:\n  a: {cmd: x, aliases: i}\n",
+    "alias-bad-name": "version: 1\ntasks:\n  a: {cmd: x, aliases: [-i]}\n",
+    "alias-twice-in-a-list": "version: 1\ntasks:\n  a: {cmd: x, aliases: [i, i]}\n",
+    "go-task-cmds": "version: 1\ntasks:\n  a: {cmds: [x]}\n",
+    "go-task-version": "version: '3'\ntasks:\n  a: x\n",
+    "actions-continue-on-error": "version: 1\ntasks:\n  a: {cmd: x, continue-on-error: true}\n",
 }
 
 
@@ -195,6 +216,11 @@ DIFFERENCES = {
     "step-calls-unknown-task": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n", (False, True)),
     "step-call-cycle": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n  b: {cmd: x, needs: [a]}\n", (False, True)),
     "step-call-vars": ("version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: 1}}]}\n  b: x\n", (False, True)),
+    # names: an alias that is already a name or an alias, a default naming no task
+    "alias-is-a-task": ("version: 1\ntasks:\n  a: {cmd: x, aliases: [b]}\n  b: x\n", (False, True)),
+    "alias-of-two-tasks": ("version: 1\ntasks:\n  a: {cmd: x, aliases: [i]}\n  b: {cmd: x, aliases: [i]}\n",
+                           (False, True)),
+    "default-unknown-task": ("version: 1\ndefault: b\ntasks:\n  a: x\n", (False, True)),
     # a shell that is not installed here
     "shell-not-installed": ("version: 1\nshell: /no/such/shell\ntasks:\n  a: x\n", (False, True)),
     # a number where text is expected is read as written: the program "5", not installed either

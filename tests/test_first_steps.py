@@ -30,7 +30,8 @@ def test_init_writes_a_starter_that_validates_and_runs_green(taskrun):
     assert text == STARTER
     assert text.startswith("# yaml-language-server: $schema=schemas/taskfile.schema.json\n")
     data = yaml.safe_load(text)
-    assert list(data["tasks"]) == ["lint", "test", "build"]
+    assert list(data["tasks"]) == ["lint", "test", "build", "clean"]
+    assert data["default"] == "build"  # a bare `taskrun` does not start clean
     assert data["tasks"]["build"]["needs"] == ["lint", "test"]
     assert data["tasks"]["test"]["retries"] == 1 and "timeout" in data["tasks"]["build"] and "timeout" in data
     r = check(taskrun(), 0)

@@ -250,7 +250,7 @@ def test_schema_problems(here, text, expected):
 def test_task_names_that_could_escape_a_folder_are_refused(here, name):
     assert problems(f'version: 1\ntasks:\n  "{name}": echo\n') == [
         f"tasks.yaml:3:3: tasks.{name}: {name!r} is not a valid task name "
-        "(use letters, digits and _ . : - and start with a letter or digit)"]
+        "(use letters, digits and _ . : - and start with a letter, a digit or _)"]
 
 
 @pytest.mark.parametrize(("cmd", "where"), [
@@ -436,7 +436,7 @@ def test_needs_naming_unknown_tasks_or_itself(here):
 def test_needs_with_an_invalid_name_is_reported_once(here):
     assert problems("version: 1\ntasks:\n  a: {cmd: x, needs: [../up]}\n") == [
         "tasks.yaml:3:23: tasks.a.needs.0: '../up' is not a valid task name "
-        "(use letters, digits and _ . : - and start with a letter or digit)"]
+        "(use letters, digits and _ . : - and start with a letter, a digit or _)"]
 
 
 def test_a_cycle_is_printed_and_reported_once(here):

@@ -3,6 +3,7 @@ taken from the README itself and run, as the CI would, on a real task file."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 import xmlschema
 import yaml
+
+from conftest import check
 
 ROOT = Path(__file__).resolve().parent.parent
 XSD = Path(__file__).resolve().parent / "data" / "junit-10.xsd"
@@ -197,7 +200,6 @@ def normalized(line: str) -> str:
 
 
 def test_the_readmes_demo_output_is_what_a_real_run_prints(taskrun):
-    from conftest import check
 
     [block] = blocks(section("What a run looks like"), "")
     command, *shown = block.splitlines()
@@ -242,3 +244,122 @@ def test_the_readmes_first_command_installs_taskrun_and_runs_the_demo(tmp_path):
     shown = subprocess.run([clone / ".venv" / "bin" / "python", "-m", "pip", "show", "taskrun-yaml"], env=env,
                            capture_output=True, text=True, check=True).stdout
     assert "Name: taskrun-yaml\n" in shown
+
+
+# --- Coming from go-task, just, make, GitHub Actions -------------------------------------
+
+# The tools the examples call, replaced by a program that records each call (with the Go
+# toolchain asked for) and fails the call named in FAIL.
+SHIM = """#!/bin/sh
+echo "$(basename "$0") $*${GOTOOLCHAIN:+ ($GOTOOLCHAIN)}" >> "$CALLS"
+[ "$(basename "$0") $*" != "$FAIL" ]
+"""
+
+
+def peer_files(title: str) -> tuple[str, str]:
+    """(the other tool's file, the taskrun file) shown side by side in a subsection."""
+    (their_language, theirs), (language, ours) = re.findall(r"^```(\w+)\n(.*?)^```", section(title), re.M | re.S)
+    assert language == "yaml" and yaml.safe_load(ours)["version"] == 1, title
+    assert their_language in ("yaml", "just", "make") and "version: 1" not in theirs
+    return theirs, ours
+
+
+@pytest.fixture
+def peer(taskrun):
+    """Runs `taskrun tasks.yaml ARGS` with the shims first on PATH: (result, the calls made)."""
+    bin_dir = taskrun.cwd / "bin"
+    bin_dir.mkdir()
+    for tool in ("go", "golangci-lint"):
+        (bin_dir / tool).write_text(SHIM)
+        (bin_dir / tool).chmod(0o755)
+    calls = taskrun.cwd / "calls.log"
+
+    def run_peer(*args: str, fail: str = "") -> tuple[subprocess.CompletedProcess, list[str]]:
+        calls.unlink(missing_ok=True)
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls), "FAIL": fail}
+        r = taskrun("tasks.yaml", *args, env=env)
+        return r, calls.read_text().splitlines() if calls.exists() else []
+
+    return run_peer
+
+
+def test_the_coming_from_section_has_a_pair_of_files_for_each_peer():
+    titles = re.findall(r"^### (From .*)$", section("Coming from go-task, just, make, GitHub Actions"), re.M)
+    assert titles == ["From go-task", "From just", "From make", "From GitHub Actions"]
+    theirs = [peer_files(title)[0] for title in titles]
+    assert "version: '3'" in theirs[0] and "alias b := build" in theirs[1] and ".DEFAULT_GOAL" in theirs[2]
+    assert "continue-on-error: true" in theirs[3] and "timeout-minutes" in theirs[3] and "matrix" in theirs[3]
+
+
+def test_coming_from_go_task(taskrun, peer):
+    theirs, ours = peer_files("From go-task")
+    taskrun.write("Taskfile.yml", theirs)  # as a go-task user would try it first
+    r = check(taskrun("Taskfile.yml", "--validate"), 2)
+    assert "version '3' looks like a go-task Taskfile" in r.stderr and "did you mean 'steps'?" in r.stderr
+    taskrun.write("tasks.yaml", ours)
+    check(taskrun("tasks.yaml", "--validate"), 0)
+    r, calls = peer()
+    check(r, 0)
+    assert calls == ["go mod download", "go generate ./...", "go build -o bin/app ./cmd/app"]
+    assert [t["name"] for t in taskrun.summary()["tasks"]] == ["install", "build"]
+    assert peer("i")[1] == ["go mod download"]
+    r, calls = peer("generate")
+    assert (check(r, 2).stderr, calls) == (
+        "taskrun: task 'generate' is internal (internal: true): it runs only as a need or a step of another task, "
+        "never on its own in tasks.yaml\n", [])
+    r, calls = peer("lint", fail="golangci-lint run")
+    check(r, 0)
+    assert calls == ["golangci-lint run"] and taskrun.summary()["tasks"][0]["status"] == "failed"
+
+
+def test_coming_from_just(taskrun, peer):
+    taskrun.write("tasks.yaml", peer_files("From just")[1])
+    r, calls = peer()
+    check(r, 0)
+    assert calls == ["go generate ./...", "go build -o bin/app ./cmd/app"]
+    assert "build     | built" in r.stdout.splitlines()
+    assert peer("b")[1] == calls
+    assert peer("test")[1] == calls + ["go test ./..."]
+    check(peer("_generate")[0], 2)
+    r, calls = peer("lint", fail="golangci-lint run")
+    check(r, 0)
+    assert taskrun.summary()["tasks"][0]["attempts"][0]["steps"][0]["exit_code"] == 1
+
+
+def test_coming_from_make(taskrun, peer):
+    taskrun.write("tasks.yaml", peer_files("From make")[1])
+    r, calls = peer()
+    check(r, 0)
+    assert calls == ["go generate ./...", "go build -o bin/app ./cmd/app"]
+    r, calls = peer("build", fail="go generate ./...")  # a failing prerequisite: build does not run
+    check(r, 1)
+    assert calls == ["go generate ./..."]
+    check(peer("lint", fail="golangci-lint run")[0], 0)
+
+
+def test_coming_from_github_actions(taskrun, peer):
+    taskrun.write("tasks.yaml", peer_files("From GitHub Actions")[1])
+    r, calls = peer(fail="go vet ./...")  # continue-on-error: the job goes on
+    check(r, 0)
+    assert calls[:2] == ["go build ./...", "go vet ./..."]
+    assert sorted(calls[2:]) == sorted(["go test ./... (go1.22)", "go test ./... (go1.23)",
+                                        "go test -race ./... (go1.22)", "go test -race ./... (go1.23)"])
+    assert taskrun.summary()["tasks"][0]["timeout_s"] == 900
+    r, calls = peer("test-go1.22", fail="go test ./...")  # bash -e: the second line does not run
+    check(r, 1)
+    assert calls == ["go build ./...", "go vet ./...", "go test ./... (go1.22)"]
+
+
+def test_the_default_section_example_runs_as_it_says(taskrun):
+    [block] = blocks(section("A default, internal tasks, aliases"), "yaml")
+    taskrun.write("tasks.yaml", block)
+    check(taskrun("tasks.yaml"), 0)
+    assert [t["name"] for t in taskrun.summary()["tasks"]] == ["_setup", "install", "build"]
+    assert (taskrun.cwd / "out" / "built").exists()
+    check(taskrun("tasks.yaml", "clean"), 0)
+    assert not (taskrun.cwd / "out").exists()
+    check(taskrun("tasks.yaml", "i"), 0)
+    assert [t["name"] for t in taskrun.summary()["tasks"]] == ["_setup", "install"]
+    r = check(taskrun("tasks.yaml", "_setup"), 2)
+    assert r.stderr.startswith("taskrun: task '_setup' is internal (internal: true): it runs only as a need or a "
+                               "step of another task, never on its own")

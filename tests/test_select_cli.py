@@ -85,9 +85,12 @@ def test_list_json_is_stable_for_scripts(tasks):
     assert json.loads(r.stdout) == {
         "version": 1,
         "file": "tasks.yaml",
+        "default": [],
         "tasks": [
-            {"name": "build", "description": None, "needs": [], "tags": [], "line": 10},
-            {"name": "unit", "description": None, "needs": ["build"], "tags": ["test"], "line": 11},
+            {"name": "build", "description": None, "needs": [], "tags": [], "line": 10, "aliases": [],
+             "internal": False},
+            {"name": "unit", "description": None, "needs": ["build"], "tags": ["test"], "line": 11, "aliases": [],
+             "internal": False},
         ],
     }
 

@@ -38,7 +38,7 @@ BAD_FILES = [
         "version: 1\ntasks:\n" + RAN + "  on: echo\n  ../x: echo\n",
         ["tasks.yaml:4:3: tasks.on: task names must be strings; quote it (YAML reads unquoted on as boolean true)",
          "tasks.yaml:5:3: tasks.../x: '../x' is not a valid task name "
-         "(use letters, digits and _ . : - and start with a letter or digit)"],
+         "(use letters, digits and _ . : - and start with a letter, a digit or _)"],
         id="task-names"),
     pytest.param(
         "version: 1\ntasks:\n" + RAN + "  a: {cmd: x, needs: [ran, b, a, rna]}\n  b: {cmd: x, needs: [c]}\n"
@@ -133,11 +133,11 @@ BAD_FILES = [
         ["tasks.yaml:2:7: env.null: variable names must be strings; quote it (YAML reads unquoted null as null)",
          "tasks.yaml:2:16: env: variable names must be strings, not a list",
          "tasks.yaml:5:3: tasks...: '..' is not a valid task name (use letters, digits and _ . : - and start with a "
-         "letter or digit)",
+         "letter, a digit or _)",
          "tasks.yaml:6:3: tasks..: '.' is not a valid task name (use letters, digits and _ . : - and start with a "
-         "letter or digit)",
+         "letter, a digit or _)",
          "tasks.yaml:7:3: tasks.\u212b: '\u212b' is not a valid task name (use letters, digits and _ . : - and start "
-         "with a letter or digit)",
+         "with a letter, a digit or _)",
          "tasks.yaml:8:3: tasks.yes: task names must be strings; quote it (YAML reads unquoted yes as boolean true)",
          f"tasks.yaml:9:3: tasks.{'a' * 201}: task names are at most 200 characters, this one has 201 "
          "(each names log files)"],
