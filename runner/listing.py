@@ -3,7 +3,8 @@ the names shell completion offers.
 
 The JSON is a contract (README, "Listing tasks"): an object with `version`
 (1), `file` and `tasks`, each task with `name`, `description`, `needs`,
-`tags` and `line` (and `steps` for a task with steps), in file order. Fields
+`tags`, `line`, `when`, `resources`, `confirm` and `interactive` (and `steps`
+for a task with steps), in file order. Fields
 may be added, never changed.
 """
 
@@ -17,7 +18,9 @@ from .model import Plan, TaskFile
 
 def list_records(plan: Plan) -> list[dict]:
     return [_with_steps({"name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
-                         "tags": list(t.spec.tags), "line": t.spec.line}, t.spec) for t in plan.tasks]
+                         "tags": list(t.spec.tags), "line": t.spec.line, "when": t.spec.when,
+                         "resources": dict(t.spec.resources), "confirm": t.spec.confirm,
+                         "interactive": t.spec.interactive}, t.spec) for t in plan.tasks]
 
 
 def _with_steps(record: dict, spec) -> dict:
