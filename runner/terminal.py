@@ -27,10 +27,12 @@ def refuse_interactive(plan: Plan, executor_kind: str) -> None:
     interactive = [t for t in plan.tasks if t.spec.interactive]
     if not interactive:
         return
-    what, need = ("task", "needs") if len(interactive) == 1 else ("tasks", "need")
+    one = len(interactive) == 1
+    what, need = ("task", "needs") if one else ("tasks", "need")
     if executor_kind != "local":
-        raise UsageError(f"interactive {what} {_names(interactive)} {need} taskrun's terminal and run on the local "
-                         f"executor only, not on {executor_kind}: run them with --executor local")
+        raise UsageError(f"interactive {what} {_names(interactive)} {need} taskrun's terminal and "
+                         f"{'runs' if one else 'run'} on the local executor only, not on {executor_kind}: "
+                         f"run {'it' if one else 'them'} with --executor local")
     if not os.isatty(0):
         raise UsageError(f"interactive {what} {_names(interactive)} {need} a terminal, and stdin is not one; "
                          "nothing ran (run taskrun from a terminal, or leave them out with --skip)")
