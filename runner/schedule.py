@@ -186,7 +186,7 @@ class Scheduler:
             if self._running == 0 and not self._ready and not self._retries:
                 break
             timeout = None
-            if self._retries and not self.stopping:
+            if self._retries:  # during a stop only a cleanup's retries are left
                 timeout = max(0.0, self._retries[0][0] - time.monotonic())
             if self.pump is not None and (every := self.pump.poll_interval_s) is not None:
                 timeout = every if timeout is None else min(timeout, every)
@@ -196,6 +196,7 @@ class Scheduler:
             for name, result in ended:
                 self._attempt_ended(name, result)
             self._promote_retries()
+        self.stopping = self._forced = True  # what is left can never start now
         self._cancel_pending("the run was stopped")
         return self.results()
 
