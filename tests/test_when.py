@@ -271,6 +271,8 @@ def test_confirm_no_runs_nothing_and_the_summary_says_cancelled(taskrun):
     reason = "not confirmed: 'deploy' asked 'Deploy to production?', the answer was 'n'"
     assert (summary["status"], summary["exit_code"], summary["reason"]) == ("cancelled", 1, reason)
     assert {(t["status"], t["reason"], t["pid"]) for t in summary["tasks"]} == {("cancelled", reason, None)}
+    events = taskrun.events()  # the run's record is complete too
+    assert (events[-1]["event"], events[-1]["status"], events[-1]["reason"]) == ("run_end", "cancelled", reason)
 
 
 def test_confirm_without_a_terminal_exits_2_naming_the_tasks(taskrun):
