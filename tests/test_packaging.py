@@ -186,7 +186,7 @@ def test_the_schemas_defaults_are_what_taskrun_does(tmp_path):
     assert sorted(defaults) == sorted([
         "kill_grace", "env", "secrets", "shell", "fail_fast", "output", "executor", "tasks.*.needs",
         "tasks.*.retries", "tasks.*.retry_delay", "tasks.*.env", "tasks.*.allow_failure", "tasks.*.tags",
-        "tasks.*.resources"])
+        "tasks.*.resources", "resources", "tasks.*.when", "tasks.*.interactive", "silent"])
     bare = {"version": 1, "tasks": {"a": {"cmd": "true"}}}
     spelled = {**bare, **{k: v for k, v in defaults.items() if "." not in k},
                "tasks": {"a": {"cmd": "true", **{k.rsplit(".", 1)[1]: v for k, v in defaults.items() if "." in k}}}}

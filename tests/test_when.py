@@ -52,6 +52,7 @@ def test_after_a_failure_cleanup_and_rollback_run_and_the_run_still_fails(taskru
     }
     assert (taskrun.cwd / "rolled-back").exists() and (taskrun.cwd / "cleaned").exists()
     assert tasks["cleanup"]["started_at"] >= tasks["deploy"]["finished_at"]
+    assert [tasks[n]["when"] for n in ("deploy", "rollback", "cleanup")] == ["on_success", "on_failure", "always"]
 
 
 def test_without_a_failure_the_rollback_is_skipped_and_the_run_succeeds(taskrun):
@@ -160,6 +161,7 @@ def test_a_lock_of_capacity_1_never_lets_two_tasks_hold_it_at_once(taskrun):
     """)
     check(taskrun("tasks.yaml"), 0)
     tasks = by_name(taskrun.summary())
+    assert (tasks["host1"]["resources"], tasks["free"]["resources"]) == ({"deploy": 1.0}, {})
     hosts = sorted((tasks[f"host{i}"] for i in range(1, 5)), key=lambda t: t["started_at"])
     for before, after in zip(hosts, hosts[1:]):
         assert after["started_at"] >= before["finished_at"], (before, after)
