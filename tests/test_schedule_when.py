@@ -82,3 +82,14 @@ def test_fail_fast_does_not_stop_a_cleanup_already_running(run):
     r = run(plan_with(*tasks, pool=3, fail_fast=True), outcomes={"fails": [FAIL]}, ends=["fails", "cleanup"])
     assert r.status() == {"fails": "failed", "other": "cancelled", "cleanup": "success", "slow": "cancelled"}
     assert r.backend.stop_calls == [("fail_fast: 'fails' failed", False)]  # `other` only, by its key
+
+
+def test_the_history_plan_holds_the_limits():
+    from runner.history import estimate
+
+    lock = (("deploy", 1.0),)
+    tasks = (spec("a", resources=lock), spec("b", resources=lock), spec("c", resources=lock), spec("free"))
+    durations = {"a": 1.0, "b": 1.0, "c": 1.0, "free": 1.0}
+    assert estimate(plan_with(*tasks, pool=4, resources=(("deploy", 1.0),)), durations).makespan_s == 3.0
+    assert estimate(plan_with(*tasks, pool=4, resources=(("deploy", 2.0),)), durations).makespan_s == 2.0
+    assert estimate(plan_with(*tasks, pool=4), durations).makespan_s == 1.0  # worker resources: not taskrun's
