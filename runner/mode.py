@@ -262,9 +262,11 @@ def run(file: str, selection: Selection, display: Display, where: Where) -> int:
     from .target import open_target
 
     plan, console, masker, estimated = prepared.plan, prepared.console, prepared.masker, prepared.estimated
+    from .target import names_stdout
     from .terminal import confirm_plan, refuse_interactive
 
-    refuse_interactive(plan, prepared.executor.kind)
+    refuse_interactive(plan, prepared.executor.kind,
+                       summary_on_stdout=where.summary == "-" or names_stdout(where.summary))
     not_confirmed = confirm_plan(plan, yes=where.yes)
     # Each target is opened (or refused) before anything runs.
     summary_target = None if where.summary == "-" else open_target(where.summary, "-o")

@@ -10,7 +10,6 @@ file order, one per task; the default answer is no.
 from __future__ import annotations
 
 import os
-import sys
 
 from .errors import UsageError
 from .model import Plan
@@ -22,8 +21,9 @@ def _names(tasks) -> str:
     return ", ".join(repr(t.name) for t in tasks)
 
 
-def refuse_interactive(plan: Plan, executor_kind: str) -> None:
-    """Interactive tasks need taskrun's own terminal: stdin must be one, and they run locally."""
+def refuse_interactive(plan: Plan, executor_kind: str, *, summary_on_stdout: bool = False) -> None:
+    """Interactive tasks need taskrun's own terminal: stdin must be one, they run locally, and
+    stdout is theirs (not the summary's: their output would corrupt it)."""
     interactive = [t for t in plan.tasks if t.spec.interactive]
     if not interactive:
         return
@@ -33,6 +33,10 @@ def refuse_interactive(plan: Plan, executor_kind: str) -> None:
         raise UsageError(f"interactive {what} {_names(interactive)} {need} taskrun's terminal and "
                          f"{'runs' if one else 'run'} on the local executor only, not on {executor_kind}: "
                          f"run {'it' if one else 'them'} with --executor local")
+    if summary_on_stdout:
+        raise UsageError(f"interactive {what} {_names(interactive)} {'writes' if one else 'write'} to taskrun's "
+                         "stdout, where the summary "
+                         "goes (-o -): write the summary to a file")
     if not os.isatty(0):
         raise UsageError(f"interactive {what} {_names(interactive)} {need} a terminal, and stdin is not one; "
                          "nothing ran (run taskrun from a terminal, or leave them out with --skip)")
@@ -50,12 +54,13 @@ def open_terminal() -> tuple[int, int, bool] | None:
     return None
 
 
-def read_line(fd: int) -> str:
+def read_line(fd: int) -> str | None:
+    """One line typed on the terminal, without its newline; None at the end of input."""
     data = b""
     while not data.endswith(b"\n"):
         chunk = os.read(fd, 1)
-        if not chunk:  # end of input: no answer, the default
-            break
+        if not chunk:
+            return None
         data += chunk
     return data.decode("utf-8", "replace").strip()
 
@@ -76,12 +81,11 @@ def confirm_plan(plan: Plan, *, yes: bool) -> str | None:
         for t in asking:
             os.write(write_fd, f"taskrun: {t.name}: {t.spec.confirm} [y/N] ".encode("utf-8", "replace"))
             answer = read_line(read_fd)
-            if answer.lower() not in YES:
-                if not answer:
-                    os.write(write_fd, b"\n")
+            if answer is None:  # end of input: no answer, the default; end the prompt's line
+                os.write(write_fd, b"\n")
+            if (answer or "").lower() not in YES:
                 return f"not confirmed: {t.name!r} asked {t.spec.confirm!r}, the answer was {answer or 'no'!r}"
     finally:
         if close:
             os.close(read_fd)
-    sys.stderr.flush()
     return None

@@ -327,3 +327,7 @@ def test_an_interactive_task_is_refused_without_a_terminal(taskrun):
     assert r.stderr == ("taskrun: interactive task 'ask' needs a terminal, and stdin is not one; nothing ran"
                         " (run taskrun from a terminal, or leave them out with --skip)\n")
     assert not taskrun.run_dirs()
+    r = check(taskrun("tasks.yaml", "-o", "-"), 2)  # its output would corrupt the summary on stdout
+    assert r.stderr == ("taskrun: interactive task 'ask' writes to taskrun's stdout, where the summary goes (-o -):"
+                        " write the summary to a file\n")
+    assert not taskrun.run_dirs()
