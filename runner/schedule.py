@@ -37,6 +37,7 @@ from __future__ import annotations
 import heapq
 import os
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,8 @@ class Scheduler:
         self._capacity = dict(plan.taskfile.resources)
         self._held = dict.fromkeys(self._capacity, 0.0)  # units held by the running attempts
         self._alone = False  # an interactive task runs: nothing else starts
+        self._ended: deque[_State] = deque()  # ended tasks whose dependents are still to be told
+        self._releasing = False
 
     # -- the loop --------------------------------------------------------------
 
@@ -324,7 +327,14 @@ class Scheduler:
             by_condition=by_condition,
         )
         self.listener.task_ended(st.result)
-        self._release_dependents(st)
+        self._ended.append(st)
+        if not self._releasing:  # a loop, not recursion: an end can cascade down a chain of thousands
+            self._releasing = True
+            try:
+                while self._ended:
+                    self._release_dependents(self._ended.popleft())
+            finally:
+                self._releasing = False
         if status in FAILED_ANYHOW and not st.result:
             if self.plan.fail_fast and not self.stopping:
                 self.fail_fast_cause = st.task.name

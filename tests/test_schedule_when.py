@@ -93,3 +93,10 @@ def test_the_history_plan_holds_the_limits():
     assert estimate(plan_with(*tasks, pool=4, resources=(("deploy", 1.0),)), durations).makespan_s == 3.0
     assert estimate(plan_with(*tasks, pool=4, resources=(("deploy", 2.0),)), durations).makespan_s == 2.0
     assert estimate(plan_with(*tasks, pool=4), durations).makespan_s == 1.0  # worker resources: not taskrun's
+
+
+def test_a_failure_at_the_root_of_a_long_chain_reaches_the_cleanup_at_its_end(run):
+    chain = [spec("t0")] + [spec(f"t{i}", needs=(f"t{i - 1}",)) for i in range(1, 3000)]
+    r = run(plan_with(*chain, spec("cleanup", needs=("t2999",), when="always"), pool=2), outcomes={"t0": [FAIL]})
+    status = r.status()
+    assert (status["t0"], status["t2999"], status["cleanup"]) == ("failed", "skipped", "success")
