@@ -559,6 +559,15 @@ def test_an_interactive_task_is_refused_on_dask_before_connecting(taskrun):
                         " only, not on dask: run it with --executor local\n")
 
 
+def test_confirm_is_asked_on_taskruns_side_before_connecting(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: {cmd: 'true', confirm: Go?}\n")
+    r = check(taskrun("tasks.yaml", "--scheduler", "tcp://127.0.0.1:9", start_new_session=True), 2)
+    assert r.stderr == ("taskrun: task asks for confirmation ('a') and there is no terminal to ask on;"
+                        " nothing ran (answer yes with --yes)\n")
+    r = check(taskrun("tasks.yaml", "--scheduler", "tcp://127.0.0.1:9", "--yes", "--connect-timeout", "1s"), 2)
+    assert r.stderr.startswith("taskrun: cannot reach the Dask scheduler at tcp://127.0.0.1:9")  # then it connects
+
+
 # --- failures of the cluster -------------------------------------------------------------
 
 
