@@ -130,6 +130,7 @@ def main_command(
         "--rerun-failed", metavar="SUMMARY",
         help="Run only what did not succeed in the run this summary (or run id) records, with what it needs.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --rerun-failed: rerun even if the task file changed since.")] = False,
+    yes: Annotated[bool, typer.Option("-y", "--yes", help="Answer yes to every task's confirm: question (needed without a terminal).")] = False,
     validate: Annotated[bool, typer.Option("--validate", help="Only check the file(s); exit 0 if valid, 2 if not.")] = False,
     dry_run: Annotated[bool, typer.Option("-n", "--dry-run", help="Print the plan and run nothing.")] = False,
     list_: Annotated[bool, typer.Option("-l", "--list", help="List the tasks (name, needs, tags, description) and run nothing.")] = False,
@@ -171,7 +172,7 @@ def main_command(
             validate=validate, dry_run=dry_run, list_tasks=list_, as_json=json_, show_all=all_, summary=summary, junit=junit,
             log_dir=log_dir, history=history, no_history=no_history, schema=schema, version=version,
             output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs, executor=executor,
-            scheduler=scheduler, connect_timeout=connect_timeout, recover=recover, init=init)
+            scheduler=scheduler, connect_timeout=connect_timeout, recover=recover, init=init, yes=yes)
     except TaskFileError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -219,7 +220,7 @@ def _task_file(file: str | None, file_option: str | None, targets: tuple[str, ..
 def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
                  dry_run, list_tasks, as_json, show_all, summary, junit, log_dir, history, no_history, schema,
                  version, output, color, tail_lines, keep_runs, executor, scheduler, connect_timeout,
-                 recover, init) -> int:
+                 recover, init, yes=False) -> int:
     """Check the flags that go together, turn values into their types, and call one mode."""
     if version:
         return mode.show_version()
@@ -266,7 +267,7 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
     display = mode.Display(output=output, color=color)
     where = mode.Where(executor=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s,
                        summary=summary or mode.DEFAULT_SUMMARY, summary_named=summary is not None, junit=junit, log_dir=log_dir, tail_lines=tail_lines,
-                       keep_runs=keep_runs, history=history, no_history=no_history)
+                       keep_runs=keep_runs, history=history, no_history=no_history, yes=yes)
     if dry_run:
         return mode.dry_run(file, selection, display, where)
     return mode.run(file, selection, display, where)

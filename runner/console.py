@@ -316,7 +316,7 @@ class Console:
 
     def follow(self, spec: AttemptSpec) -> None:
         """An attempt started: its log files are to be followed (not in quiet mode)."""
-        if self.mode == "quiet":
+        if self.mode == "quiet" or spec.interactive:  # its output goes to the terminal, not to its logs
             return
         self._followed[(spec.task, spec.attempt)] = [
             (LogFollower(spec.stdout_path), self.prefix(spec.task, False)),
@@ -408,6 +408,11 @@ class Console:
     # -- the listener ----------------------------------------------------------
 
     def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None:
+        if task.spec.interactive:  # the terminal is the task's now: no status area drawn over it
+            self._want_live = False
+            live, self._live = self._live, None
+            if live is not None:
+                live.close()
         self._start_live()
         self._plan_echo(task, attempt)
         extra = f", attempt {attempt} of {task.spec.retries + 1}" if attempt > 1 else ""
@@ -527,11 +532,19 @@ class Console:
             retries = f"  retries {t.spec.retries}" if t.spec.retries else ""
             if t.spec.resources:
                 retries += "  resources " + ",".join(f"{k}={v:g}" for k, v in t.spec.resources)
+            for word, on in ((f"when {t.spec.when}", t.spec.when != "on_success"), ("confirm", t.spec.confirm),
+                             ("interactive", t.spec.interactive)):
+                retries += f"  {word}" if on else ""
             self.line(f"{i:>4}. {name.ljust(width)}  timeout {format_duration(t.timeout_s):<7} needs {needs}{retries}")
             pad = " " * (width + 8)
             shown = [s.shown for s in t.steps] or [t.spec.cmd if isinstance(t.spec.cmd, str) else shlex.join(t.spec.cmd)]
             for cmd in shown:
                 self.line(f"{pad}$ " + f"\n{pad}  ".join(cmd.rstrip("\n").splitlines()))
+        for name, capacity in plan.taskfile.resources:
+            holders = [t.name for t in plan.tasks if name in dict(t.spec.resources)]
+            if holders:
+                self.line(f"resource {name}: capacity {capacity:g}, held by {_names(holders)}"
+                          f"{' (one at a time)' if capacity < 2 else ''}")
         if estimated is not None:
             self.line(f"estimated makespan {estimated.makespan_s:.2f}s on pool {plan.pool}"
                       f" (from {estimated.known} of {len(plan)} recorded durations)")

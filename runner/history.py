@@ -100,7 +100,8 @@ def _median(values: list[float]) -> float:
 
 
 def simulate(plan: Plan, durations: dict[str, float], priority: dict[str, float] | None = None) -> float:
-    """Makespan of the plan on its pool if every task took its estimated duration."""
+    """Makespan of the plan on its pool if every task took its estimated duration, a task
+    starting only while its declared resources fit (as the scheduler does)."""
     index = {t.name: i for i, t in enumerate(plan.tasks)}
     prio = priority or {}
     waiting = {t.name: len(t.spec.needs) for t in plan.tasks}
@@ -111,12 +112,26 @@ def simulate(plan: Plan, durations: dict[str, float], priority: dict[str, float]
     ready = [(-prio.get(n, 0.0), index[n], n) for n, w in waiting.items() if w == 0]
     heapq.heapify(ready)
     running: list[tuple[float, str]] = []
+    capacity = dict(plan.taskfile.resources)
+    held = dict.fromkeys(capacity, 0.0)
+    units = {t.name: [(k, n) for k, n in t.spec.resources if k in capacity] for t in plan.tasks}
     now = 0.0
     while ready or running:
+        held_back = []  # ready, but their resources are held
         while ready and len(running) < plan.pool:
-            _, _, name = heapq.heappop(ready)
+            entry = heapq.heappop(ready)
+            name = entry[2]
+            if any(held[k] + n > capacity[k] + 1e-9 for k, n in units[name]):
+                held_back.append(entry)
+                continue
+            for k, n in units[name]:
+                held[k] += n
             heapq.heappush(running, (now + durations[name], name))
+        for entry in held_back:
+            heapq.heappush(ready, entry)
         now, name = heapq.heappop(running)
+        for k, n in units[name]:
+            held[k] -= n
         for d in dependents[name]:
             waiting[d] -= 1
             if waiting[d] == 0:

@@ -3,7 +3,8 @@ the names shell completion offers.
 
 The JSON is a contract (README, "Listing tasks"): an object with `version`
 (1), `file`, `default` and `tasks`, each task with `name`, `description`, `needs`,
-`tags`, `line`, `aliases` and `internal` (and `steps` for a task with steps), in file order. Fields
+`tags`, `line`, `aliases`, `internal`, `when`, `resources`, `confirm` and
+`interactive` (and `steps` for a task with steps), in file order. Fields
 may be added, never changed.
 
 Internal tasks cannot be named on the command line: the table, the JSON
@@ -26,7 +27,9 @@ def _shown(plan: Plan, show_all: bool) -> list:
 def list_records(plan: Plan, show_all: bool = False) -> list[dict]:
     return [_with_steps({"name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
                          "tags": list(t.spec.tags), "line": t.spec.line, "aliases": list(t.spec.aliases),
-                         "internal": t.spec.internal}, t.spec) for t in _shown(plan, show_all)]
+                         "internal": t.spec.internal, "when": t.spec.when, "resources": dict(t.spec.resources),
+                         "confirm": t.spec.confirm, "interactive": t.spec.interactive}, t.spec)
+            for t in _shown(plan, show_all)]
 
 
 def _with_steps(record: dict, spec) -> dict:

@@ -336,6 +336,9 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
                      f"{expected}; see {COMING_FROM}")
     elif kind == "const" and path == ("version",):
         yield path, f"unsupported version {_short(value)} (this taskrun reads version {expected})"
+    elif kind == "enum" and path[-1:] == ("when",) and len(path) == 3:
+        yield path, (f"{_short(value)} is not one of {', '.join(expected)}{_suggest(value, expected)}"
+                     " (for a condition use if:)")
     elif kind == "enum":
         choices = ", ".join(str(c) for c in expected)
         yield path, f"{_short(value)} is not one of {choices}{_suggest(value, [str(c) for c in expected])}"
@@ -582,6 +585,9 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         allow_failure=spec.get("allow_failure", False),
         tags=tuple(spec.get("tags", ())),
         resources=tuple((k, float(v)) for k, v in (spec.get("resources") or {}).items()),
+        when=spec.get("when", "on_success"),
+        confirm=None if spec.get("confirm") is None else str(spec["confirm"]),
+        interactive=spec.get("interactive", False),
         line=line,
         internal=spec.get("internal", False),
         aliases=tuple(spec.get("aliases", ())),
@@ -623,6 +629,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         tasks = _canonical(tasks, names)
         _check_graph(tasks, report)
         _check_steps(tasks, report)
+        _check_resources(data, report)
     _check_shell(data, report)
     if report:
         raise TaskFileError(list(report.found))
@@ -649,6 +656,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         scheduler=(data.get("executor") or {}).get("scheduler"),
         secrets=tuple(data.get("secrets", ())),
         default=tuple(dict.fromkeys(names[n] for n in _listed(data.get("default")))),
+        resources=tuple((k, float(v)) for k, v in (data.get("resources") or {}).items()),
         tasks=_with_steps(tuple(
             _build_task(name, spec, folder, source.position(("tasks", name))[0])
             for name, spec in tasks.items()
@@ -766,6 +774,31 @@ def _check_steps(tasks: dict, report: _Problems) -> None:
         start = min(component, key=order.__getitem__)
         cycle, first = _cycle_through(start, component, edges)
         report.add(first, "dependency cycle through a step call: " + " -> ".join(cycle))
+
+
+def _check_resources(data: dict, report: _Problems) -> None:
+    """Once the file declares `resources`, each task's must be declared there and fit in its
+    capacity (else the task could never start). A file that declares none keeps task resources
+    as Dask worker resources, checked by the cluster."""
+    declared = data.get("resources")
+    if not isinstance(declared, dict) or ("resources",) in report.paths:
+        return
+    for name, spec in data["tasks"].items():
+        wanted = spec.get("resources") if isinstance(spec, dict) else None
+        if not isinstance(wanted, dict):
+            continue
+        for key, units in wanted.items():
+            path = ("tasks", name, "resources", key)
+            if path in report.paths or not isinstance(key, str):
+                continue
+            if key not in declared:
+                known = ", ".join(declared) or "none"
+                report.add(path, f"unknown resource {key!r}{_suggest(key, declared)}: the file declares {known} "
+                                 "in its top-level resources")
+            elif (isinstance(units, (int, float)) and not isinstance(units, bool)
+                  and isinstance(declared[key], (int, float)) and units > declared[key]):
+                report.add(path, f"needs {units:g} {key}, more than its capacity {declared[key]:g}: "
+                                 "the task could never start")
 
 
 def _check_shell(data: dict, report: _Problems) -> None:

@@ -78,6 +78,7 @@ class Where:
     keep_runs: int = 20
     history: str | None = None
     no_history: bool = False
+    yes: bool = False  # --yes: every `confirm:` question answered yes
 
 
 def show_version() -> int:
@@ -266,6 +267,12 @@ def run(file: str, selection: Selection, display: Display, where: Where) -> int:
     from .target import open_target
 
     plan, console, masker, estimated = prepared.plan, prepared.console, prepared.masker, prepared.estimated
+    from .target import names_stdout
+    from .terminal import confirm_plan, refuse_interactive
+
+    refuse_interactive(plan, prepared.executor.kind,
+                       summary_on_stdout=where.summary == "-" or names_stdout(where.summary))
+    not_confirmed = confirm_plan(plan, yes=where.yes)
     # Each target is opened (or refused) before anything runs.
     summary_target = None if where.summary == "-" else open_target(where.summary, "-o")
     writers = []
@@ -280,7 +287,8 @@ def run(file: str, selection: Selection, display: Display, where: Where) -> int:
         writers += github_writers(plan, console.line)
     options = RunOptions(summary_path=where.summary, log_dir=where.log_dir, tail_lines=where.tail_lines,
                          keep_runs=where.keep_runs, argv=tuple(sys.argv),
-                         priority=estimated.priority if estimated else None, summary_target=summary_target)
+                         priority=estimated.priority if estimated else None, summary_target=summary_target,
+                         cancelled=not_confirmed)
     try:
         # For Dask this connects now: an unreachable scheduler is reported before anything runs.
         factory = backend_factory(prepared.executor, slots=min(plan.pool, len(plan)), masked=bool(masker))

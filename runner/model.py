@@ -114,7 +114,10 @@ class TaskSpec:
     allow_failure: bool = False
     tags: tuple[str, ...] = ()
     kill_grace_s: float | None = None
-    resources: tuple[tuple[str, float], ...] = ()  # worker resources one attempt holds (Dask); e.g. (("gpu", 1.0),)
+    resources: tuple[tuple[str, float], ...] = ()  # units one attempt holds, e.g. (("deploy", 1.0),) (see TaskFile.resources)
+    when: str = "on_success"  # on_success | always | on_failure: what its needs must have done for it to run
+    confirm: str | None = None  # a question asked before the run starts; no answer yes, nothing runs
+    interactive: bool = False  # gets taskrun's terminal; runs alone; output not captured
     line: int = 0  # where the task's name stands in the file (1-based)
     internal: bool = False  # runs only as a need or a step call, never named on the command line
     aliases: tuple[str, ...] = ()  # other names for it on the command line, in needs and in step calls
@@ -140,6 +143,7 @@ class TaskFile:
     scheduler: str | None = None  # the Dask scheduler's address, when the file names one
     secrets: tuple[str, ...] = ()  # names of variables whose values are masked in every output
     silent: bool = False  # True: the console does not echo the commands
+    resources: tuple[tuple[str, float], ...] = ()  # declared capacities: taskrun's own locks, on every executor
     warnings: tuple = ()  # `Problem`s worth a word that do not make the file invalid (shown by --validate)
     default: tuple[str, ...] = ()  # what runs when the command line selects nothing (empty: every task)
 
@@ -175,6 +179,7 @@ class AttemptSpec:
     mask: tuple[str, ...] = ()  # secret values: output goes through the runner, masked, to the logs
     steps: tuple[StepSpec, ...] = ()  # when set, run in order instead of `argv` (which is the first)
     steps_path: str | None = None  # where each step's start is recorded (with the logs' sizes then)
+    interactive: bool = False  # the command gets the runner's stdin, stdout and stderr, not the log files
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,6 +219,9 @@ class TaskResult:
     reason: str | None = None
     attempts: tuple[AttemptResult, ...] = ()
     logs: tuple[tuple[str, str], ...] = ()  # (stdout, stderr) log paths of each attempt
+    # Skipped because its `when` did not hold (on_failure, and nothing it needs failed), or because
+    # it needs a task skipped so: not a failure of the run, but what needs it does not run either.
+    by_condition: bool = False
 
     @property
     def last(self) -> AttemptResult | None:
@@ -228,8 +236,8 @@ class TaskResult:
         return self.logs[-1][1] if self.logs else None
 
     def __bool__(self) -> bool:
-        """Whether the task counts as done for the run and for what needs it."""
-        if self.status is Status.SUCCESS:
+        """Whether the task counts as done for the run (and, unless `by_condition`, for what needs it)."""
+        if self.status is Status.SUCCESS or self.by_condition:
             return True
         return self.allow_failure and self.status in (Status.FAILED, Status.TIMEOUT)
 
@@ -240,6 +248,9 @@ def status_counts(results) -> dict[str, int]:
     for r in results:
         counts[r.status.value] += 1
     return counts
+
+
+WHEN = ("on_success", "always", "on_failure")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

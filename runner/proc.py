@@ -309,10 +309,12 @@ class Attempt:
         env[ATTEMPT_ID_VAR] = self.attempt_id
         pipes: list[int] = []
         try:
-            if spec.mask:
+            if spec.interactive:
+                note_uncaptured(spec)
+            elif spec.mask:
                 pipes = self._open_pipes()
             self.pid = spawn(self.argv, env, spec.cwd, spec.stdout_path, spec.stderr_path,
-                             pipes=(pipes[1], pipes[3]) if pipes else None)
+                             pipes=(pipes[1], pipes[3]) if pipes else None, interactive=spec.interactive)
         except OSError as exc:
             self._close_outputs()
             self._fail_to_start(exc, env)
@@ -767,18 +769,35 @@ def _which(name: str, path: str, cwd: str) -> str:
     return found
 
 
+UNCAPTURED = "taskrun: output not captured: this task is interactive, its output went to the terminal\n"
+
+
+def note_uncaptured(spec: AttemptSpec) -> None:
+    """An interactive attempt's logs say why they hold nothing else."""
+    for path in (spec.stdout_path, spec.stderr_path):
+        fd = os.open(path, _LOG_FLAGS | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, UNCAPTURED.encode())
+        finally:
+            os.close(fd)
+
+
 def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str, stderr_path: str,
-          pipes: tuple[int, int] | None = None) -> int:
+          pipes: tuple[int, int] | None = None, interactive: bool = False) -> int:
     """Start a command in a new session, stdin from /dev/null, output appended to two files
-    (or, with `pipes`, written to these two fds).
+    (or, with `pipes`, written to these two fds); `interactive`: with the runner's own stdin,
+    stdout and stderr (its terminal; a session of its own all the same, so the stop ladder
+    reaches its whole group).
 
     posix_spawn (vfork + exec in glibc) is the cheapest way to start a process
     from Python, and reports exec errors as OSError. It cannot change folder,
     so the runner steps into `cwd` around the call (the loop is single-threaded,
     and relative paths of its own are resolved before the run).
     """
-    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
-    if pipes is None:
+    actions = [] if interactive else [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+    if interactive:
+        pass
+    elif pipes is None:
         actions += [(os.POSIX_SPAWN_OPEN, 1, stdout_path, _LOG_FLAGS, 0o600),
                     (os.POSIX_SPAWN_OPEN, 2, stderr_path, _LOG_FLAGS, 0o600)]
     else:

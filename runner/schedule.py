@@ -10,6 +10,21 @@ starts nothing new, marks what did not start `cancelled` and stops what runs;
 `abort` (an error of taskrun's own) does the same at once, and still records
 what each attempt returns.
 
+`when:` makes a task a finalizer. `always`: ready once every need has ended,
+whatever its outcome; `on_failure`: the same, then it runs only if a task it
+needs, directly or not, failed or timed out (not allowed to), else it is
+`skipped` by condition (`TaskResult.by_condition`: no failure of the run; what
+needs it is skipped the same way). A stop (fail_fast, a first signal) leaves
+finalizers pending or running: they start when their needs have ended, and
+the loop ends after them; a second signal skips those not started and stops
+the rest at once.
+
+Resources declared by the file (`TaskFile.resources`) are locks of a
+capacity: a task starts only while its units fit beside those held by the
+running tasks; ready tasks that do not fit wait, later ones that fit start.
+An interactive task starts only when nothing runs, and nothing starts while
+it runs.
+
 The backend and the listener are given, never imported: the same loop drives
 the local pool and a distributed one. An optional pump (the console following
 the log files) is told of each attempt that starts, caps every wait at its
@@ -22,12 +37,15 @@ from __future__ import annotations
 import heapq
 import os
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult
+
+FAILED_ANYHOW = (Status.FAILED, Status.TIMEOUT)
 
 
 def log_paths(log_dir: Path, task: str, attempt: int) -> tuple[str, str]:
@@ -116,6 +134,10 @@ class _State:
     result: TaskResult | None = None
     running: bool = False
 
+    @property
+    def finalizer(self) -> bool:  # `when: always` or `on_failure`: runs after its needs ended, even in a stop
+        return self.task.spec.when != "on_success"
+
 
 class Scheduler:
     """Runs one plan once. `results()` is valid at any moment, so a summary can
@@ -146,22 +168,28 @@ class Scheduler:
         # Ready heap entries: (priority, file index, name). Higher priority first.
         prio = priority or {}
         self._key = {n: (-prio.get(n, 0.0), s.index) for n, s in self._state.items()}
-        self._ready: list[tuple[tuple[float, int], str]] = [
-            (self._key[n], n) for n, s in self._state.items() if s.waiting == 0]
-        heapq.heapify(self._ready)
+        self._ready: list[tuple[tuple[float, int], str]] = []  # filled when the run starts (`_became_ready`)
         self._retries: list[tuple[float, int, str]] = []  # (monotonic due, index, name)
         self._running = 0
+        self._capacity = dict(plan.taskfile.resources)
+        self._held = dict.fromkeys(self._capacity, 0.0)  # units held by the running attempts
+        self._alone = False  # an interactive task runs: nothing else starts
+        self._ended: deque[_State] = deque()  # ended tasks whose dependents are still to be told
+        self._releasing = False
 
     # -- the loop --------------------------------------------------------------
 
     def run(self) -> list[TaskResult]:
+        for st in list(self._state.values()):
+            if st.waiting == 0 and st.result is None:
+                self._became_ready(st)
         while True:
             self._check_stop()
             self._start_ready()
-            if self._running == 0 and (self.stopping or not self._retries):
+            if self._running == 0 and not self._ready and not self._retries:
                 break
             timeout = None
-            if self._retries and not self.stopping:
+            if self._retries:  # during a stop only a cleanup's retries are left
                 timeout = max(0.0, self._retries[0][0] - time.monotonic())
             if self.pump is not None and (every := self.pump.poll_interval_s) is not None:
                 timeout = every if timeout is None else min(timeout, every)
@@ -171,13 +199,14 @@ class Scheduler:
             for name, result in ended:
                 self._attempt_ended(name, result)
             self._promote_retries()
+        self.stopping = self._forced = True  # what is left can never start now
         self._cancel_pending("the run was stopped")
         return self.results()
 
     def abort(self, reason: str) -> None:
         """taskrun itself failed: stop every attempt at once and record what each returns,
         so a task that had ended keeps its own result; the rest are `cancelled`."""
-        self.stopping = True
+        self.stopping = self._forced = True
         self.backend.stop_all(reason=reason, force=True)
         while self._running:
             for name, result in self.backend.wait(0.5):
@@ -191,18 +220,53 @@ class Scheduler:
         if self.stop.count and not self.stopping:
             self._begin_stop(self.stop.reason or "interrupted")
         if self.stop.count > 1 and not self._forced:
-            self._forced = True  # a second signal: no more grace
+            self._forced = True  # a second signal: no more grace, and no cleanup starts
+            self._skip_finalizers(f"not run: a second signal after {self.stop.reason or 'an interrupt'}")
             self.backend.stop_all(reason=self.stop.reason or "interrupted", force=True)
 
     def _begin_stop(self, reason: str) -> None:
         self.stopping = True
         self._cancel_pending(reason)
-        self.backend.stop_all(reason=reason)
+        finalizing = [n for n, st in self._state.items() if st.running and st.finalizer]
+        if not finalizing:
+            self.backend.stop_all(reason=reason)
+            return
+        for name, st in self._state.items():  # a cleanup already running goes on
+            if st.running and not st.finalizer:
+                self.backend.stop(name, reason=reason)
+
+    def _may_start(self, st: _State) -> bool:
+        return not self.stopping or (st.finalizer and not self._forced)
 
     def _start_ready(self) -> None:
-        while self._ready and self._running < self.plan.pool and not self.stopping:
-            _, name = heapq.heappop(self._ready)
-            self._launch(self._state[name])
+        waiting = []  # ready, but their resources are held, or an interactive task must run alone
+        while self._ready and self._running < self.plan.pool and not self._alone:
+            entry = heapq.heappop(self._ready)
+            st = self._state[entry[1]]
+            if not self._may_start(st):
+                continue
+            if st.task.spec.interactive and self._running:
+                waiting.append(entry)
+                break  # it runs next, alone: nothing else starts meanwhile
+            if not self._fits(st.task):
+                waiting.append(entry)
+                continue
+            self._launch(st)
+        for entry in waiting:
+            heapq.heappush(self._ready, entry)
+
+    def _units(self, task: PlannedTask) -> list[tuple[str, float]]:
+        """The declared resources the task holds while it runs (undeclared ones are Dask worker resources)."""
+        return [(k, n) for k, n in task.spec.resources if k in self._capacity]
+
+    def _fits(self, task: PlannedTask) -> bool:
+        return all(self._held[k] + n <= self._capacity[k] + 1e-9 for k, n in self._units(task))
+
+    def _hold(self, task: PlannedTask, sign: float) -> None:
+        for k, n in self._units(task):
+            self._held[k] += sign * n
+        if task.spec.interactive:
+            self._alone = sign > 0
 
     def _launch(self, st: _State) -> None:
         attempt = len(st.attempts) + 1
@@ -215,11 +279,14 @@ class Scheduler:
         spec = AttemptSpec(
             task=task.name, attempt=attempt, argv=task.argv, env=tuple(env.items()), cwd=task.cwd,
             timeout_s=task.timeout_s, kill_grace_s=task.kill_grace_s,
-            stdout_path=stdout_path, stderr_path=stderr_path, resources=task.spec.resources, mask=self.mask,
+            stdout_path=stdout_path, stderr_path=stderr_path, mask=self.mask,
+            resources=tuple((k, n) for k, n in task.spec.resources if k not in self._capacity),
             steps=task.steps, steps_path=stdout_path.removesuffix(".stdout") + ".steps" if task.steps else None,
+            interactive=task.spec.interactive,
         )
         st.running = True
         self._running += 1
+        self._hold(task, +1)
         pid = self.backend.start(task.name, spec)
         if self.pump is not None:
             self.pump.follow(spec)
@@ -235,9 +302,10 @@ class Scheduler:
         st = self._state[name]
         st.running = False
         self._running -= 1
+        self._hold(st.task, -1)
         st.attempts.append(result)
         task = st.task
-        retry = (not result and not result.cancelled and not self.stopping
+        retry = (not result and not result.cancelled and self._may_start(st)
                  and len(st.attempts) <= task.spec.retries)
         delay = task.spec.retry_delay_s if retry else None
         self.listener.attempt_ended(task, len(st.attempts), result, delay)
@@ -252,45 +320,91 @@ class Scheduler:
             status = Status.TIMEOUT if result.timed_out else Status.FAILED
             self._finish(st, status, result.reason)
 
-    def _finish(self, st: _State, status: Status, reason: str | None) -> None:
+    def _finish(self, st: _State, status: Status, reason: str | None, *, by_condition: bool = False) -> None:
         st.result = TaskResult(
             name=st.task.name, status=status, allow_failure=st.task.spec.allow_failure,
             reason=reason, attempts=tuple(st.attempts), logs=tuple(st.logs[:len(st.attempts)]),
+            by_condition=by_condition,
         )
         self.listener.task_ended(st.result)
-        if st.result:
-            for d in st.dependents:
-                dep = self._state[d]
-                dep.waiting -= 1
-                if dep.waiting == 0 and dep.result is None and not self.stopping:
-                    heapq.heappush(self._ready, (self._key[d], d))
-            return
-        if status in (Status.FAILED, Status.TIMEOUT):
-            self._skip_dependents(st)
+        self._ended.append(st)
+        if not self._releasing:  # a loop, not recursion: an end can cascade down a chain of thousands
+            self._releasing = True
+            try:
+                while self._ended:
+                    self._release_dependents(self._ended.popleft())
+            finally:
+                self._releasing = False
+        if status in FAILED_ANYHOW and not st.result:
             if self.plan.fail_fast and not self.stopping:
                 self.fail_fast_cause = st.task.name
                 self._begin_stop(f"fail_fast: '{st.task.name}' {'timed out' if status is Status.TIMEOUT else 'failed'}")
 
-    def _skip_dependents(self, failed: _State) -> None:
-        word = "timed out" if failed.result.status is Status.TIMEOUT else failed.result.status.value
-        stack = [(d, f"needs '{failed.task.name}', which {word}") for d in failed.dependents]
-        while stack:
-            name, reason = stack.pop()
-            st = self._state[name]
-            if st.result is not None or st.running:
+    def _release_dependents(self, ended: _State) -> None:
+        """A task ended: what needs it is one need closer to ready; a finalizer counts every end,
+        any other task only a success, and is skipped when a need failed or was skipped (by
+        condition too, when the need was). A cancelled need leaves it to the stop that cancelled it."""
+        result = ended.result
+        satisfied = bool(result) and not result.by_condition
+        word = "timed out" if result.status is Status.TIMEOUT else result.status.value
+        reason = f"needs '{ended.task.name}', which {'was skipped' if word == 'skipped' else word}"
+        for d in ended.dependents:
+            dep = self._state[d]
+            if dep.result is not None or dep.running:
                 continue
-            st.result = TaskResult(name=name, status=Status.SKIPPED, allow_failure=st.task.spec.allow_failure,
-                                   reason=reason)
-            self.listener.task_ended(st.result)
-            stack.extend((d, f"needs '{name}', which was skipped") for d in st.dependents)
+            if satisfied or dep.finalizer:
+                dep.waiting -= 1
+                if dep.waiting == 0:
+                    self._became_ready(dep)
+            elif result.status is not Status.CANCELLED:
+                self._finish(dep, Status.SKIPPED, reason, by_condition=result.by_condition)
+
+    def _became_ready(self, st: _State) -> None:
+        """Every need has ended (succeeded, for a task that is not a finalizer)."""
+        if not self._may_start(st):
+            return  # cancelled with the rest of the stop
+        if st.task.spec.when == "on_failure" and not self._a_need_failed(st):
+            self._finish(st, Status.SKIPPED, "when: on_failure, and nothing it needs failed", by_condition=True)
+            return
+        heapq.heappush(self._ready, (self._key[st.task.name], st.task.name))
+
+    def _a_need_failed(self, st: _State) -> bool:
+        """Whether a task it needs, directly or not, failed or timed out (and was not allowed to)."""
+        seen, stack = set(), list(st.task.spec.needs)
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            need = self._state[name]
+            if need.result is not None and need.result.status in FAILED_ANYHOW and not need.result:
+                return True
+            stack.extend(need.task.spec.needs)
+        return False
 
     def _cancel_pending(self, reason: str) -> None:
-        """Every task not running and not ended (waiting, ready, or between retries): cancelled."""
-        self._ready.clear()
-        self._retries.clear()
+        """Every task not running and not ended (waiting, ready, or between retries): cancelled;
+        but a finalizer that may still start (a stop that is not forced) stays pending."""
+        self._ready = [e for e in self._ready if self._may_start(self._state[e[1]])]
+        heapq.heapify(self._ready)
+        self._retries = [e for e in self._retries if self._may_start(self._state[e[2]])]
+        heapq.heapify(self._retries)
         for st in self._state.values():
-            if st.result is None and not st.running:
+            if st.result is None and not st.running and not self._may_start(st):
                 self._finish(st, Status.CANCELLED, reason)
+
+    def _skip_finalizers(self, reason: str) -> None:
+        """A second signal: the finalizers that have not started are skipped."""
+        for st in self._state.values():
+            if st.result is None and not st.running and st.finalizer:
+                self._finish(st, Status.SKIPPED, reason)
+        self._cancel_pending(reason)
+
+    def cancel_all(self, reason: str) -> list[TaskResult]:
+        """Nothing runs (the run was not confirmed): every task `cancelled` with `reason`."""
+        self.stopping = self._forced = True
+        self._cancel_pending(reason)
+        return self.results()
 
     # -- results ---------------------------------------------------------------
 

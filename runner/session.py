@@ -52,6 +52,7 @@ class RunOptions:
     keep_runs: int = 20  # run folders kept under the runs folder, this one included; 0 keeps all
     argv: tuple[str, ...] = ()
     priority: dict[str, float] | None = None  # start order of ready tasks (history); None: file order
+    cancelled: str | None = None  # why nothing runs (a `confirm:` answered no): every task cancelled
 
 
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
@@ -157,7 +158,10 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         try:
             scheduler = Scheduler(plan, backend, (watch, events, listener), log_dir=log_dir, run_id=run_id, stop=stop,
                                   priority=options.priority, pump=pump, mask=masker.secret_values)
-            scheduler.run()
+            if options.cancelled is None:
+                scheduler.run()
+            else:
+                scheduler.cancel_all(options.cancelled)
         except BaseException as exc:  # record first, then let the CLI report it
             error = exc
             try:
@@ -173,9 +177,11 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         status, code = run_status(results, stopped_by_signal=signum is not None)
         if signum is not None:
             code = 128 + signum
+        if options.cancelled is not None:
+            status = "cancelled"
         if error is not None:
             status, code = ("cancelled" if isinstance(error, KeyboardInterrupt) else "failed"), EXIT_INTERNAL
-        reason = stop.reason
+        reason = stop.reason or options.cancelled
         if reason is None and scheduler is not None and scheduler.fail_fast_cause:
             reason = f"fail_fast: stopped after '{scheduler.fail_fast_cause}' failed"
         if reason is None and error is not None:

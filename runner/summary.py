@@ -121,6 +121,8 @@ def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
         "allow_failure": spec.allow_failure,
         "needs": list(spec.needs),
         "tags": list(spec.tags),
+        "when": spec.when,
+        "resources": dict(spec.resources),
         "timeout_s": plan_task.timeout_s,
         "reason": result.reason,
         "stray_killed": sum(a.stray_killed for a in result.attempts),

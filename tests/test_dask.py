@@ -522,6 +522,52 @@ def test_resources_pick_the_workers_that_have_them(cluster, taskrun):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_when_and_declared_resources_have_the_local_semantics(cluster, taskrun):
+    """`when:` is the scheduler's, shared by both executors; a declared resource is taskrun's
+    own lock (not a worker resource: no worker advertises `deploy`, and the tasks run)."""
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        resources: {deploy: 1}
+        tasks:
+          host1: {cmd: 'sleep 0.3', resources: {deploy: 1}}
+          host2: {cmd: 'sleep 0.3', resources: {deploy: 1}}
+          host3: {cmd: 'sleep 0.3; exit 4', resources: {deploy: 1}}
+          rollback: {cmd: 'true', needs: [host1, host2, host3], when: on_failure}
+          cleanup: {cmd: 'true', needs: [host1, host2, host3], when: always}
+          unneeded: {cmd: 'true', needs: [host1], when: on_failure}
+          report: {cmd: 'true', needs: [host3]}
+    """)
+    r = taskrun("tasks.yaml", "--scheduler", cluster.address)
+    assert r.returncode == 1, r.stdout + r.stderr
+    tasks = by_name(taskrun.summary())
+    hosts = sorted((tasks[f"host{i}"] for i in (1, 2, 3)), key=lambda t: t["started_at"])
+    assert {t["worker"] for t in hosts} <= {w for w in cluster.workers()}
+    for before, after in zip(hosts, hosts[1:]):
+        assert after["started_at"] >= before["finished_at"], (before, after)
+    assert {n: (t["status"], t["reason"]) for n, t in tasks.items() if not n.startswith("host")} == {
+        "rollback": ("success", None), "cleanup": ("success", None),
+        "unneeded": ("skipped", "when: on_failure, and nothing it needs failed"),
+        "report": ("skipped", "needs 'host3', which failed")}
+    assert tasks["rollback"]["worker"] and tasks["cleanup"]["worker"]
+
+
+def test_an_interactive_task_is_refused_on_dask_before_connecting(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: {cmd: 'true', interactive: true}\n")
+    r = check(taskrun("tasks.yaml", "--scheduler", "tcp://127.0.0.1:9"), 2)
+    assert r.stderr == ("taskrun: interactive task 'a' needs taskrun's terminal and runs on the local executor"
+                        " only, not on dask: run it with --executor local\n")
+
+
+def test_confirm_is_asked_on_taskruns_side_before_connecting(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: {cmd: 'true', confirm: Go?}\n")
+    r = check(taskrun("tasks.yaml", "--scheduler", "tcp://127.0.0.1:9", start_new_session=True), 2)
+    assert r.stderr == ("taskrun: task asks for confirmation ('a') and there is no terminal to ask on;"
+                        " nothing ran (answer yes with --yes)\n")
+    r = check(taskrun("tasks.yaml", "--scheduler", "tcp://127.0.0.1:9", "--yes", "--connect-timeout", "1s"), 2)
+    assert r.stderr.startswith("taskrun: cannot reach the Dask scheduler at tcp://127.0.0.1:9")  # then it connects
+
+
 # --- failures of the cluster -------------------------------------------------------------
 
 

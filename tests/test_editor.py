@@ -135,6 +135,17 @@ tasks:
     steps: [{task: _setup}, {task: i}, echo built]
 """,
     "default-one-name": "version: 1\ndefault: build\ntasks:\n  build: echo\n",
+    "when-confirm-locks-interactive": """\
+version: 1
+resources: {deploy: 1, db: 2.5}
+tasks:
+  deploy: {cmd: ./deploy, resources: {deploy: 1, db: 0.5}, confirm: Deploy to production?}
+  rollback: {cmd: ./rollback, needs: [deploy], when: on_failure}
+  cleanup: {cmd: rm -rf tmp, needs: [deploy], when: always}
+  check: {cmd: ./check, needs: [deploy], when: on_success}
+  shell: {cmd: bash, interactive: true, confirm: yes}
+""",
+    "dask-worker-resources": "version: 1\ntasks:\n  a: {cmd: x, resources: {gpu: 2}}\n",
 }
 BAD = {
     "unknown-key": "version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n",
@@ -180,6 +191,13 @@ BAD = {
     "go-task-cmds": "version: 1\ntasks:\n  a: {cmds: [x]}\n",
     "go-task-version": "version: '3'\ntasks:\n  a: x\n",
     "actions-continue-on-error": "version: 1\ntasks:\n  a: {cmd: x, continue-on-error: true}\n",
+    "when-not-a-when": "version: 1\ntasks:\n  a: {cmd: x, when: failure}\n",
+    "when-a-condition": "version: 1\ntasks:\n  a: {cmd: x, when: \"${{ vars.env == 'prod' }}\"}\n",
+    "interactive-string": "version: 1\ntasks:\n  a: {cmd: x, interactive: 'yes'}\n",
+    "confirm-empty": "version: 1\ntasks:\n  a: {cmd: x, confirm: ''}\n",
+    "capacity-zero": "version: 1\nresources: {deploy: 0}\ntasks:\n  a: x\n",
+    "capacity-string": "version: 1\nresources: {deploy: one}\ntasks:\n  a: x\n",
+    "resource-bad-name": "version: 1\nresources: {1deploy: 1}\ntasks:\n  a: x\n",
 }
 
 
@@ -225,6 +243,11 @@ DIFFERENCES = {
     "shell-not-installed": ("version: 1\nshell: /no/such/shell\ntasks:\n  a: x\n", (False, True)),
     # a number where text is expected is read as written: the program "5", not installed either
     "shell-number": ("version: 1\nshell: 5\ntasks:\n  a: x\n", (False, True)),
+    # declared resources: a task's must be declared and fit in the capacity
+    "unknown-resource": ("version: 1\nresources: {deploy: 1}\ntasks:\n  a: {cmd: x, resources: {gpu: 1}}\n",
+                         (False, True)),
+    "over-capacity": ("version: 1\nresources: {deploy: 1}\ntasks:\n  a: {cmd: x, resources: {deploy: 2}}\n",
+                      (False, True)),
 }
 
 

@@ -79,6 +79,9 @@ def test_list_prints_a_table_and_runs_nothing(tasks):
     assert not (tasks.cwd / "taskrun-summary.json").exists()
 
 
+PLAIN = {"when": "on_success", "resources": {}, "confirm": None, "interactive": False}  # the keys' defaults
+
+
 def test_list_json_is_stable_for_scripts(tasks):
     r = tasks("tasks.yaml", "--list", "--json", "--tag", "test")
     assert r.returncode == 0, r.stderr
@@ -88,9 +91,9 @@ def test_list_json_is_stable_for_scripts(tasks):
         "default": [],
         "tasks": [
             {"name": "build", "description": None, "needs": [], "tags": [], "line": 10, "aliases": [],
-             "internal": False},
+             "internal": False, **PLAIN},
             {"name": "unit", "description": None, "needs": ["build"], "tags": ["test"], "line": 11, "aliases": [],
-             "internal": False},
+             "internal": False, **PLAIN},
         ],
     }
 
