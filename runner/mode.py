@@ -53,6 +53,8 @@ class Selection:
     fail_fast: bool | None = None
     rerun_failed: str | None = None  # an earlier summary: only what did not succeed in it
     force: bool = False  # rerun even though the file changed since that summary
+    given: tuple[tuple[str, str], ...] = ()  # NAME=VALUE and --var NAME=VALUE: variables set on the command line
+    args: tuple[str, ...] = ()  # what follows `--`: ${{ args }}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,9 +141,14 @@ def validate(files: tuple[str, ...]) -> int:
     return code
 
 
-def load_plan(file: str, selection: Selection, log_dir: str | None = None) -> tuple[TaskFile, Plan | None]:
+def load_plan(file: str, selection: Selection, log_dir: str | None = None,
+              render: bool = True) -> tuple[TaskFile, Plan | None]:
     """The file and its plan; no plan when a rerun finds nothing left to run (said on stderr).
-    `log_dir`: where the runs are kept (--log-dir), to find a run named by its id."""
+    `log_dir`: where the runs are kept (--log-dir), to find a run named by its id. `render`:
+    the planned tasks' templates are rendered (their `sh` vars run); --list shows them as written."""
+    from functools import partial
+
+    from .expand import check_given, render_tasks
     from .load import load_taskfile
     from .plan import make_plan
 
@@ -156,8 +163,11 @@ def load_plan(file: str, selection: Selection, log_dir: str | None = None) -> tu
         if not rerun.failed:
             say(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({show_path(selection.rerun_failed)}) succeeded")
             return taskfile, None
+    given = dict(selection.given)
+    check_given(taskfile, given)
     plan = make_plan(taskfile, selection.targets, pool=selection.pool, timeout_s=selection.timeout_s,
-                     fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun)
+                     fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun,
+                     render=partial(render_tasks, taskfile, given=given, args=selection.args) if render else None)
     return taskfile, plan
 
 
@@ -174,7 +184,7 @@ def list_tasks(file: str, selection: Selection, *, as_json: bool, log_dir: str |
     """The selected tasks as a table, or as JSON for scripts; nothing runs."""
     from .listing import format_list, list_json
 
-    taskfile, plan = load_plan(file, selection, log_dir)
+    taskfile, plan = load_plan(file, selection, log_dir, render=False)
     if plan is not None:
         sys.stdout.write(list_json(taskfile, plan) if as_json else format_list(plan))
     return EXIT_OK
@@ -233,7 +243,7 @@ def prepare(file: str, selection: Selection, display: Display, where: Where) -> 
         return None
     chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,
                              connect_timeout_s=where.connect_timeout_s)
-    masker = masker_for_file(taskfile, os.environ)
+    masker = masker_for_file(taskfile, os.environ, [t.env for t in plan.tasks])
     console = _console(taskfile, plan, display, remote=chosen.kind != "local", masker=masker,
                        to_stdout=where.summary == "-" or names_stdout(where.summary))
     recorded = recorded_durations(taskfile, history=where.history, no_history=where.no_history,

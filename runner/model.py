@@ -47,6 +47,37 @@ class Step:
     name: str | None = None
     allow_failure: bool = False  # its failure does not end the attempt
     task: str | None = None  # the task it comes from, through a `{task: NAME}` step
+    path: tuple = ()  # key path of its command in the file (where a template problem is shown)
+    calls: tuple[Call, ...] = ()  # the `{task: NAME}` steps that brought it, outermost first
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """A `{task: NAME, vars: {...}}` step: its steps render with NAME's vars under these."""
+
+    task: str
+    vars: tuple[tuple[str, str], ...] = ()  # as written (templates rendered in the caller's scope)
+    path: tuple = ()  # key path of the call step
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Var:
+    """One entry of a `vars:` mapping (the file's or a task's). A plain `value`, a command
+    whose output is the value (`sh`), or a parameter: `default`, `required`, `enum`, `pattern`."""
+
+    name: str
+    value: str | None = None
+    sh: str | None = None
+    default: str | None = None
+    description: str | None = None
+    required: bool = False
+    enum: tuple[str, ...] = ()
+    pattern: str | None = None
+    path: tuple = ()  # key path of the entry in the file
+
+    @property
+    def is_parameter(self) -> bool:
+        return self.value is None and self.sh is None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +147,8 @@ class TaskSpec:
     kill_grace_s: float | None = None
     resources: tuple[tuple[str, float], ...] = ()  # worker resources one attempt holds (Dask); e.g. (("gpu", 1.0),)
     line: int = 0  # where the task's name stands in the file (1-based)
+    vars: tuple[Var, ...] = ()  # the task's own `vars:`
+    used_vars: tuple[tuple[str, str], ...] = ()  # once rendered: the variables its templates read, with values
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +172,9 @@ class TaskFile:
     secrets: tuple[str, ...] = ()  # names of variables whose values are masked in every output
     silent: bool = False  # True: the console does not echo the commands
     warnings: tuple = ()  # `Problem`s worth a word that do not make the file invalid (shown by --validate)
+    vars: tuple[Var, ...] = ()  # the file's own `vars:`
+    templates: bool = False  # some string holds `${{`: the tasks are rendered once planned
+    places: tuple[tuple[tuple, int, int], ...] = ()  # (key path, line, column) of templates and vars, for messages
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
