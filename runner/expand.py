@@ -142,20 +142,22 @@ def compile_template(source: str) -> Any:
 
 
 def _names(source: str) -> Iterator[tuple[str, str | None]]:
-    """(root name, attribute or None) of every name a template reads: ('vars', 'tag'), ('args', None)."""
+    """(root name, attribute or None) of every name a template reads, in the order written:
+    ('vars', 'tag'), ('args', None)."""
     from jinja2 import nodes
 
-    tree = _environment().parse(source.replace(LITERAL, "${{ '${{' }}"))
-    seen_roots = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        if isinstance(node.node, nodes.Name):
-            key = node.attr if isinstance(node, nodes.Getattr) else (
-                node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None)
-            seen_roots.add(id(node.node))
-            yield node.node.name, key
-    for node in tree.find_all(nodes.Name):
-        if id(node) not in seen_roots:
-            yield node.name, None
+    def walk(node: Any, parent: Any) -> Iterator[tuple[str, str | None]]:
+        if isinstance(node, nodes.Name):
+            key = None
+            if isinstance(parent, nodes.Getattr):
+                key = parent.attr
+            elif isinstance(parent, nodes.Getitem) and isinstance(parent.arg, nodes.Const):
+                key = parent.arg.value if isinstance(parent.arg.value, str) else None
+            yield node.name, key
+        for child in node.iter_child_nodes():
+            yield from walk(child, node)
+
+    yield from walk(_environment().parse(source.replace(LITERAL, "${{ '${{' }}")), None)
 
 
 def template_problem(source: str, known: set[str]) -> str | None:
@@ -165,15 +167,14 @@ def template_problem(source: str, known: set[str]) -> str | None:
     try:
         compile_template(source)
         names = list(_names(source))
-    except TemplateSyntaxError as e:
-        if "end of template" in str(e.message):
-            return "unclosed '${{' (close it with '}}'; write $${{ for a literal '${{')"
-        return f"template: {e.message}"
     except TemplateError as e:
-        filter_name = re.match(r"No filter named '(.*)'", e.message or "")
+        message = e.message or ""
+        if isinstance(e, TemplateSyntaxError) and "end of template" in message:
+            return "unclosed '${{' (close it with '}}'; write $${{ for a literal '${{')"
+        filter_name = re.match(r"No filter named '(.*)'", message)
         if filter_name:
             return f"unknown filter {filter_name.group(1)!r} (taskrun adds 'quote' to Jinja's built-in filters)"
-        return f"template: {e.message}"
+        return f"template: {message}"
     for root, key in names:
         if root not in NAMES:
             return f"unknown name {root!r} in a template (use vars.NAME, env.NAME, task.name or args)"
