@@ -93,6 +93,8 @@ EPILOG = """Examples:
   taskrun                         run every task of taskrun.yaml (here or in a parent folder)
   taskrun build -j 4              run build and what it needs, 4 tasks at a time
   taskrun -f ops/deploy.yaml -n   show the plan of another file, run nothing
+  taskrun release version=1.2     run release with the parameter version set
+  taskrun test -- -k fast         run test; ${{ args }} in the file is -k fast
 
 Exit codes:
 
@@ -113,12 +115,10 @@ def main_command(
              "or in a parent folder, up to the repository root; a first argument that is not a file is a TASK.",
         show_default=False)] = None,
     targets: Annotated[Optional[list[str]], typer.Argument(
-        metavar="[TASK]...", help="Tasks to run, with what they need; default all. With --validate: more task files to check.",
+        metavar="[TASK]... [NAME=VALUE]...",
+        help="Tasks to run, with what they need; default all. NAME=VALUE sets a variable of the file. "
+             "With --validate: more task files to check. After --: ARGs, the file's ${{ args }}.",
         show_default=False, autocompletion=_complete_names)] = None,
-    var: Annotated[Optional[list[str]], typer.Option(
-        "--var", metavar="NAME=VALUE", show_default=False,
-        help="Set a variable of the file (repeatable; same as a NAME=VALUE argument). The command line wins over "
-             "the file's vars.")] = None,
     file_option: Annotated[Optional[str], typer.Option(
         "-f", "--file", metavar="PATH", help="The task file, named explicitly (every argument is then a TASK).",
         show_default=False)] = None,
@@ -132,6 +132,10 @@ def main_command(
     skip: Annotated[Optional[list[str]], typer.Option(
         "--skip", metavar="TASK", help="Leave out this task and every task that needs it (repeatable).",
         autocompletion=_complete_names)] = None,
+    var: Annotated[Optional[list[str]], typer.Option(
+        "--var", metavar="NAME=VALUE", show_default=False,
+        help="Set a variable of the file (repeatable; same as a NAME=VALUE argument). The command line wins over "
+             "the file's vars.")] = None,
     rerun_failed: Annotated[Optional[str], typer.Option(
         "--rerun-failed", metavar="SUMMARY",
         help="Run only what did not succeed in the run this summary (or run id) records, with what it needs.")] = None,

@@ -269,7 +269,7 @@ class _Scope:
         if value is None:
             value = next((v.default for v in params if v.default is not None), None)
             if value is None:
-                how = f"give it as {name}=VALUE (or --var {name}=VALUE) after the file"
+                how = f"give it on the command line as {name}=VALUE (or --var {name}=VALUE)"
                 if any(v.required for v in params):
                     raise UsageError(f"the parameter {name!r} is required by task {self.task!r}: {how}")
                 raise r.problem(r.current, f"vars.{name} has no value for task {self.task!r}: {how}, "

@@ -89,6 +89,7 @@ def test_list_json_is_stable_for_scripts(tasks):
             {"name": "build", "description": None, "needs": [], "tags": [], "line": 10},
             {"name": "unit", "description": None, "needs": ["build"], "tags": ["test"], "line": 11},
         ],
+        "parameters": [],
     }
 
 

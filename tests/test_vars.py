@@ -110,8 +110,8 @@ PARAMETERS = """
 def test_a_required_parameter_without_a_value_says_which_and_how(taskrun):
     taskrun.write("tasks.yaml", PARAMETERS)
     r = check(taskrun("tasks.yaml", "release"), 2)
-    assert r.stderr == ("taskrun: the parameter 'version' is required by task 'release': give it as version=VALUE "
-                        "(or --var version=VALUE) after the file\n")
+    assert r.stderr == ("taskrun: the parameter 'version' is required by task 'release': give it on the command line "
+                        "as version=VALUE (or --var version=VALUE)\n")
     check(taskrun("tasks.yaml", "lint"), 0)  # a task that does not use it needs no value
     check(taskrun("tasks.yaml", "release", "version=1.2", "target=prod"), 0)
     assert tails(taskrun)["release"] == "1.2 to prod\n"
