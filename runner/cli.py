@@ -230,10 +230,10 @@ def _assignments(var: tuple[str, ...], file: str | None, file_option: str | None
                  validate: bool) -> tuple[dict[str, str], str | None, tuple[str, ...]]:
     """(variables set, the file argument, the tasks): NAME=VALUE arguments are told apart from
     tasks (a task name holds no '='), and a first argument that is one when it is not a file."""
+    if validate or not (var or any("=" in a for a in (file or "", *targets))):
+        return {}, file, targets
     from .expand import ASSIGNMENT, split_assignments
 
-    if validate:
-        return {}, file, targets
     if file is not None and file_option is None and ASSIGNMENT.match(file) and not os.path.isfile(file):
         targets, file = (file,) + targets, None
     targets, given = split_assignments(targets)

@@ -30,9 +30,9 @@ from dataclasses import replace
 from typing import Any
 
 from .errors import Problem, TaskFileError, UsageError
-from .model import Step, TaskFile, TaskSpec, Var
+from .model import TEMPLATE_MARK, Step, TaskFile, TaskSpec, Var
 
-MARK = "${{"
+MARK = TEMPLATE_MARK
 LITERAL = "$${{"  # writes a literal `${{`
 NAMES = ("vars", "env", "task", "args")
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

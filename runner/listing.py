@@ -31,6 +31,8 @@ def _with_steps(record: dict, spec) -> dict:
 
 
 def parameter_records(taskfile: TaskFile) -> list[dict]:
+    if not (taskfile.vars or any(t.vars for t in taskfile.tasks)):
+        return []
     from .expand import parameters
 
     return [{"name": v.name, "default": v.default, "required": v.required, "enum": list(v.enum),

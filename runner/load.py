@@ -36,11 +36,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from runner import __version__, expand, yamlsrc
+from runner import __version__, yamlsrc
 from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration, parse_timeout
 from runner.errors import Problem, TaskFileError
-from runner.expand import text as expand_text
-from runner.model import DEFAULT_SHELL, Call, Step, TaskFile, TaskSpec
+from runner.model import DEFAULT_SHELL, TEMPLATE_MARK, Call, Step, TaskFile, TaskSpec
 
 MAX_BYTES = 8 * 1024 * 1024  # a task file is a few KiB; refuse before parsing anything bigger
 MAX_SUGGESTIONS = 50  # did-you-mean for unknown `needs`: each one compares against every task name
@@ -538,12 +537,12 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         retry_delay_s=_duration(spec.get("retry_delay")) or 0.0,
         env=_env(spec.get("env")),
         # a templated cwd is resolved once rendered (`expand`)
-        cwd=cwd if cwd is None or expand.MARK in cwd else os.path.normpath(os.path.join(folder, cwd)),
+        cwd=cwd if cwd is None or TEMPLATE_MARK in cwd else os.path.normpath(os.path.join(folder, cwd)),
         allow_failure=spec.get("allow_failure", False),
         tags=tuple(spec.get("tags", ())),
         resources=tuple((k, float(v)) for k, v in (spec.get("resources") or {}).items()),
         line=line,
-        vars=expand.read_vars(spec.get("vars"), ("tasks", name, "vars")),
+        vars=_read_vars(spec.get("vars"), ("tasks", name, "vars")),
     )
 
 
@@ -578,9 +577,11 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         _check_graph(data["tasks"], report)
         _check_steps(data["tasks"], report)
     _check_shell(data, report)
-    templates = expand.MARK in text
+    templates = TEMPLATE_MARK in text
     uses_vars = templates or _declares_vars(data)
     if uses_vars and not report:  # these checks read a file whose shape is right
+        from runner import expand  # only here: a file without vars or templates never needs it
+
         expand.check_vars(data, report.add)
         if templates:
             expand.check_templates(data, report.add)
@@ -608,7 +609,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         executor=(data.get("executor") or {}).get("kind"),
         scheduler=(data.get("executor") or {}).get("scheduler"),
         secrets=tuple(data.get("secrets", ())),
-        vars=expand.read_vars(data.get("vars"), ("vars",)),
+        vars=_read_vars(data.get("vars"), ("vars",)),
         templates=templates,
         places=tuple((path, line, column) for path, (line, column) in source.positions.items()) if uses_vars else (),
         tasks=_with_steps(tuple(
@@ -616,6 +617,22 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
             for name, spec in data["tasks"].items()
         ), data["tasks"]),
     )
+
+
+def _read_vars(mapping: dict | None, base: Path) -> tuple:
+    if not mapping:
+        return ()
+    from runner.expand import read_vars
+
+    return read_vars(mapping, base)
+
+
+def _call_vars(mapping: dict | None) -> tuple[tuple[str, str], ...]:
+    if not mapping:
+        return ()
+    from runner.expand import text
+
+    return tuple((k, text(v)) for k, v in mapping.items())
 
 
 def _declares_vars(data: dict) -> bool:
@@ -742,7 +759,7 @@ def _with_steps(tasks: tuple[TaskSpec, ...], raw: dict) -> tuple[TaskSpec, ...]:
                     called, called_needs = inline(step["task"])
                     allowed = step.get("allow_failure", False)
                     call = Call(task=step["task"], path=path,
-                                vars=tuple((k, expand_text(v)) for k, v in (step.get("vars") or {}).items()))
+                                vars=_call_vars(step.get("vars")))
                     steps += [replace(s, name=step.get("name") or s.name or s.task, task=s.task or step["task"],
                                       allow_failure=s.allow_failure or allowed, calls=(call,) + s.calls)
                               for s in called]

@@ -146,9 +146,6 @@ def load_plan(file: str, selection: Selection, log_dir: str | None = None,
     """The file and its plan; no plan when a rerun finds nothing left to run (said on stderr).
     `log_dir`: where the runs are kept (--log-dir), to find a run named by its id. `render`:
     the planned tasks' templates are rendered (their `sh` vars run); --list shows them as written."""
-    from functools import partial
-
-    from .expand import check_given, render_tasks
     from .load import load_taskfile
     from .plan import make_plan
 
@@ -163,11 +160,17 @@ def load_plan(file: str, selection: Selection, log_dir: str | None = None,
         if not rerun.failed:
             say(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({show_path(selection.rerun_failed)}) succeeded")
             return taskfile, None
-    given = dict(selection.given)
-    check_given(taskfile, given)
+    render_tasks = None
+    if selection.given or taskfile.templates:  # else nothing to render: `expand` is not even imported
+        from functools import partial
+
+        from .expand import check_given, render_tasks
+
+        check_given(taskfile, dict(selection.given))
+        render_tasks = partial(render_tasks, taskfile, given=dict(selection.given), args=selection.args)
     plan = make_plan(taskfile, selection.targets, pool=selection.pool, timeout_s=selection.timeout_s,
                      fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun,
-                     render=partial(render_tasks, taskfile, given=given, args=selection.args) if render else None)
+                     render=render_tasks if render else None)
     return taskfile, plan
 
 

@@ -23,6 +23,7 @@ class Status(str, enum.Enum):
 
 
 DEFAULT_SHELL = "/bin/sh"
+TEMPLATE_MARK = "${{"  # a string holding it is a template (`expand`); checked without importing it
 DEFAULT_KILL_GRACE_S = 5.0
 # Shells whose string commands taskrun runs with errexit (and pipefail where the shell has it), as
 # GitHub Actions does for `shell: bash`: a failing line in the middle of a script fails the task.

@@ -353,16 +353,18 @@ def test_dry_run_tells_two_tasks_apart_by_their_vars(taskrun):
 
 
 def test_jinja2_is_imported_only_for_a_file_that_uses_templates(tmp_path):
-    plain = tmp_path / "plain.yaml"
-    plain.write_text("version: 1\nvars: {a: b}\ntasks:\n  a: echo '${ HOME }' {{ x }}\n")
-    templated = tmp_path / "templated.yaml"
-    templated.write_text("version: 1\ntasks:\n  a: echo ${{ task.name }}\n")
-    probe = ("import sys; from runner.load import load_taskfile; from runner.plan import make_plan; "
-             "from runner.expand import render_tasks; from functools import partial; "
-             "f = load_taskfile(sys.argv[1]); make_plan(f, render=partial(render_tasks, f, given={})); "
-             "print('jinja2' in sys.modules)")
-    for path, expected in ((plain, "False"), (templated, "True")):
-        r = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, cwd=ROOT,
-                           env={**os.environ, "TASKRUN_CACHE_DIR": "-"})
+    """Through the same way from a file to a plan as --dry-run and the run (`mode.load_plan`):
+    a file without vars and templates imports neither the engine nor `expand`."""
+    files = {
+        "bare.yaml": ("version: 1\ntasks:\n  a: echo '${ HOME }' {{ x }}\n", "False False"),
+        "vars.yaml": ("version: 1\nvars: {a: b}\ntasks:\n  a: echo $a\n", "False True"),
+        "templated.yaml": ("version: 1\ntasks:\n  a: echo ${{ task.name }}\n", "True True"),
+    }
+    probe = ("import sys; from runner.mode import Selection, load_plan; load_plan(sys.argv[1], Selection()); "
+             "print('jinja2' in sys.modules, 'runner.expand' in sys.modules)")
+    for name, (text, expected) in files.items():
+        (tmp_path / name).write_text(text)
+        r = subprocess.run([sys.executable, "-c", probe, str(tmp_path / name)], capture_output=True, text=True,
+                           cwd=ROOT, env={**os.environ, "TASKRUN_CACHE_DIR": "-"})
         assert r.returncode == 0, r.stderr
-        assert r.stdout.strip() == expected, path.name
+        assert r.stdout.strip() == expected, name
