@@ -178,14 +178,15 @@ def template_problem(source: str, known: set[str]) -> str | None:
     for root, key in names:
         if root not in NAMES:
             return f"unknown name {root!r} in a template (use vars.NAME, env.NAME, task.name or args)"
-        if root == "vars" and key is None:
-            return "vars: name one variable, e.g. ${{ vars.NAME }}"
+        if root in ("vars", "env") and key is None:
+            return f"{root}: name one variable, e.g. ${{{{ {root}.NAME }}}}"
         if root == "vars" and key not in known:
             from .plan import did_you_mean
 
             return f"unknown variable {key!r}{did_you_mean(key, sorted(known))}: declare it under vars:"
         if root == "task" and key != "name":
-            return f"unknown name 'task.{key}' (a template knows task.name)"
+            shown = "task" if key is None else f"task.{key}"
+            return f"unknown name {shown!r} (a template knows task.name)"
         if root == "args" and key is not None:
             return "args is text (the arguments after --, quoted): use ${{ args }}"
     return None

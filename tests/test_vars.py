@@ -195,6 +195,20 @@ def test_quote_filter_and_literal_marker(taskrun):
     assert tails(taskrun)["a"] == "it's a $HOME; ls ${{ vars.msg }}\n"
 
 
+def test_variables_are_text_as_written(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        vars:
+          py: 3.10
+          flag: on
+          mode: {default: 0777}
+        tasks:
+          a: echo ${{ vars.py }} ${{ vars.flag }} ${{ vars.mode }}
+    """)
+    check(taskrun("tasks.yaml"), 0)
+    assert tails(taskrun)["a"] == "3.10 on 0777\n"
+
+
 def test_templates_in_env_cwd_description_and_steps(taskrun):
     (taskrun.cwd / "out-b").mkdir()
     taskrun.write("tasks.yaml", """
@@ -262,7 +276,7 @@ def test_unknown_names_and_unclosed_templates_are_positioned_and_nothing_runs(ta
           b:
             steps:
               - echo ok
-              - echo ${{ branch }} ${{ task.nme }}
+              - echo ${{ branch }} ${{ task.nme }} ${{ env }}
               - [echo, '${{ vars.branch | shout }}']
     """)
     r = check(taskrun("tasks.yaml"), 2)
