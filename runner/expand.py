@@ -101,8 +101,9 @@ def check_vars(data: dict, add: Callable[[Path, str], None]) -> None:
             var = read_vars({name: value}, base + ("vars",))[0]
             if var.is_parameter and var.default is not None and (why := breaks(var, var.default)):
                 add(path + ("default",), why)
-            elif var.value is not None and base and name in file_params and (why := breaks(file_params[name], var.value)):
-                add(path, why)
+            elif var.value is not None and base and name in file_params:  # a task's value for a file parameter
+                if why := breaks(file_params[name], var.value):
+                    add(path, why)
 
 
 # --- templates ----------------------------------------------------------------------
@@ -238,14 +239,9 @@ def check_templates(data: dict, add: Callable[[Path, str], None]) -> None:
     for task, spec in tasks.items():
         own = set(spec.get("vars") or {}) if isinstance(spec, dict) else set()
         known = file_vars | own | passed.get(task, set())
-        for where, value in template_fields(spec):
-            if MARK in value:
-                if where[:1] == ("steps",) and where[2:3] == ("vars",):
-                    scope = file_vars | own | passed.get(task, set())
-                else:
-                    scope = known
-                if why := template_problem(value, scope):
-                    add(("tasks", task) + where, why)
+        for where, value in template_fields(spec):  # a call's vars render where the call is written
+            if MARK in value and (why := template_problem(value, known)):
+                add(("tasks", task) + where, why)
 
 
 # --- rendering ------------------------------------------------------------------------
@@ -360,8 +356,8 @@ class _Renderer:
     def step(self, step: Step, spec: TaskSpec, top: _Scope) -> Step:
         scope = top
         for call in step.calls:
-            passed = tuple(Var(name=k, value=self.render(v, call.path + ("vars", k), scope), path=call.path + ("vars", k))
-                           for k, v in call.vars)
+            passed = tuple(Var(name=k, value=self.render(v, call.path + ("vars", k), scope),
+                               path=call.path + ("vars", k)) for k, v in call.vars)
             called = self.taskfile.task(call.task)
             scope = _Scope(self, [passed, called.vars, self.taskfile.vars], spec.name)
         return replace(step, cmd=self.cmd(step.cmd, step.path, scope))
@@ -377,7 +373,7 @@ class _Renderer:
         description = spec.description
         if description is not None:
             description = self.render(description, base + ("description",), scope)
-        cmd_path = base + (("cmd",) if (base + ("cmd",)) in self.places or spec.steps else ())
+        cmd_path = base + ("cmd",) if base + ("cmd",) in self.places else base  # `build: make` has no `cmd` key
         rendered = replace(spec, env=env, cwd=cwd, description=description,
                            cmd=self.cmd(spec.cmd, cmd_path, scope),
                            steps=tuple(self.step(s, spec, scope) for s in spec.steps))
