@@ -636,14 +636,14 @@ def _call_vars(mapping: dict | None) -> tuple[tuple[str, str], ...]:
 
 
 def _declares_vars(data: dict) -> bool:
-    """Whether the file, a task or a step call has `vars:`."""
+    """Whether the file, a task or a step call declares a variable."""
     tasks = data.get("tasks")
-    if "vars" in data:
+    if data.get("vars"):
         return True
     for spec in tasks.values() if isinstance(tasks, dict) else ():
-        if isinstance(spec, dict) and ("vars" in spec or any(
-                isinstance(step, dict) and "vars" in step for step in spec.get("steps") or () if isinstance(
-                    spec.get("steps"), list))):
+        steps = spec.get("steps") if isinstance(spec, dict) else None
+        if isinstance(spec, dict) and (spec.get("vars") or any(
+                isinstance(step, dict) and step.get("vars") for step in (steps if isinstance(steps, list) else ()))):
             return True
     return False
 

@@ -175,7 +175,8 @@ class TaskFile:
     warnings: tuple = ()  # `Problem`s worth a word that do not make the file invalid (shown by --validate)
     vars: tuple[Var, ...] = ()  # the file's own `vars:`
     templates: bool = False  # some string holds `${{`: the tasks are rendered once planned
-    places: tuple[tuple[tuple, int, int], ...] = ()  # (key path, line, column) of templates and vars, for messages
+    # (key path, line, column) of the file's keys when it has vars or templates, for messages at render time
+    places: tuple[tuple[tuple, int, int], ...] = field(default=(), compare=False)
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
