@@ -67,6 +67,9 @@ def test_sh_vars_run_once_before_anything_starts_and_only_for_planned_tasks(task
           second: {cmd: 'echo ${{ vars.rev }}-2; touch late', needs: [first]}
           unused: echo ${{ vars.other }}
     """)
+    check(taskrun("tasks.yaml", "--validate"), 0)
+    check(taskrun("tasks.yaml", "--list"), 0)
+    assert not (taskrun.cwd / "sh-ran").exists()  # checking and listing run nothing
     check(taskrun("tasks.yaml", "first", "second"), 0)
     assert tails(taskrun) == {"first": "abc-1\n", "second": "abc-2\n"}
     assert (taskrun.cwd / "sh-ran").read_text() == "run\n"  # once, for both tasks
@@ -202,11 +205,14 @@ def test_variables_are_text_as_written(taskrun):
           py: 3.10
           flag: on
           mode: {default: 0777}
+          switch: {default: on, enum: [on, off]}
         tasks:
-          a: echo ${{ vars.py }} ${{ vars.flag }} ${{ vars.mode }}
+          a: echo ${{ vars.py }} ${{ vars.flag }} ${{ vars.mode }} ${{ vars.switch }}
     """)
     check(taskrun("tasks.yaml"), 0)
-    assert tails(taskrun)["a"] == "3.10 on 0777\n"
+    assert tails(taskrun)["a"] == "3.10 on 0777 on\n"
+    check(taskrun("tasks.yaml", "switch=off"), 0)
+    assert tails(taskrun)["a"] == "3.10 on 0777 off\n"
 
 
 def test_templates_in_env_cwd_description_and_steps(taskrun):
