@@ -10,6 +10,7 @@ ran; 3 taskrun itself failed; 128+N stopped by signal N (130 SIGINT, 143 SIGTERM
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Optional
@@ -92,6 +93,8 @@ EPILOG = """Examples:
   taskrun                         run the default (else every task) of taskrun.yaml, here or above
   taskrun build -j 4              run build and what it needs, 4 tasks at a time
   taskrun -f ops/deploy.yaml -n   show the plan of another file, run nothing
+  taskrun release version=1.2     run release with the parameter version set
+  taskrun test -- -k fast         run test; ${{ args }} in the file is -k fast
 
 Exit codes:
 
@@ -106,12 +109,16 @@ Exit codes:
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 def main_command(
+    ctx: typer.Context,
     file: Annotated[Optional[str], typer.Argument(
         metavar="[FILE]", autocompletion=_complete_first, help="The task file (YAML). Default: the first of taskrun.yaml, taskrun.yml, tasks.yaml, tasks.yml here "
              "or in a parent folder, up to the repository root; a first argument that is not a file is a TASK.",
         show_default=False)] = None,
     targets: Annotated[Optional[list[str]], typer.Argument(
-        metavar="[TASK]...", help="Tasks to run (a name or an alias), with what they need; default: the file's default, else every task that is not internal. With --validate: more task files to check.",
+        metavar="[TASK]... [NAME=VALUE]...",
+        help="Tasks to run (a name or an alias), with what they need; default: the file's default, else every "
+             "task that is not internal. NAME=VALUE sets a variable of the file. With --validate: more task "
+             "files to check. After --: ARGs, the file's ${{ args }}.",
         show_default=False, autocompletion=_complete_names)] = None,
     file_option: Annotated[Optional[str], typer.Option(
         "-f", "--file", metavar="PATH", help="The task file, named explicitly (every argument is then a TASK).",
@@ -126,6 +133,10 @@ def main_command(
     skip: Annotated[Optional[list[str]], typer.Option(
         "--skip", metavar="TASK", help="Leave out this task and every task that needs it (repeatable).",
         autocompletion=_complete_names)] = None,
+    var: Annotated[Optional[list[str]], typer.Option(
+        "--var", metavar="NAME=VALUE", show_default=False,
+        help="Set a variable of the file (repeatable; same as a NAME=VALUE argument). The command line wins over "
+             "the file's vars.")] = None,
     rerun_failed: Annotated[Optional[str], typer.Option(
         "--rerun-failed", metavar="SUMMARY",
         help="Run only what did not succeed in the run this summary (or run id) records, with what it needs.")] = None,
@@ -172,7 +183,8 @@ def main_command(
             validate=validate, dry_run=dry_run, list_tasks=list_, as_json=json_, show_all=all_, summary=summary, junit=junit,
             log_dir=log_dir, history=history, no_history=no_history, schema=schema, version=version,
             output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs, executor=executor,
-            scheduler=scheduler, connect_timeout=connect_timeout, recover=recover, init=init, yes=yes)
+            scheduler=scheduler, connect_timeout=connect_timeout, recover=recover, init=init, yes=yes,
+            var=tuple(var or ()), args=tuple((ctx.obj or {}).get("args", ())))
     except TaskFileError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -217,10 +229,29 @@ def _task_file(file: str | None, file_option: str | None, targets: tuple[str, ..
     return found, given + targets
 
 
+def _assignments(var: tuple[str, ...], file: str | None, file_option: str | None, targets: tuple[str, ...],
+                 validate: bool) -> tuple[dict[str, str], str | None, tuple[str, ...]]:
+    """(variables set, the file argument, the tasks): NAME=VALUE arguments are told apart from
+    tasks (a task name holds no '='), and a first argument that is one when it is not a file."""
+    if validate or not (var or any("=" in a for a in (file or "", *targets))):
+        return {}, file, targets
+    from .expand import ASSIGNMENT, split_assignments
+
+    if file is not None and file_option is None and ASSIGNMENT.match(file) and not os.path.isfile(file):
+        targets, file = (file,) + targets, None
+    targets, given = split_assignments(targets)
+    for item in var:
+        match = ASSIGNMENT.match(item)
+        if match is None:
+            raise UsageError(f"--var {item}: write NAME=VALUE (NAME: letters, digits and _, not starting with a digit)")
+        given[match.group(1)] = match.group(2)
+    return given, file, targets
+
+
 def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
                  dry_run, list_tasks, as_json, show_all, summary, junit, log_dir, history, no_history, schema,
                  version, output, color, tail_lines, keep_runs, executor, scheduler, connect_timeout,
-                 recover, init, yes=False) -> int:
+                 recover, init, yes=False, var=(), args=()) -> int:
     """Check the flags that go together, turn values into their types, and call one mode."""
     if version:
         return mode.show_version()
@@ -233,6 +264,7 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
     if summary is not None and summary != "-" and summary.startswith("-"):
         raise UsageError(f"--summary {summary}: a path that starts with '-' looks like an option "
                          f"(to write the summary to that path use --summary=./{summary})")
+    given, file, targets = _assignments(var, file, file_option, targets, validate)
     file, targets = _task_file(file, file_option, targets, validate)
     if validate:
         return mode.validate((file,) + targets)
@@ -261,7 +293,8 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         raise UsageError("--history and --no-history contradict each other")
 
     selection = mode.Selection(targets=targets, tags=tags, skip=skip, pool=pool, timeout_s=timeout_s,
-                               fail_fast=fail_fast or None, rerun_failed=rerun_failed, force=force)
+                               fail_fast=fail_fast or None, rerun_failed=rerun_failed, force=force,
+                               given=tuple(given.items()), args=args)
     if list_tasks:
         return mode.list_tasks(file, selection, as_json=as_json, show_all=show_all, log_dir=log_dir)
     display = mode.Display(output=output, color=color)
@@ -274,4 +307,10 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
 
 
 def main() -> None:
-    app()
+    """What follows the first `--` is not parsed: it is `${{ args }}` (click would take it as TASKs)."""
+    argv = sys.argv[1:]
+    if "--" in argv:
+        cut = argv.index("--")
+        app(args=argv[:cut], obj={"args": tuple(argv[cut + 1:])})
+    else:
+        app()

@@ -540,6 +540,8 @@ class Console:
             shown = [s.shown for s in t.steps] or [t.spec.cmd if isinstance(t.spec.cmd, str) else shlex.join(t.spec.cmd)]
             for cmd in shown:
                 self.line(f"{pad}$ " + f"\n{pad}  ".join(cmd.rstrip("\n").splitlines()))
+            for label, value in _planned_context(t, plan.taskfile.folder):
+                self.line(f"{pad}{label} {value}")
         for name, capacity in plan.taskfile.resources:
             holders = [t.name for t in plan.tasks if name in dict(t.spec.resources)]
             if holders:
@@ -748,3 +750,16 @@ def root_causes(plan: Plan, results: list[TaskResult]) -> list[str]:
 def _names(names: list[str], most: int = 5) -> str:
     shown = ", ".join(names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _planned_context(task, folder: str) -> list[tuple[str, str]]:
+    """What else the dry run shows of a task, when there is something: the variables its
+    templates read, its environment (the console masks secrets), its folder if not the file's."""
+    out = []
+    if task.spec.used_vars:
+        out.append(("vars", " ".join(f"{k}={shlex.quote(v)}" for k, v in task.spec.used_vars)))
+    if task.env:
+        out.append(("env ", " ".join(f"{k}={shlex.quote(v)}" for k, v in task.env)))
+    if task.cwd != folder:
+        out.append(("cwd ", show_path(task.cwd)))
+    return out

@@ -2,10 +2,12 @@
 the names shell completion offers.
 
 The JSON is a contract (README, "Listing tasks"): an object with `version`
-(1), `file`, `default` and `tasks`, each task with `name`, `description`, `needs`,
-`tags`, `line`, `aliases`, `internal`, `when`, `resources`, `confirm` and
-`interactive` (and `steps` for a task with steps), in file order. Fields
-may be added, never changed.
+(1), `file`, `default`, `tasks` and `parameters`. Each task has `name`,
+`description`, `needs`, `tags`, `line`, `aliases`, `internal`, `when`,
+`resources`, `confirm` and `interactive` (and `steps` for a task with steps),
+in file order; `parameters` are the variables the command line may set
+(`name`, `default`, `required`, `enum`, `pattern`, `description`). Fields may
+be added, never changed.
 
 Internal tasks cannot be named on the command line: the table, the JSON
 and completion leave them out unless asked for all (`--list --all`).
@@ -40,9 +42,24 @@ def _with_steps(record: dict, spec) -> dict:
     return record
 
 
+def parameter_records(taskfile: TaskFile) -> list[dict]:
+    if not (taskfile.vars or any(t.vars for t in taskfile.tasks)):
+        return []
+    from .expand import parameters
+
+    return [{"name": v.name, "default": v.default, "required": v.required, "enum": list(v.enum),
+             "pattern": v.pattern, "description": v.description} for v in parameters(taskfile)]
+
+
 def list_json(taskfile: TaskFile, plan: Plan, show_all: bool = False) -> str:
     return json.dumps({"version": 1, "file": taskfile.path, "default": list(taskfile.default),
-                       "tasks": list_records(plan, show_all)}, ensure_ascii=False, indent=2) + "\n"
+                       "tasks": list_records(plan, show_all), "parameters": parameter_records(taskfile)},
+                      ensure_ascii=False, indent=2) + "\n"
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n" for r in rows)
 
 
 def _task_cell(spec) -> str:
@@ -52,15 +69,22 @@ def _task_cell(spec) -> str:
 
 
 def format_list(taskfile: TaskFile, plan: Plan, show_all: bool = False) -> str:
+    """The tasks, the default; then, when the file has parameters, how to set them and what they take."""
     rows = [("task", "needs", "tags", "description")]
     rows += [(_task_cell(t.spec), ", ".join(t.spec.needs) or "-", ", ".join(t.spec.tags) or "-",
               " ".join((t.spec.description or "").split()))
              for t in _shown(plan, show_all)]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    table = "".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+    text = _table(rows)
     if taskfile.default:
-        table += f"default: {', '.join(taskfile.default)} (what runs when no task is named)\n"
-    return table
+        text += f"default: {', '.join(taskfile.default)} (what runs when no task is named)\n"
+    params = parameter_records(taskfile)
+    if params:
+        rows = [("parameter", "default", "required", "allowed", "description")]
+        rows += [(p["name"], "-" if p["default"] is None else p["default"], "yes" if p["required"] else "no",
+                  " | ".join(p["enum"]) or (f"/{p['pattern']}/" if p["pattern"] else "any"),
+                  " ".join((p["description"] or "").split())) for p in params]
+        text += "\n" + _table(rows) + "set one with NAME=VALUE or --var NAME=VALUE\n"
+    return text
 
 
 def _load_quietly(path: os.PathLike | str | None) -> TaskFile | None:

@@ -45,7 +45,7 @@ from typing import Any
 from runner import __version__, yamlsrc
 from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration, parse_timeout
 from runner.errors import Problem, TaskFileError
-from runner.model import DEFAULT_SHELL, Step, TaskFile, TaskSpec
+from runner.model import DEFAULT_SHELL, TEMPLATE_MARK, Call, Step, TaskFile, TaskSpec
 
 MAX_BYTES = 8 * 1024 * 1024  # a task file is a few KiB; refuse before parsing anything bigger
 MAX_SUGGESTIONS = 50  # did-you-mean for unknown `needs`: each one compares against every task name
@@ -581,7 +581,8 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         retries=int(spec.get("retries", 0)),
         retry_delay_s=_duration(spec.get("retry_delay")) or 0.0,
         env=_env(spec.get("env")),
-        cwd=os.path.normpath(os.path.join(folder, cwd)) if cwd is not None else None,
+        # a templated cwd is resolved once rendered (`expand`)
+        cwd=cwd if cwd is None or TEMPLATE_MARK in cwd else os.path.normpath(os.path.join(folder, cwd)),
         allow_failure=spec.get("allow_failure", False),
         tags=tuple(spec.get("tags", ())),
         resources=tuple((k, float(v)) for k, v in (spec.get("resources") or {}).items()),
@@ -591,6 +592,7 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         line=line,
         internal=spec.get("internal", False),
         aliases=tuple(spec.get("aliases", ())),
+        vars=_read_vars(spec.get("vars"), ("tasks", name, "vars")),
     )
 
 
@@ -598,7 +600,8 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
     """Read, parse and validate a task file; raise TaskFileError with every problem found."""
     shown = os.fspath(path)
     raw = read_source(shown)
-    source = yamlsrc.parse_yaml(decode_source(shown, raw), file=shown, key_noun=_key_noun, is_text=holds_text)
+    text = decode_source(shown, raw)
+    source = yamlsrc.parse_yaml(text, file=shown, key_noun=_key_noun, is_text=holds_text)
     data = source.data
     report = _Problems(shown, source)
     if data is None and not report:
@@ -631,6 +634,15 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         _check_steps(tasks, report)
         _check_resources(data, report)
     _check_shell(data, report)
+    templates = TEMPLATE_MARK in text
+    uses_vars = templates or _declares_vars(data)
+    if uses_vars and not report:  # these checks read a file whose shape is right
+        from runner import expand  # only here: a file without vars or templates never needs it
+
+        shaped = {**data, "tasks": tasks} if isinstance(tasks, dict) else data  # aliases read as names
+        expand.check_vars(shaped, report.add)
+        if templates:
+            expand.check_templates(shaped, report.add)
     if report:
         raise TaskFileError(list(report.found))
     if not known_valid:
@@ -657,6 +669,9 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         secrets=tuple(data.get("secrets", ())),
         default=tuple(dict.fromkeys(names[n] for n in _listed(data.get("default")))),
         resources=tuple((k, float(v)) for k, v in (data.get("resources") or {}).items()),
+        vars=_read_vars(data.get("vars"), ("vars",)),
+        templates=templates,
+        places=tuple((path, line, column) for path, (line, column) in source.positions.items()) if uses_vars else (),
         tasks=_with_steps(tuple(
             _build_task(name, spec, folder, source.position(("tasks", name))[0])
             for name, spec in tasks.items()
@@ -718,6 +733,35 @@ def _canonical(tasks: dict, names: dict[str, str]) -> dict:
     return {name: renamed(spec) for name, spec in tasks.items()}
 
 
+def _read_vars(mapping: dict | None, base: Path) -> tuple:
+    if not mapping:
+        return ()
+    from runner.expand import read_vars
+
+    return read_vars(mapping, base)
+
+
+def _call_vars(mapping: dict | None) -> tuple[tuple[str, str], ...]:
+    if not mapping:
+        return ()
+    from runner.expand import text
+
+    return tuple((k, text(v)) for k, v in mapping.items())
+
+
+def _declares_vars(data: dict) -> bool:
+    """Whether the file, a task or a step call declares a variable."""
+    tasks = data.get("tasks")
+    if data.get("vars"):
+        return True
+    for spec in tasks.values() if isinstance(tasks, dict) else ():
+        steps = spec.get("steps") if isinstance(spec, dict) else None
+        if isinstance(spec, dict) and (spec.get("vars") or any(
+                isinstance(step, dict) and step.get("vars") for step in (steps if isinstance(steps, list) else ()))):
+            return True
+    return False
+
+
 # --- steps, the shell, and warnings --------------------------------------------------
 
 SHELL_SYNTAX = re.compile(r"[\s;&|<>$`()]")  # in a program's name: meant for a shell, or several commands
@@ -737,8 +781,8 @@ def _calls(tasks: dict) -> dict[str, list[tuple[str, Path]]]:
 
 def _check_steps(tasks: dict, report: _Problems) -> None:
     """What the schema cannot say about steps: a call's task must exist and not lead back to
-    the caller (through calls, or through the needs the calls bring); `vars` on a call needs
-    variables; a list step's program must not be empty."""
+    the caller (through calls, or through the needs the calls bring); a list step's program
+    must not be empty."""
     calls = _calls(tasks)
     for name, spec in tasks.items():
         steps = spec.get("steps") if isinstance(spec, dict) else None
@@ -747,10 +791,6 @@ def _check_steps(tasks: dict, report: _Problems) -> None:
             where = ("tasks", name, "steps", i) + (("cmd",) if isinstance(step, dict) else ())
             if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd) and not cmd[0].strip():
                 report.add(where + (0,), "the program (the first item) is empty")
-            if isinstance(step, dict) and "vars" in step:
-                report.add(("tasks", name, "steps", i, "vars"),
-                           "vars on a step call need variables support, which this version of taskrun does not "
-                           "have: remove them")
     for name, called in calls.items():
         for target, path in called:
             if target == name:
@@ -846,31 +886,36 @@ def _with_steps(tasks: tuple[TaskSpec, ...], raw: dict) -> tuple[TaskSpec, ...]:
     by_name = {t.name: t for t in tasks}
     expanded: dict[str, tuple[tuple[Step, ...], tuple[str, ...]]] = {}
 
-    def expand(name: str) -> tuple[tuple[Step, ...], tuple[str, ...]]:
+    def inline(name: str) -> tuple[tuple[Step, ...], tuple[str, ...]]:
         if name not in expanded:
             spec, steps, needs = raw[name], [], list(by_name[name].needs)
             if not isinstance(spec, dict) or "steps" not in spec:
-                steps.append(Step(cmd=by_name[name].cmd, task=name))
-            for step in (spec.get("steps") or ()) if isinstance(spec, dict) else ():
+                steps.append(Step(cmd=by_name[name].cmd, task=name,
+                                  path=("tasks", name) + (("cmd",) if isinstance(spec, dict) else ())))
+            for i, step in enumerate((spec.get("steps") or ()) if isinstance(spec, dict) else ()):
+                path = ("tasks", name, "steps", i)
                 if isinstance(step, dict) and "task" in step:
-                    called, called_needs = expand(step["task"])
+                    called, called_needs = inline(step["task"])
                     allowed = step.get("allow_failure", False)
+                    call = Call(task=step["task"], path=path,
+                                vars=_call_vars(step.get("vars")))
                     steps += [replace(s, name=step.get("name") or s.name or s.task, task=s.task or step["task"],
-                                      allow_failure=s.allow_failure or allowed) for s in called]
+                                      allow_failure=s.allow_failure or allowed, calls=(call,) + s.calls)
+                              for s in called]
                     needs += called_needs
                 elif isinstance(step, dict):
                     cmd = step["cmd"]
                     steps.append(Step(cmd=tuple(cmd) if isinstance(cmd, list) else cmd, name=step.get("name"),
-                                      allow_failure=step.get("allow_failure", False)))
+                                      allow_failure=step.get("allow_failure", False), path=path + ("cmd",)))
                 else:
-                    steps.append(Step(cmd=tuple(step) if isinstance(step, list) else step))
+                    steps.append(Step(cmd=tuple(step) if isinstance(step, list) else step, path=path))
             expanded[name] = (tuple(steps), tuple(dict.fromkeys(needs)))
         return expanded[name]
 
     out = []
     for t in tasks:
         if isinstance(raw[t.name], dict) and "steps" in raw[t.name]:
-            steps, needs = expand(t.name)
+            steps, needs = inline(t.name)
             t = replace(t, steps=steps, needs=needs)
         out.append(t)
     return tuple(out)

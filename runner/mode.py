@@ -53,6 +53,8 @@ class Selection:
     fail_fast: bool | None = None
     rerun_failed: str | None = None  # an earlier summary: only what did not succeed in it
     force: bool = False  # rerun even though the file changed since that summary
+    given: tuple[tuple[str, str], ...] = ()  # NAME=VALUE and --var NAME=VALUE: variables set on the command line
+    args: tuple[str, ...] = ()  # what follows `--`: ${{ args }}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,10 +143,12 @@ def validate(files: tuple[str, ...]) -> int:
 
 
 def load_plan(file: str, selection: Selection, log_dir: str | None = None,
-              every_task: bool = False) -> tuple[TaskFile, Plan | None]:
+              every_task: bool = False, render: bool = True) -> tuple[TaskFile, Plan | None]:
     """The file and its plan; no plan when a rerun finds nothing left to run (said on stderr).
     `log_dir`: where the runs are kept (--log-dir), to find a run named by its id.
-    `every_task`: with nothing selected, plan every task rather than the file's `default`."""
+    `every_task`: with nothing selected, plan every task rather than the file's `default`.
+    `render`: the planned tasks' templates are rendered (their `sh` vars run); --list shows
+    them as written."""
     from .load import load_taskfile
     from .plan import make_plan
 
@@ -159,9 +163,17 @@ def load_plan(file: str, selection: Selection, log_dir: str | None = None,
         if not rerun.failed:
             say(f"taskrun: nothing to rerun: every task of run {rerun.of.run_id} ({show_path(selection.rerun_failed)}) succeeded")
             return taskfile, None
+    render_tasks = None
+    if selection.given or taskfile.templates:  # else nothing to render: `expand` is not even imported
+        from functools import partial
+
+        from .expand import check_given, render_tasks
+
+        check_given(taskfile, dict(selection.given))
+        render_tasks = partial(render_tasks, taskfile, given=dict(selection.given), args=selection.args)
     plan = make_plan(taskfile, selection.targets, pool=selection.pool, timeout_s=selection.timeout_s,
                      fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun,
-                     every_task=every_task)
+                     every_task=every_task, render=render_tasks if render else None)
     return taskfile, plan
 
 
@@ -180,7 +192,7 @@ def list_tasks(file: str, selection: Selection, *, as_json: bool, show_all: bool
     JSON for scripts; internal tasks only with `show_all`. Nothing runs."""
     from .listing import format_list, list_json
 
-    taskfile, plan = load_plan(file, selection, log_dir, every_task=True)
+    taskfile, plan = load_plan(file, selection, log_dir, every_task=True, render=False)
     if plan is not None:
         sys.stdout.write(list_json(taskfile, plan, show_all) if as_json else format_list(taskfile, plan, show_all))
     return EXIT_OK
@@ -239,7 +251,7 @@ def prepare(file: str, selection: Selection, display: Display, where: Where) -> 
         return None
     chosen = choose_executor(taskfile, kind=where.executor, scheduler=where.scheduler,
                              connect_timeout_s=where.connect_timeout_s)
-    masker = masker_for_file(taskfile, os.environ)
+    masker = masker_for_file(taskfile, os.environ, [t.env for t in plan.tasks])
     console = _console(taskfile, plan, display, remote=chosen.kind != "local", masker=masker,
                        to_stdout=where.summary == "-" or names_stdout(where.summary))
     recorded = recorded_durations(taskfile, history=where.history, no_history=where.no_history,

@@ -23,6 +23,7 @@ class Status(str, enum.Enum):
 
 
 DEFAULT_SHELL = "/bin/sh"
+TEMPLATE_MARK = "${{"  # a string holding it is a template (`expand`); checked without importing it
 DEFAULT_KILL_GRACE_S = 5.0
 # Shells whose string commands taskrun runs with errexit (and pipefail where the shell has it), as
 # GitHub Actions does for `shell: bash`: a failing line in the middle of a script fails the task.
@@ -47,6 +48,37 @@ class Step:
     name: str | None = None
     allow_failure: bool = False  # its failure does not end the attempt
     task: str | None = None  # the task it comes from, through a `{task: NAME}` step
+    path: tuple = ()  # key path of its command in the file (where a template problem is shown)
+    calls: tuple[Call, ...] = ()  # the `{task: NAME}` steps that brought it, outermost first
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """A `{task: NAME, vars: {...}}` step: its steps render with NAME's vars under these."""
+
+    task: str
+    vars: tuple[tuple[str, str], ...] = ()  # as written (templates rendered in the caller's scope)
+    path: tuple = ()  # key path of the call step
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Var:
+    """One entry of a `vars:` mapping (the file's or a task's). A plain `value`, a command
+    whose output is the value (`sh`), or a parameter: `default`, `required`, `enum`, `pattern`."""
+
+    name: str
+    value: str | None = None
+    sh: str | None = None
+    default: str | None = None
+    description: str | None = None
+    required: bool = False
+    enum: tuple[str, ...] = ()
+    pattern: str | None = None
+    path: tuple = ()  # key path of the entry in the file
+
+    @property
+    def is_parameter(self) -> bool:
+        return self.value is None and self.sh is None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +153,8 @@ class TaskSpec:
     line: int = 0  # where the task's name stands in the file (1-based)
     internal: bool = False  # runs only as a need or a step call, never named on the command line
     aliases: tuple[str, ...] = ()  # other names for it on the command line, in needs and in step calls
+    vars: tuple[Var, ...] = ()  # the task's own `vars:`
+    used_vars: tuple[tuple[str, str], ...] = ()  # once rendered: the variables its templates read, with values
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +180,10 @@ class TaskFile:
     resources: tuple[tuple[str, float], ...] = ()  # declared capacities: taskrun's own locks, on every executor
     warnings: tuple = ()  # `Problem`s worth a word that do not make the file invalid (shown by --validate)
     default: tuple[str, ...] = ()  # what runs when the command line selects nothing (empty: every task)
+    vars: tuple[Var, ...] = ()  # the file's own `vars:`
+    templates: bool = False  # some string holds `${{`: the tasks are rendered once planned
+    # (key path, line, column) of the file's keys when it has vars or templates, for messages at render time
+    places: tuple[tuple[tuple, int, int], ...] = field(default=(), compare=False)
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:

@@ -13,6 +13,7 @@ import difflib
 import heapq
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from .errors import UsageError
@@ -179,12 +180,14 @@ def make_plan(
     skip: tuple[str, ...] = (),
     rerun: Rerun | None = None,
     every_task: bool = False,
+    render: Callable[[list[TaskSpec]], list[TaskSpec]] | None = None,
 ) -> Plan:
     """Apply selection and overrides: `pool`, `timeout_s` (the default timeout) and
     `fail_fast` from the command line win over the file when given. A `rerun`
     selects what did not succeed in an earlier run (see `select_tasks`). When
     nothing is selected, the file's `default` is, or with `every_task` every task,
-    internal ones too (what --list shows)."""
+    internal ones too (what --list shows). `render` turns the selected tasks'
+    templates into text (`expand.render_tasks`)."""
     done = frozenset()
     named = True
     if rerun is not None:
@@ -199,6 +202,8 @@ def make_plan(
     if done:  # the needs met in the earlier run are not part of this one: every need of a plan is planned
         names = {t.name for t in selected}
         selected = [replace(t, needs=tuple(n for n in t.needs if n in names)) for t in selected]
+    if render is not None:
+        selected = render(selected)
     default_timeout_s = timeout_s if timeout_s is not None else taskfile.timeout_s
     return Plan(
         taskfile=taskfile,

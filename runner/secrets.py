@@ -137,11 +137,12 @@ def secret_values(names: Iterable[str], environ: Mapping[str, str],
     return tuple(sorted(found))
 
 
-def masker_for_file(taskfile, environ: Mapping[str, str]) -> Masker:
-    """The masker of a `TaskFile`'s `secrets`, with values from `environ` and the file's `env` mappings."""
+def masker_for_file(taskfile, environ: Mapping[str, str], planned: Iterable[Iterable[tuple[str, str]]] = ()) -> Masker:
+    """The masker of a `TaskFile`'s `secrets`, with values from `environ`, the file's `env` mappings
+    and `planned`: the environments of the planned tasks (where templates are rendered)."""
     if not taskfile.secrets:
         return NO_MASK
-    envs = [taskfile.env, *(t.env for t in taskfile.tasks)]
+    envs = [taskfile.env, *(t.env for t in taskfile.tasks), *planned]
     return masker_for(secret_values(taskfile.secrets, environ, envs))
 
 

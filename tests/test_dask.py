@@ -927,6 +927,43 @@ def test_steps_run_on_a_worker_with_the_same_semantics_as_locally(cluster, taskr
                       "steps   $ printf partial", "steps   | partial"]
 
 
+TEMPLATES = """
+version: 1
+vars:
+  greeting: hello
+  stamp: {sh: echo computed-once >> sh-ran; echo s1}
+  level: {default: low, enum: [low, high]}
+env:
+  WHO: ${{ task.name }}
+tasks:
+  show:
+    cwd: ${{ vars.greeting }}-dir
+    steps:
+      - echo "${{ vars.greeting | quote }} $WHO $(basename "$PWD") ${{ vars.stamp }} ${{ vars.level }} ${{ args }}"
+      - {task: other, vars: {greeting: 'ciao ${{ vars.level }}'}}
+  other: echo ${{ vars.greeting }} ${{ vars.stamp }} '$${{ x }}'
+"""
+
+
+def test_templates_render_before_anything_runs_with_the_same_outcome_as_locally(cluster, taskrun):
+    (taskrun.cwd / "hello-dir").mkdir()
+    taskrun.write("tasks.yaml", TEMPLATES)
+    local = taskrun("tasks.yaml", "level=high", "-o", "local.json", "--", "a b")
+    remote = taskrun("tasks.yaml", "level=high", "-o", "dask.json", "--scheduler", cluster.address, "--", "a b")
+    assert local.returncode == remote.returncode == 0, remote.stdout + remote.stderr
+    assert (taskrun.cwd / "sh-ran").read_text() == "computed-once\n" * 2  # once per run, on the runner's side
+    summary = taskrun.summary("dask.json")
+    assert outcome(summary) == outcome(taskrun.summary("local.json"))
+    tasks = by_name(summary)
+    assert all(WORKER_ADDRESS.match(t["worker"]) for t in tasks.values())
+    assert tasks["show"]["stdout_tail"] == "hello show hello-dir s1 high 'a b'\nciao high s1 ${{ x }}\n"
+    assert tasks["other"]["stdout_tail"] == "hello s1 ${{ x }}\n"
+    assert [s["cmd"] for s in tasks["show"]["attempts"][0]["steps"]] == [
+        "echo \"hello $WHO $(basename \"$PWD\") s1 high 'a b'\"", "echo ciao high s1 '${{ x }}'"]
+    refused = taskrun("tasks.yaml", "level=mid", "--scheduler", cluster.address)
+    assert (refused.returncode, refused.stderr) == (2, "taskrun: level=mid: 'mid' is not one of low, high\n")
+
+
 _RUN_REMOTE_STEPS = """
 import json, os, sys
 from runner import remote

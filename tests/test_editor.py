@@ -146,6 +146,29 @@ tasks:
   shell: {cmd: bash, interactive: true, confirm: yes}
 """,
     "dask-worker-resources": "version: 1\ntasks:\n  a: {cmd: x, resources: {gpu: 2}}\n",
+    "vars": """\
+version: 1
+vars:
+  image: app
+  rev: {sh: git rev-parse --short HEAD}
+  target: {default: dev, enum: [dev, prod], description: where to deploy}
+  version: {required: true, pattern: '[0-9]+[.][0-9]+'}
+  GO111MODULE: on
+env:
+  IMAGE: ${{ vars.image }}:${{ vars.rev }}
+tasks:
+  deploy:
+    description: deploy ${{ vars.version }} to ${{ vars.target }}
+    vars: {image: app-dev}
+    cwd: deploy/${{ vars.target }}
+    env: {WHO: '${{ env.USER }}'}
+    cmd: ./deploy ${{ vars.version | quote }} ${{ args }} '$${{ literal }}'
+  ci:
+    steps:
+      - echo ${{ task.name }}
+      - {task: deploy, vars: {target: prod, version: 1.0}}
+""",
+    "step-call-vars": "version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: 1}}]}\n  b: x\n",
 }
 BAD = {
     "unknown-key": "version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n",
@@ -198,6 +221,12 @@ BAD = {
     "capacity-zero": "version: 1\nresources: {deploy: 0}\ntasks:\n  a: x\n",
     "capacity-string": "version: 1\nresources: {deploy: one}\ntasks:\n  a: x\n",
     "resource-bad-name": "version: 1\nresources: {1deploy: 1}\ntasks:\n  a: x\n",
+    "var-unknown-key": "version: 1\nvars: {v: {default: a, choices: [a]}}\ntasks:\n  a: x\n",
+    "var-enum-not-list": "version: 1\nvars: {v: {enum: a}}\ntasks:\n  a: x\n",
+    "var-required-string": "version: 1\nvars: {v: {required: 'yes'}}\ntasks:\n  a: x\n",
+    "var-list": "version: 1\ntasks:\n  a: {cmd: x, vars: {v: [1, 2]}}\n",
+    "var-bad-name": "version: 1\nvars: {1v: a}\ntasks:\n  a: x\n",
+    "step-call-vars-mapping": "version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: {sh: x}}}]}\n  b: x\n",
 }
 
 
@@ -230,7 +259,7 @@ DIFFERENCES = {
     "boolean-key": ("version: 1\ntasks:\n  on: x\n", (False, True)),
     "nan-duration": ("version: 1\ntasks:\n  a: {cmd: x, timeout: .nan}\n", (False, True)),
     "zero-timeout-string": ("version: 1\ntasks:\n  a: {cmd: x, timeout: 0s}\n", (False, True)),
-    # step calls: the task called, cycles through calls, and `vars`, reserved for variables
+    # step calls: the task called, cycles through calls
     "step-calls-unknown-task": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n", (False, True)),
     "step-call-cycle": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n  b: {cmd: x, needs: [a]}\n", (False, True)),
     "step-call-vars": ("version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: 1}}]}\n  b: x\n", (False, True)),
@@ -239,6 +268,11 @@ DIFFERENCES = {
     "alias-of-two-tasks": ("version: 1\ntasks:\n  a: {cmd: x, aliases: [i]}\n  b: {cmd: x, aliases: [i]}\n",
                            (False, True)),
     "default-unknown-task": ("version: 1\ndefault: b\ntasks:\n  a: x\n", (False, True)),
+    # templates and what a schema cannot say of vars
+    "unknown-var": ("version: 1\ntasks:\n  a: echo ${{ vars.nope }}\n", (False, True)),
+    "unclosed-template": ("version: 1\ntasks:\n  a: echo ${{ vars.v\n", (False, True)),
+    "sh-and-default": ("version: 1\nvars: {v: {sh: x, default: y}}\ntasks:\n  a: x\n", (False, True)),
+    "default-not-in-enum": ("version: 1\nvars: {v: {default: c, enum: [a, b]}}\ntasks:\n  a: x\n", (False, True)),
     # a shell that is not installed here
     "shell-not-installed": ("version: 1\nshell: /no/such/shell\ntasks:\n  a: x\n", (False, True)),
     # a number where text is expected is read as written: the program "5", not installed either

@@ -96,16 +96,17 @@ def test_help_uses_uniform_value_names_and_ends_with_examples_and_exit_codes(tas
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert out.startswith("Usage: taskrun [OPTIONS] [FILE] [TASK]...\n")
+    assert out.startswith("Usage: taskrun [OPTIONS] [FILE] [TASK]... [NAME=VALUE]...\n")
     assert "<str>" not in out and "<int" not in out
     for shown in ("-f, --file PATH", "-j, --pool N", "--timeout DURATION", "-o, --summary PATH", "--junit PATH",
                   "--log-dir PATH", "--history PATH", "--output MODE", "--color WHEN", "--tail-lines N",
-                  "--keep-runs N", "--executor KIND", "--connect-timeout DURATION", "-l, --list", "-n, --dry-run"):
+                  "--keep-runs N", "--executor KIND", "--connect-timeout DURATION", "-l, --list", "-n, --dry-run",
+                  "--var NAME=VALUE"):
         assert shown in out, shown
     words = " ".join(out.split())
     assert "MODE: stream, group or quiet" in words and "WHEN: auto" in words and "always or never" in words
     examples = out[out.index("Examples:"):out.index("Exit codes:")]
-    assert [line.split()[0] for line in examples.splitlines()[1:] if line.strip()] == ["taskrun"] * 3
+    assert [line.split()[0] for line in examples.splitlines()[1:] if line.strip()] == ["taskrun"] * 5
     codes = out[out.index("Exit codes:"):].splitlines()[1:]
     assert [line.split()[0] for line in codes if line.strip()] == ["0", "1", "2", "3", "130"]
 

@@ -184,9 +184,9 @@ def test_the_schemas_defaults_are_what_taskrun_does(tmp_path):
     defaults = {path: value for path, value, node in _defaults(schema)
                 if jsonschema.Draft7Validator(node).is_valid(value) or pytest.fail(f"{path}: invalid default")}
     assert sorted(defaults) == sorted([
-        "kill_grace", "env", "secrets", "shell", "silent", "fail_fast", "output", "executor", "resources",
+        "kill_grace", "env", "secrets", "shell", "silent", "fail_fast", "output", "executor", "resources", "vars",
         "tasks.*.internal", "tasks.*.aliases", "tasks.*.needs", "tasks.*.retries", "tasks.*.retry_delay",
-        "tasks.*.env", "tasks.*.allow_failure", "tasks.*.tags", "tasks.*.resources", "tasks.*.when",
+        "tasks.*.env", "tasks.*.vars", "tasks.*.allow_failure", "tasks.*.tags", "tasks.*.resources", "tasks.*.when",
         "tasks.*.interactive"])
     bare = {"version": 1, "tasks": {"a": {"cmd": "true"}}}
     spelled = {**bare, **{k: v for k, v in defaults.items() if "." not in k},

@@ -147,6 +147,33 @@ def test_the_selection_section_works(taskrun):
     }
 
 
+def test_the_variables_section_works(taskrun):
+    """The section's file, run with each of its command lines: the comment says what the line
+    prints (after `$` on the console, or after `exit 2:` on stderr)."""
+    text = section("Variables and parameters")
+    [tasks] = blocks(text, "yaml")
+    [block] = blocks(text, "sh")
+    taskrun.write("taskrun.yaml", tasks)
+    lines = [line.split("#", 1) for line in block.splitlines()]
+    assert len(lines) == 6
+    for command, comment in lines:
+        r = run(taskrun, command.strip() + " -o taskrun-summary.json" * ("-n" not in command and "--list" not in command))
+        comment = comment.strip()
+        if comment.startswith("exit 2: "):
+            assert r.returncode == 2 and comment[len("exit 2: "):] in r.stderr, (command, r.stderr)
+            continue
+        assert r.returncode == 0, (command, r.stderr)
+        if " $ " in comment:
+            assert comment.removesuffix(" ...") in r.stdout, (command, r.stdout)
+    summary = taskrun.summary()
+    assert [s["cmd"] for s in summary["tasks"][0]["attempts"][0]["steps"]] == [
+        "echo release 1.4 to $TARGET", "echo docker build -t app-prod:dev ."]
+    listed = run(taskrun, "taskrun --list").stdout.splitlines()
+    assert [line.split()[0] for line in listed[-4:-1]] == ["parameter", "target", "version"]
+    dry = run(taskrun, "taskrun release --var version=1.4 -n").stdout
+    assert "$ echo docker build -t app-staging:dev .\n" in dry and "vars target=staging version=1.4" in dry
+
+
 def test_ci_runs_the_readmes_test_command():
     """CI installs and tests as a user following the README does, in a fresh venv."""
     [_, test_command] = blocks(section("Two commands"), "sh")

@@ -95,6 +95,7 @@ def test_list_json_is_stable_for_scripts(tasks):
             {"name": "unit", "description": None, "needs": ["build"], "tags": ["test"], "line": 11, "aliases": [],
              "internal": False, **PLAIN},
         ],
+        "parameters": [],
     }
 
 
