@@ -262,7 +262,6 @@ DIFFERENCES = {
     # step calls: the task called, cycles through calls
     "step-calls-unknown-task": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n", (False, True)),
     "step-call-cycle": ("version: 1\ntasks:\n  a: {steps: [{task: b}]}\n  b: {cmd: x, needs: [a]}\n", (False, True)),
-    "step-call-vars": ("version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: 1}}]}\n  b: x\n", (False, True)),
     # names: an alias that is already a name or an alias, a default naming no task
     "alias-is-a-task": ("version: 1\ntasks:\n  a: {cmd: x, aliases: [b]}\n  b: x\n", (False, True)),
     "alias-of-two-tasks": ("version: 1\ntasks:\n  a: {cmd: x, aliases: [i]}\n  b: {cmd: x, aliases: [i]}\n",
