@@ -17,6 +17,7 @@ class Status(str, enum.Enum):
     TIMEOUT = "timeout"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    UP_TO_DATE = "up_to_date"  # not run: its fingerprint or status probes say its work is done
 
     def __str__(self) -> str:
         return self.value
@@ -115,6 +116,10 @@ class TaskSpec:
     tags: tuple[str, ...] = ()
     kill_grace_s: float | None = None
     resources: tuple[tuple[str, float], ...] = ()  # worker resources one attempt holds (Dask); e.g. (("gpu", 1.0),)
+    sources: tuple[str, ...] = ()  # globs, relative to cwd: files whose content is part of the fingerprint
+    generates: tuple[str, ...] = ()  # globs, relative to cwd: each must match something for it to be up to date
+    status: tuple[str, ...] = ()  # shell commands: every one exits 0 -> up to date
+    condition: str | None = None  # `if: {sh: COMMAND}`: runs only if COMMAND exits 0
     line: int = 0  # where the task's name stands in the file (1-based)
 
 
@@ -203,6 +208,7 @@ class TaskResult:
     reason: str | None = None
     attempts: tuple[AttemptResult, ...] = ()
     logs: tuple[tuple[str, str], ...] = ()  # (stdout, stderr) log paths of each attempt
+    by_condition: bool = False  # skipped because a condition was false (its own or a need's): not a failure
 
     @property
     def last(self) -> AttemptResult | None:
@@ -217,8 +223,9 @@ class TaskResult:
         return self.logs[-1][1] if self.logs else None
 
     def __bool__(self) -> bool:
-        """Whether the task counts as done for the run and for what needs it."""
-        if self.status is Status.SUCCESS:
+        """Whether the task counts as done for the run; for what needs it too, except a skip
+        `by_condition`, which skips what needs it (as GitHub skips the jobs after one whose `if` is false)."""
+        if self.status in (Status.SUCCESS, Status.UP_TO_DATE) or self.by_condition:
             return True
         return self.allow_failure and self.status in (Status.FAILED, Status.TIMEOUT)
 
@@ -269,6 +276,7 @@ class Plan:
     targets: tuple[str, ...] = ()  # what the user named; empty for the whole file
     order: tuple[str, ...] = field(default=())  # readiness order with an unbounded pool
     rerun_of: RerunOf | None = None
+    force: bool = False  # run the tasks that are up to date too
 
     def __len__(self) -> int:
         return len(self.tasks)

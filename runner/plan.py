@@ -156,10 +156,12 @@ def make_plan(
     tags: tuple[str, ...] = (),
     skip: tuple[str, ...] = (),
     rerun: Rerun | None = None,
+    force: bool = False,
 ) -> Plan:
     """Apply selection and overrides: `pool`, `timeout_s` (the default timeout) and
     `fail_fast` from the command line win over the file when given. A `rerun`
-    selects what did not succeed in an earlier run (see `select_tasks`)."""
+    selects what did not succeed in an earlier run (see `select_tasks`); `force` runs
+    the tasks that are up to date too."""
     done = frozenset()
     if rerun is not None:
         if targets or tags:
@@ -178,4 +180,5 @@ def make_plan(
         targets=tuple(targets),
         order=tuple(readiness_order(selected)),
         rerun_of=rerun.of if rerun is not None else None,
+        force=force,
     )

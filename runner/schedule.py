@@ -10,6 +10,12 @@ starts nothing new, marks what did not start `cancelled` and stops what runs;
 `abort` (an error of taskrun's own) does the same at once, and still records
 what each attempt returns.
 
+A ready task with a condition or up-to-date checks first goes through the
+`gate`, holding its slot: it runs, or ends `skipped` (a false condition, which
+skips what needs it without failing the run) or `up_to_date` (which counts as
+success for what needs it). The gate's verdicts come back from its threads
+through `wake` (without one, the wait is capped while checks are out).
+
 The backend and the listener are given, never imported: the same loop drives
 the local pool and a distributed one. An optional pump (the console following
 the log files) is told of each attempt that starts, caps every wait at its
@@ -22,12 +28,16 @@ from __future__ import annotations
 import heapq
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .gate import Gate, Verdict, has_checks
 from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult
+
+CHECK_POLL_S = 0.02  # the longest wait while checks are out, for a scheduler given no `wake`
 
 
 def log_paths(log_dir: Path, task: str, attempt: int) -> tuple[str, str]:
@@ -115,6 +125,7 @@ class _State:
     logs: list[tuple[str, str]] = field(default_factory=list)
     result: TaskResult | None = None
     running: bool = False
+    verdict: Verdict | None = None  # the gate's, for a task with checks
 
 
 class Scheduler:
@@ -125,7 +136,7 @@ class Scheduler:
                  run_id: str, stop: StopRequest | None = None,
                  base_env: Mapping[str, str] | None = None,
                  priority: Mapping[str, float] | None = None, pump: Pump | None = None,
-                 mask: tuple[str, ...] = ()) -> None:
+                 mask: tuple[str, ...] = (), wake: Callable[[], None] | None = None) -> None:
         self.plan = plan
         self.pump = pump
         self.backend = backend
@@ -151,6 +162,12 @@ class Scheduler:
         heapq.heapify(self._ready)
         self._retries: list[tuple[float, int, str]] = []  # (monotonic due, index, name)
         self._running = 0
+        self.wake = wake  # callable from any thread: makes the backend's wait return
+        self._verdicts: deque[tuple[str, Verdict]] = deque()  # appended by the gate's threads
+        self._checking = 0
+        self._gate = Gate(plan, log_dir=log_dir, run_id=run_id, base_env=self.base_env, mask=mask,
+                          stopping=lambda: "force" if self._forced else self.stopping) \
+            if any(map(has_checks, plan.tasks)) else None
 
     # -- the loop --------------------------------------------------------------
 
@@ -165,13 +182,17 @@ class Scheduler:
                 timeout = max(0.0, self._retries[0][0] - time.monotonic())
             if self.pump is not None and (every := self.pump.poll_interval_s) is not None:
                 timeout = every if timeout is None else min(timeout, every)
+            if self._checking and self.wake is None:
+                timeout = CHECK_POLL_S if timeout is None else min(timeout, CHECK_POLL_S)
             ended = self.backend.wait(timeout, self.pump.writable_fd if self.pump is not None else None)
             if self.pump is not None:
                 self.pump.poll()
             for name, result in ended:
                 self._attempt_ended(name, result)
+            self._take_verdicts()
             self._promote_retries()
         self._cancel_pending("the run was stopped")
+        self._close_gate()
         return self.results()
 
     def abort(self, reason: str) -> None:
@@ -182,7 +203,9 @@ class Scheduler:
         while self._running:
             for name, result in self.backend.wait(0.5):
                 self._attempt_ended(name, result)
+            self._take_verdicts()
         self._cancel_pending(reason)
+        self._close_gate()
 
     def _check_stop(self) -> None:
         lost = getattr(self.backend, "lost", None)  # it can run nothing more (a Dask scheduler went away)
@@ -202,7 +225,46 @@ class Scheduler:
     def _start_ready(self) -> None:
         while self._ready and self._running < self.plan.pool and not self.stopping:
             _, name = heapq.heappop(self._ready)
-            self._launch(self._state[name])
+            st = self._state[name]
+            if self._gate is not None and st.verdict is None and has_checks(st.task):
+                self._check(st)
+            else:
+                self._launch(st)
+
+    # -- the gate ----------------------------------------------------------------
+
+    def _check(self, st: _State) -> None:
+        """Hand a ready task to the gate; it holds its slot until the verdict comes back."""
+        name = st.task.name
+        st.running = True
+        self._running += 1
+        self._checking += 1
+
+        def done(verdict: Verdict) -> None:  # in a gate thread
+            self._verdicts.append((name, verdict))
+            if self.wake is not None:
+                self.wake()
+
+        self._gate.check(st.task, done)
+
+    def _take_verdicts(self) -> None:
+        while self._verdicts:
+            name, verdict = self._verdicts.popleft()
+            st = self._state[name]
+            st.running = False
+            self._running -= 1
+            self._checking -= 1
+            st.verdict = verdict
+            if verdict.status is None and not self.stopping:
+                self._launch(st)
+            elif verdict.status is None:
+                self._finish(st, Status.CANCELLED, "the run was stopped")
+            else:
+                self._finish(st, verdict.status, verdict.reason)
+
+    def _close_gate(self) -> None:
+        if self._gate is not None:
+            self._gate.close()
 
     def _launch(self, st: _State) -> None:
         attempt = len(st.attempts) + 1
@@ -256,15 +318,20 @@ class Scheduler:
         st.result = TaskResult(
             name=st.task.name, status=status, allow_failure=st.task.spec.allow_failure,
             reason=reason, attempts=tuple(st.attempts), logs=tuple(st.logs[:len(st.attempts)]),
+            by_condition=status is Status.SKIPPED,  # a skip the gate decided: its condition was false
         )
+        if st.verdict is not None:
+            self._gate.ended(st.task, st.result, st.verdict)  # records the fingerprint, releases the lock
         self.listener.task_ended(st.result)
-        if st.result:
+        if st.result and status is not Status.SKIPPED:
             for d in st.dependents:
                 dep = self._state[d]
                 dep.waiting -= 1
                 if dep.waiting == 0 and dep.result is None and not self.stopping:
                     heapq.heappush(self._ready, (self._key[d], d))
             return
+        if status is Status.SKIPPED:
+            self._skip_dependents(st)
         if status in (Status.FAILED, Status.TIMEOUT):
             self._skip_dependents(st)
             if self.plan.fail_fast and not self.stopping:
@@ -272,7 +339,8 @@ class Scheduler:
                 self._begin_stop(f"fail_fast: '{st.task.name}' {'timed out' if status is Status.TIMEOUT else 'failed'}")
 
     def _skip_dependents(self, failed: _State) -> None:
-        word = "timed out" if failed.result.status is Status.TIMEOUT else failed.result.status.value
+        word = {Status.TIMEOUT: "timed out", Status.SKIPPED: "was skipped (condition false)"}.get(
+            failed.result.status, failed.result.status.value)
         stack = [(d, f"needs '{failed.task.name}', which {word}") for d in failed.dependents]
         while stack:
             name, reason = stack.pop()
@@ -280,7 +348,7 @@ class Scheduler:
             if st.result is not None or st.running:
                 continue
             st.result = TaskResult(name=name, status=Status.SKIPPED, allow_failure=st.task.spec.allow_failure,
-                                   reason=reason)
+                                   reason=reason, by_condition=failed.result.by_condition)
             self.listener.task_ended(st.result)
             stack.extend((d, f"needs '{name}', which was skipped") for d in st.dependents)
 
