@@ -134,7 +134,7 @@ def step_summary(summary: dict, limit: int = STEP_SUMMARY_LIMIT) -> str:
         secs = "-" if t.get("duration_s") is None else f"{t['duration_s']:.2f}s"
         status = t["status"] + (" (allowed)" if t.get("allow_failure") and t["status"] in ("failed", "timeout") else "")
         status += _cell(at_step(t))
-        if t["status"] in ("up_to_date", "skipped") and t.get("reason"):  # why it did not run
+        if (t["status"] == "up_to_date" or t.get("by_condition")) and t.get("reason"):  # why it did not run
             status += f" ({_cell(t['reason'])})"
         rows.append(f"| {_cell(t['name'])} | {_ICONS.get(t['status'], '')} {status} | {code} | {secs} | "
                     f"{len(t.get('attempts') or ())} |\n")

@@ -3,7 +3,8 @@ the names shell completion offers.
 
 The JSON is a contract (README, "Listing tasks"): an object with `version`
 (1), `file` and `tasks`, each task with `name`, `description`, `needs`,
-`tags` and `line` (and `steps` for a task with steps), in file order. Fields
+`tags` and `line` (and `steps` for a task with steps; `sources`, `generates`,
+`status` and `if` for a task that has them), in file order. Fields
 may be added, never changed.
 """
 
@@ -16,8 +17,19 @@ from .model import Plan, TaskFile
 
 
 def list_records(plan: Plan) -> list[dict]:
-    return [_with_steps({"name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
-                         "tags": list(t.spec.tags), "line": t.spec.line}, t.spec) for t in plan.tasks]
+    return [_with_checks(_with_steps({"name": t.spec.name, "description": t.spec.description,
+                                      "needs": list(t.spec.needs), "tags": list(t.spec.tags), "line": t.spec.line},
+                                     t.spec), t.spec) for t in plan.tasks]
+
+
+def _with_checks(record: dict, spec) -> dict:
+    """A task with a condition or up-to-date checks also lists them, as the file writes them."""
+    for key, value in (("sources", spec.sources), ("generates", spec.generates), ("status", spec.status)):
+        if value:
+            record[key] = list(value)
+    if spec.condition is not None:
+        record["if"] = {"sh": spec.condition}
+    return record
 
 
 def _with_steps(record: dict, spec) -> dict:
