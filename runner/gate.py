@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,11 +45,6 @@ class Verdict:
     reason: str | None = None
     taken: dict | None = None  # the fingerprint to record after a success
     lock: int | None = None  # the task's lock, held until it ends
-
-
-def has_checks(task: PlannedTask) -> bool:
-    spec = task.spec
-    return bool(spec.condition or spec.sources or spec.generates or spec.status)
 
 
 def keeps_fingerprint(task: PlannedTask) -> bool:
@@ -82,6 +76,8 @@ class Gate:
         self.mask = mask
         self.stopping = stopping  # True: stop probes and waits; "force": without grace
         self.store = fingerprint.Store(plan.taskfile.path)
+        from concurrent.futures import ThreadPoolExecutor  # here: most runs have no checks
+
         self._pool = ThreadPoolExecutor(max_workers=min(plan.pool, MAX_THREADS), thread_name_prefix="taskrun-check")
 
     def check(self, task: PlannedTask, done: Callable[[Verdict], None]) -> None:

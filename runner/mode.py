@@ -254,11 +254,11 @@ def dry_run(file: str, selection: Selection, display: Display, where: Where) -> 
 def checks_preview(plan: Plan) -> dict[str, str]:
     """For each task with a condition or up-to-date checks, what the run would decide (no command runs)."""
     from .fingerprint import Store
-    from .gate import has_checks, preview
+    from .gate import preview
 
     store = Store(plan.taskfile.path)
     try:
-        return {t.name: note for t in plan.tasks if has_checks(t)
+        return {t.name: note for t in plan.tasks if t.spec.checked
                 and (note := preview(t, store, force=plan.force)) is not None}
     finally:
         store.close()

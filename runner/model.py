@@ -122,6 +122,11 @@ class TaskSpec:
     condition: str | None = None  # `if: {sh: COMMAND}`: runs only if COMMAND exits 0
     line: int = 0  # where the task's name stands in the file (1-based)
 
+    @property
+    def checked(self) -> bool:
+        """Whether it goes through the gate when ready: a condition, or up-to-date checks."""
+        return bool(self.condition or self.sources or self.generates or self.status)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskFile:

@@ -32,10 +32,12 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .gate import Gate, Verdict, has_checks
 from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult
+
+if TYPE_CHECKING:
+    from .gate import Gate, Verdict
 
 CHECK_POLL_S = 0.02  # the longest wait while checks are out, for a scheduler given no `wake`
 
@@ -165,9 +167,12 @@ class Scheduler:
         self.wake = wake  # callable from any thread: makes the backend's wait return
         self._verdicts: deque[tuple[str, Verdict]] = deque()  # appended by the gate's threads
         self._checking = 0
-        self._gate = Gate(plan, log_dir=log_dir, run_id=run_id, base_env=self.base_env, mask=mask,
-                          stopping=lambda: "force" if self._forced else self.stopping) \
-            if any(map(has_checks, plan.tasks)) else None
+        self._gate: Gate | None = None
+        if any(t.spec.checked for t in plan.tasks):
+            from .gate import Gate  # here: most plans have no checks, and it costs imports
+
+            self._gate = Gate(plan, log_dir=log_dir, run_id=run_id, base_env=self.base_env, mask=mask,
+                              stopping=lambda: "force" if self._forced else self.stopping)
 
     # -- the loop --------------------------------------------------------------
 
@@ -226,7 +231,7 @@ class Scheduler:
         while self._ready and self._running < self.plan.pool and not self.stopping:
             _, name = heapq.heappop(self._ready)
             st = self._state[name]
-            if self._gate is not None and st.verdict is None and has_checks(st.task):
+            if self._gate is not None and st.verdict is None and st.task.spec.checked:
                 self._check(st)
             else:
                 self._launch(st)
