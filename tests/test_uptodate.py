@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -323,3 +324,49 @@ def test_list_json_shows_the_checks(taskrun):
     assert (tasks["lint"]["sources"], tasks["lint"]["generates"], tasks["lint"]["status"]) == (
         ["*.py"], ["out"], ["test -d out"])
     assert "sources" not in tasks["notify"]
+
+
+# --- stopping while checks are out -------------------------------------------------------------
+
+
+def test_sigint_stops_a_condition_being_checked_and_a_run_waiting_for_a_task_lock(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          slow-check:
+            cmd: echo never >> ran.log
+            if: {sh: echo probing; sleep 60}
+          build:
+            cmd: echo built >> ran.log && until test -f release; do sleep 0.02; done && touch out.txt
+            generates: [out.txt]
+    """)
+    holder = taskrun.popen("tasks.yaml", "-o", "holder.json", "build")
+    try:
+        wait_for(lambda: ran(taskrun) == ["built"], what="the first run to start build")
+        waiter = taskrun.popen("tasks.yaml", "-o", "waiter.json")
+        lock = taskrun.cwd / RECORDS / "build.lock"
+        wait_for(lambda: _holds(waiter.pid, lock), what="the second run at build's lock")
+        probes = taskrun.cwd / ".taskrun/runs"
+        wait_for(lambda: any(p.read_text() == "probing\n" for p in probes.glob("*/slow-check~if.stdout")),
+                 what="the condition to run")
+        waiter.send_signal(signal.SIGINT)
+        out, err = waiter.communicate(timeout=30)
+        assert waiter.returncode == 130, out + err
+        assert statuses_of(taskrun.summary("waiter.json")) == {
+            "slow-check": ("cancelled", "the run was stopped while its condition ran"),
+            "build": ("cancelled", "the run was stopped while it waited for another run of this task"),
+        }
+        (taskrun.cwd / "release").touch()
+        out, err = holder.communicate(timeout=60)
+        assert holder.returncode == 0, out + err
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.communicate()
+    assert ran(taskrun) == ["built"]
+    record = json.loads((taskrun.cwd / RECORDS / "build.json").read_text())
+    assert record["run_id"] == taskrun.summary("holder.json")["run_id"]
+
+
+def statuses_of(summary: dict) -> dict[str, tuple[str, str | None]]:
+    return {name: (t["status"], t["reason"]) for name, t in by_name(summary).items()}
