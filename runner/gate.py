@@ -21,7 +21,9 @@ Probes run on the runner's machine whatever the executor (on Dask too: the
 fingerprints are kept next to the task file, here), through the file's shell,
 in the task's folder with its env, bounded by its timeout, each one an attempt
 of `proc` (own group, the kill ladder), their output logged in the run's folder
-as `NAME~if.stdout`, `NAME~status.stdout` (and .stderr).
+as `NAME~if.stdout`, `NAME~status.stdout` (and .stderr). Starting commands from
+several threads is safe (`proc.spawn` locks its change of folder), and nothing
+of taskrun's opens a relative path while a run goes on.
 """
 
 from __future__ import annotations
@@ -108,14 +110,13 @@ class Gate:
             return Verdict(Status.CANCELLED, "the run was stopped while it waited for another run of this task")
         try:
             verdict = self._up_to_date(task, lock)
+            if verdict.status is None and keeps_fingerprint(task):
+                self.store.forget(task.name)  # a run that fails or is stopped leaves no record
         except BaseException:
             os.close(lock)
             raise
         if verdict.status is not None:
             os.close(lock)
-            return Verdict(verdict.status, verdict.reason)
-        if keeps_fingerprint(task):
-            self.store.forget(task.name)  # a run that fails or is stopped leaves no record
         return verdict
 
     def _up_to_date(self, task: PlannedTask, lock: int) -> Verdict:
