@@ -20,7 +20,6 @@ never through a link, ours, 0700.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import glob
 import hashlib
@@ -80,10 +79,11 @@ def content_hash(path: str) -> str:
     """sha256 of a regular file's content; for anything else its kind only (a FIFO or a
     device is never opened for reading: it could block, or never end)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a device can act on it: never
+            return "not a regular file"
+        # O_NONBLOCK: should it turn into a FIFO after the stat, open() must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
-        if exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):  # a socket, a FIFO-like thing with no reader
-            return "not a regular file"
         raise OutputError(f"cannot read the source {path}: {exc.strerror or exc}") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):

@@ -55,10 +55,8 @@ def keeps_fingerprint(task: PlannedTask) -> bool:
 
 def outcome(result: AttemptResult) -> str:
     """How a probe ended, after its command: `exited 1`, `timed out after 5s` ..."""
-    if result.cancelled:
-        return "was stopped: the run was stopped"
     if result.timed_out:
-        return f"timed out ({result.reason})" if result.reason else "timed out"
+        return result.reason or "timed out"  # `timed out after 5s`
     if result.pid is None:
         return f"could not start: {result.reason}"
     if result.exit_code is None:
