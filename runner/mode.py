@@ -253,6 +253,8 @@ def dry_run(file: str, selection: Selection, display: Display, where: Where) -> 
 
 def checks_preview(plan: Plan) -> dict[str, str]:
     """For each task with a condition or up-to-date checks, what the run would decide (no command runs)."""
+    if not any(t.spec.checked for t in plan.tasks):
+        return {}
     from .fingerprint import Store
     from .gate import preview
 
