@@ -34,6 +34,7 @@ from pathlib import Path
 from .errors import OutputError
 from .model import PlannedTask
 
+OWN = ".taskrun"  # taskrun's folder next to a task file
 FOLDER = "fingerprints"
 RECORD_VERSION = 1
 LOCK_POLL_S = 0.05  # a lock held by another run is tried this often (a blocked flock cannot be interrupted)
@@ -62,17 +63,19 @@ def matches(cwd: str, pattern: str) -> list[str]:
 
 
 def source_files(cwd: str, patterns: tuple[str, ...]) -> list[str]:
-    """The files the patterns name, sorted; a matched folder stands for every file under it."""
+    """The files the patterns name, sorted; a matched folder stands for every file under it.
+    Never taskrun's own `.taskrun` (its logs change at every run: the task would never be up to date)."""
     found: set[str] = set()
     for pattern in patterns:
         for rel in matches(cwd, pattern):
             full = os.path.join(cwd, rel)
             if os.path.isdir(full):
-                for folder, _, files in os.walk(full):
+                for folder, folders, files in os.walk(full):
+                    folders[:] = [f for f in folders if f != OWN]
                     found.update(os.path.normpath(os.path.relpath(os.path.join(folder, f), cwd)) for f in files)
             else:
                 found.add(os.path.normpath(rel))
-    return sorted(found)
+    return sorted(p for p in found if OWN not in Path(p).parts)
 
 
 def content_hash(path: str) -> str:
@@ -138,7 +141,7 @@ class Store:
 
     def __init__(self, taskfile_path: str) -> None:
         path = Path(os.path.abspath(taskfile_path))
-        self.path = path.parent / ".taskrun" / FOLDER / path.name
+        self.path = path.parent / OWN / FOLDER / path.name
         self._fd: int | None = None
         self._made = threading.Lock()
 

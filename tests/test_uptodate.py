@@ -255,6 +255,27 @@ def test_a_fifo_or_a_device_among_the_sources_is_never_opened(taskrun):
     assert statuses(taskrun)["pack"][0] == "up_to_date"
 
 
+def test_a_whole_folder_as_a_source_leaves_out_taskruns_own_records(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          pack:
+            cmd: echo packed >> ../ran.log
+            cwd: project
+            sources: [.]
+    """)
+    taskrun.write("project/a.txt", "x\n")
+    (taskrun.cwd / "project/.taskrun").mkdir()  # as a run from that folder would leave
+    for _ in range(2):
+        check(taskrun("tasks.yaml", "--log-dir", "project/.taskrun/runs"), 0)  # a run's logs inside the source
+    assert ran(taskrun) == ["packed"]
+    record = json.loads((taskrun.cwd / RECORDS / "pack.json").read_text())
+    assert list(record["sources"]) == ["a.txt"]
+    (taskrun.cwd / "project/a.txt").write_text("y\n")
+    check(taskrun("tasks.yaml"), 0)
+    assert ran(taskrun) == ["packed", "packed"]
+
+
 # --- conditions ------------------------------------------------------------------------------
 
 CONDITIONS = """
