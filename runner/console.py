@@ -445,8 +445,8 @@ class Console:
         if status in (Status.FAILED, Status.TIMEOUT):
             self._failed += 1
         if not result.attempts or (status is Status.CANCELLED and not result.last.cancelled):
-            word = "cancel" if status is Status.CANCELLED else "skip "
-            style = "ok" if status is Status.UP_TO_DATE else "warn"
+            word = {Status.CANCELLED: "cancel", Status.FAILED: "fail "}.get(status, "skip ")
+            style = {Status.UP_TO_DATE: "ok", Status.FAILED: "fail"}.get(status, "warn")
             self.line(f"{clock()} {word} {self.name(result.name)} {self.paint(status.value, style)} ({result.reason})")
             return
         style = "ok" if status is Status.SUCCESS else ("warn" if result or status is Status.CANCELLED else "fail")

@@ -237,6 +237,20 @@ def test_two_runs_at_once_take_turns_one_builds_the_other_finds_it_up_to_date(ta
                                                                     ["build.lock", "build.json"])  # no leftovers
 
 
+def test_a_fingerprint_folder_through_a_symbolic_link_is_refused_and_the_task_fails(taskrun, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    taskrun.write("tasks.yaml", BUILD)
+    taskrun.write("src/a.c", "int a;\n")
+    (taskrun.cwd / ".taskrun").symlink_to(elsewhere)  # someone else's folder, or a place taskrun must not write
+    r = check(taskrun("tasks.yaml", "--log-dir", "logs"), 1)
+    reason = (f"cannot check whether it is up to date: the fingerprint folder {taskrun.cwd / '.taskrun'} is a "
+              "symbolic link, which taskrun does not follow (remove it, or drop sources, generates and status "
+              "from the file)")
+    assert statuses(taskrun) == {"build": ("failed", reason), "test": ("skipped", "needs 'build', which failed")}
+    assert f" fail  build failed ({reason})\n" in r.stdout
+    assert ran(taskrun) == [] and list(elsewhere.iterdir()) == []
+
+
 def test_a_fifo_or_a_device_among_the_sources_is_never_opened(taskrun):
     taskrun.write("tasks.yaml", """
         version: 1
