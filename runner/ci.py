@@ -22,9 +22,9 @@ from .junit import at_step, clean_text
 
 STEP_SUMMARY_LIMIT = 1024 * 1024  # bytes GitHub accepts per step summary
 ANNOTATION_TAIL_LINES = 20
-_WORDS = {"success": "succeeded", "failed": "failed", "timeout": "timed out", "skipped": "skipped",
+_WORDS = {"success": "succeeded", "up_to_date": "up to date", "failed": "failed", "timeout": "timed out", "skipped": "skipped",
           "cancelled": "cancelled"}
-_ICONS = {"success": "✅", "failed": "❌", "timeout": "⏱️", "skipped": "⏭️", "cancelled": "🚫"}
+_ICONS = {"success": "✅", "up_to_date": "☑️", "failed": "❌", "timeout": "⏱️", "skipped": "⏭️", "cancelled": "🚫"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +134,8 @@ def step_summary(summary: dict, limit: int = STEP_SUMMARY_LIMIT) -> str:
         secs = "-" if t.get("duration_s") is None else f"{t['duration_s']:.2f}s"
         status = t["status"] + (" (allowed)" if t.get("allow_failure") and t["status"] in ("failed", "timeout") else "")
         status += _cell(at_step(t))
+        if (t["status"] == "up_to_date" or t.get("by_condition")) and t.get("reason"):  # why it did not run
+            status += f" ({_cell(t['reason'])})"
         rows.append(f"| {_cell(t['name'])} | {_ICONS.get(t['status'], '')} {status} | {code} | {secs} | "
                     f"{len(t.get('attempts') or ())} |\n")
     size = len(head.encode())

@@ -140,7 +140,9 @@ def main_command(
     rerun_failed: Annotated[Optional[str], typer.Option(
         "--rerun-failed", metavar="SUMMARY",
         help="Run only what did not succeed in the run this summary (or run id) records, with what it needs.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="With --rerun-failed: rerun even if the task file changed since.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Run the tasks that are up to date too; with --rerun-failed, also rerun if the task file "
+                        "changed since.")] = False,
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Answer yes to every task's confirm: question (needed without a terminal).")] = False,
     validate: Annotated[bool, typer.Option("--validate", help="Only check the file(s); exit 0 if valid, 2 if not.")] = False,
     dry_run: Annotated[bool, typer.Option("-n", "--dry-run", help="Print the plan and run nothing.")] = False,
@@ -279,8 +281,6 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         raise UsageError("--json goes with --list: taskrun FILE --list --json")
     if show_all and not list_tasks:
         raise UsageError("--all goes with --list: taskrun FILE --list --all")
-    if force and rerun_failed is None:
-        raise UsageError("--force goes with --rerun-failed SUMMARY")
     from .durations import parse_timeout
 
     timeout_s = _duration("--timeout", timeout, parse_timeout)

@@ -450,8 +450,9 @@ class Console:
         if status in (Status.FAILED, Status.TIMEOUT):
             self._failed += 1
         if not result.attempts or (status is Status.CANCELLED and not result.last.cancelled):
-            word = "skip " if status is Status.SKIPPED else "cancel"
-            self.line(f"{clock()} {word} {self.name(result.name)} {self.paint(status.value, 'warn')} ({result.reason})")
+            word = {Status.CANCELLED: "cancel", Status.FAILED: "fail "}.get(status, "skip ")
+            style = {Status.UP_TO_DATE: "ok", Status.FAILED: "fail"}.get(status, "warn")
+            self.line(f"{clock()} {word} {self.name(result.name)} {self.paint(status.value, style)} ({result.reason})")
             return
         style = "ok" if status is Status.SUCCESS else ("warn" if result or status is Status.CANCELLED else "fail")
         label = "ok" if status is Status.SUCCESS else status.value.upper()
@@ -515,8 +516,9 @@ class Console:
 
     # -- plan and report ---------------------------------------------------------
 
-    def show_plan(self, plan: Plan, estimated=None) -> None:
-        """The plan in order of readiness; with history, in the order the run will start them."""
+    def show_plan(self, plan: Plan, estimated=None, notes: dict[str, str] | None = None) -> None:
+        """The plan in order of readiness; with history, in the order the run will start them.
+        `notes`: a line for a task (whether it is up to date, its condition)."""
         self.line(f"plan for {show_path(plan.taskfile.path)}: {len(plan)} task(s), pool {plan.pool}"
                   f"{', fail_fast' if plan.fail_fast else ''}")
         by_name = {t.name: t for t in plan.tasks}
@@ -542,6 +544,8 @@ class Console:
                 self.line(f"{pad}$ " + f"\n{pad}  ".join(cmd.rstrip("\n").splitlines()))
             for label, value in _planned_context(t, plan.taskfile.folder):
                 self.line(f"{pad}{label} {value}")
+            if notes and name in notes:
+                self.line(f"{pad}{notes[name]}")
         for name, capacity in plan.taskfile.resources:
             holders = [t.name for t in plan.tasks if name in dict(t.spec.resources)]
             if holders:
@@ -558,8 +562,9 @@ class Console:
         successes folded into one line), a root cause line per failure that others
         paid for, each unsuccessful task's last lines, the verdict."""
         self.close()
-        unsuccessful = [r for r in results if r.status is not Status.SUCCESS]
-        succeeded = [r for r in results if r.status is Status.SUCCESS]
+        done = (Status.SUCCESS, Status.UP_TO_DATE)
+        unsuccessful = [r for r in results if r.status not in done]
+        succeeded = [r for r in results if r.status in done]
         folded = []
         if len(results) > FOLD_AFTER_ROWS:  # a flaky success stays in sight: it may fail next time
             folded = [r for r in succeeded if len(r.attempts) <= 1]
@@ -587,7 +592,7 @@ class Console:
             if r.status is not Status.SUCCESS and r.attempts:
                 self._failure_tail(r)
         counts = status_counts(results)
-        words = {"success": "succeeded", "failed": "failed", "timeout": "timed out",
+        words = {"success": "succeeded", "up_to_date": "up to date", "failed": "failed", "timeout": "timed out",
                  "skipped": "skipped", "cancelled": "cancelled"}
         parts = [f"{counts[s]} {words[s]}" for s in words if counts.get(s)]
         if all(results):
@@ -687,6 +692,8 @@ def _size(path: str) -> int:
 
 def _status_cell(r: TaskResult) -> tuple[str, str]:
     """(text, style): `success (flaky, 2 tries)`, `failed (allowed)`, ..."""
+    if r.status is Status.UP_TO_DATE:
+        return r.status.value, "ok"
     if r.status is Status.SUCCESS:
         return (f"success (flaky, {len(r.attempts)} tries)", "warn") if len(r.attempts) > 1 else ("success", "ok")
     if r.status in (Status.FAILED, Status.TIMEOUT):

@@ -3,8 +3,8 @@
 Built from the summary dict, so it says exactly what the summary says: one
 `testsuite` for the run, one `testcase` per task in file order. Failed and
 timed-out tasks get a `failure` (exit code or signal and attempts in its
-message, the stderr tail as its text), skipped and cancelled ones a `skipped`
-with the reason, every task its output tails as `system-out`/`system-err`.
+message, the stderr tail as its text), skipped, cancelled and up-to-date ones
+a `skipped` with the reason (`up_to_date: 2 sources, commands and env unchanged ...`), every task its output tails as `system-out`/`system-err`.
 The widely used Jenkins/Ant schema allows no properties inside a testcase,
 hence everything else goes into the failure message. Task output is cleaned of
 ANSI escapes and of the characters XML 1.0 cannot hold.
@@ -83,7 +83,7 @@ def junit_xml(summary: dict) -> str:
         "tests": str(len(tasks)),
         "failures": str(counts.get("failed", 0) + counts.get("timeout", 0)),
         "errors": "0",
-        "skipped": str(counts.get("skipped", 0) + counts.get("cancelled", 0)),
+        "skipped": str(counts.get("skipped", 0) + counts.get("cancelled", 0) + counts.get("up_to_date", 0)),
         "time": _seconds(summary.get("duration_s")),
         "timestamp": (summary.get("started_at") or "").removesuffix("Z"),
         "hostname": summary.get("host", ""),
@@ -96,7 +96,7 @@ def junit_xml(summary: dict) -> str:
         if status in ("failed", "timeout"):
             failure = ET.SubElement(case, "failure", {"type": status, "message": failure_message(task)})
             failure.text = clean_text(task.get("stderr_tail"))
-        elif status in ("skipped", "cancelled"):
+        elif status in ("skipped", "cancelled", "up_to_date"):
             reason = clean_text(task.get("reason") or status)
             ET.SubElement(case, "skipped", {"type": status, "message": f"{status}: {reason}"})
         for key, tag in (("stdout_tail", "system-out"), ("stderr_tail", "system-err")):

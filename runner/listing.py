@@ -4,10 +4,11 @@ the names shell completion offers.
 The JSON is a contract (README, "Listing tasks"): an object with `version`
 (1), `file`, `default`, `tasks` and `parameters`. Each task has `name`,
 `description`, `needs`, `tags`, `line`, `aliases`, `internal`, `when`,
-`resources`, `confirm` and `interactive` (and `steps` for a task with steps),
-in file order; `parameters` are the variables the command line may set
-(`name`, `default`, `required`, `enum`, `pattern`, `description`). Fields may
-be added, never changed.
+`resources`, `confirm` and `interactive` (and `steps` for a task with steps;
+`sources`, `generates`, `status` and `if` for a task that has them), in file
+order; `parameters` are the variables the command line may set (`name`,
+`default`, `required`, `enum`, `pattern`, `description`). Fields may be added,
+never changed.
 
 Internal tasks cannot be named on the command line: the table, the JSON
 and completion leave them out unless asked for all (`--list --all`).
@@ -27,11 +28,22 @@ def _shown(plan: Plan, show_all: bool) -> list:
 
 
 def list_records(plan: Plan, show_all: bool = False) -> list[dict]:
-    return [_with_steps({"name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
-                         "tags": list(t.spec.tags), "line": t.spec.line, "aliases": list(t.spec.aliases),
-                         "internal": t.spec.internal, "when": t.spec.when, "resources": dict(t.spec.resources),
-                         "confirm": t.spec.confirm, "interactive": t.spec.interactive}, t.spec)
-            for t in _shown(plan, show_all)]
+    return [_with_checks(_with_steps({
+        "name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
+        "tags": list(t.spec.tags), "line": t.spec.line, "aliases": list(t.spec.aliases),
+        "internal": t.spec.internal, "when": t.spec.when, "resources": dict(t.spec.resources),
+        "confirm": t.spec.confirm, "interactive": t.spec.interactive}, t.spec), t.spec)
+        for t in _shown(plan, show_all)]
+
+
+def _with_checks(record: dict, spec) -> dict:
+    """A task with a condition or up-to-date checks also lists them, as the file writes them."""
+    for key, value in (("sources", spec.sources), ("generates", spec.generates), ("status", spec.status)):
+        if value:
+            record[key] = list(value)
+    if spec.condition is not None:
+        record["if"] = {"sh": spec.condition}
+    return record
 
 
 def _with_steps(record: dict, spec) -> dict:

@@ -324,6 +324,8 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
         message = _duration_problem(value, path[-1] if path else None)
         if message:
             yield path, message
+    elif kind == "type" and _is_condition(path):
+        yield path, _condition_problem(value)
     elif kind == "type":
         if holds_text(path):  # only text reaches taskrun there: the numbers are for editors (`holds_text`)
             expected = [t for t in ([expected] if isinstance(expected, str) else expected) if t not in (
@@ -593,7 +595,30 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         internal=spec.get("internal", False),
         aliases=tuple(spec.get("aliases", ())),
         vars=_read_vars(spec.get("vars"), ("tasks", name, "vars")),
+        **_checks(spec),
     )
+
+
+# --- conditions and up-to-date checks ------------------------------------------------
+
+CONDITION_HINT = "use if: {sh: COMMAND} (exit 0 means true)"
+
+
+def _is_condition(path: Path) -> bool:
+    return len(path) == 3 and path[0] == "tasks" and path[2] == "if"
+
+
+def _condition_problem(value: Any) -> str:
+    if isinstance(value, str):
+        return f"expression conditions need templates, which this version of taskrun does not have; {CONDITION_HINT}"
+    return f"expected a mapping, got {describe(value)}; {CONDITION_HINT}"
+
+
+def _checks(spec: dict) -> dict:
+    """The TaskSpec fields of `if`, `sources`, `generates` and `status` (the file is valid)."""
+    condition = spec.get("if")
+    return {"sources": tuple(spec.get("sources", ())), "generates": tuple(spec.get("generates", ())),
+            "status": tuple(spec.get("status", ())), "condition": condition["sh"] if condition else None}
 
 
 def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:

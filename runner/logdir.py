@@ -49,8 +49,10 @@ def _owner(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _open_private_dir(path: Path, *, create: bool, alt: str, dir_fd: int | None = None) -> int:
-    """An fd of the folder `path` (created 0700 if missing); refused if it is a link or not ours."""
+def open_private_dir(path: Path, *, create: bool, alt: str, dir_fd: int | None = None,
+                     what: str = "log folder") -> int:
+    """An fd of the folder `path` (created 0700 if missing); refused if it is a link or not ours.
+    `what` names it in messages."""
     name = path.name if dir_fd is not None else str(path)
     created = False
     if create:
@@ -60,27 +62,27 @@ def _open_private_dir(path: Path, *, create: bool, alt: str, dir_fd: int | None 
         except FileExistsError:
             pass
         except OSError as exc:
-            raise OutputError(f"cannot create the log folder {path}: {exc.strerror or exc} ({alt})") from exc
+            raise OutputError(f"cannot create the {what} {path}: {exc.strerror or exc} ({alt})") from exc
     try:
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ENOTDIR and _is_link(name, dir_fd):
             exc.errno = errno.ELOOP
         if exc.errno == errno.ELOOP:
-            raise OutputError(f"the log folder {path} is a symbolic link, which taskrun does not follow "
+            raise OutputError(f"the {what} {path} is a symbolic link, which taskrun does not follow "
                               f"(remove it, or {alt})") from exc
         if exc.errno == errno.ENOTDIR:
-            raise OutputError(f"the log folder {path} is not a folder (remove it, or {alt})") from exc
-        raise OutputError(f"cannot open the log folder {path}: {exc.strerror or exc} ({alt})") from exc
+            raise OutputError(f"the {what} {path} is not a folder (remove it, or {alt})") from exc
+        raise OutputError(f"cannot open the {what} {path}: {exc.strerror or exc} ({alt})") from exc
     try:
         st = os.fstat(fd)
         if st.st_uid != os.geteuid():
-            raise OutputError(f"the log folder {path} belongs to {_owner(st.st_uid)}, not to you: taskrun "
+            raise OutputError(f"the {what} {path} belongs to {_owner(st.st_uid)}, not to you: taskrun "
                               f"keeps logs only in folders of your own ({alt})")
         if created:
             os.fchmod(fd, DIR_MODE)  # whatever the umask
         elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
-            raise OutputError(f"the log folder {path} can be written by others (mode "
+            raise OutputError(f"the {what} {path} can be written by others (mode "
                               f"{stat.S_IMODE(st.st_mode):o}): chmod go-w it, or {alt}")
     except BaseException:
         os.close(fd)
@@ -111,7 +113,7 @@ def make_run_dir(runs: Path, run_id: str, *, default: bool) -> tuple[Path, int]:
     try:
         for folder in checked:
             parent_fd = fd
-            fd = _open_private_dir(folder, create=True, alt=alt, dir_fd=parent_fd)
+            fd = open_private_dir(folder, create=True, alt=alt, dir_fd=parent_fd)
             if parent_fd is not None:
                 os.close(parent_fd)
         path = runs / run_id
@@ -119,7 +121,7 @@ def make_run_dir(runs: Path, run_id: str, *, default: bool) -> tuple[Path, int]:
             os.mkdir(run_id, DIR_MODE, dir_fd=fd)
         except OSError as exc:
             raise OutputError(f"cannot create the log folder {path}: {exc.strerror or exc} ({alt})") from exc
-        run_fd = _open_private_dir(path, create=False, alt=alt, dir_fd=fd)
+        run_fd = open_private_dir(path, create=False, alt=alt, dir_fd=fd)
         os.fchmod(run_fd, DIR_MODE)
         return path, run_fd
     finally:

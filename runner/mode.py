@@ -52,7 +52,7 @@ class Selection:
     timeout_s: float | None = None
     fail_fast: bool | None = None
     rerun_failed: str | None = None  # an earlier summary: only what did not succeed in it
-    force: bool = False  # rerun even though the file changed since that summary
+    force: bool = False  # run what is up to date too; with rerun_failed: even though the file changed since
     given: tuple[tuple[str, str], ...] = ()  # NAME=VALUE and --var NAME=VALUE: variables set on the command line
     args: tuple[str, ...] = ()  # what follows `--`: ${{ args }}
 
@@ -173,7 +173,7 @@ def load_plan(file: str, selection: Selection, log_dir: str | None = None,
         render_tasks = partial(render_tasks, taskfile, given=dict(selection.given), args=selection.args)
     plan = make_plan(taskfile, selection.targets, pool=selection.pool, timeout_s=selection.timeout_s,
                      fail_fast=selection.fail_fast, tags=selection.tags, skip=selection.skip, rerun=rerun,
-                     every_task=every_task, render=render_tasks if render else None)
+                     every_task=every_task, render=render_tasks if render else None, force=selection.force)
     return taskfile, plan
 
 
@@ -264,8 +264,23 @@ def dry_run(file: str, selection: Selection, display: Display, where: Where) -> 
     """The plan in the order the run would start it, with estimates when there is history."""
     prepared = prepare(file, selection, display, where)
     if prepared is not None:
-        prepared.console.show_plan(prepared.plan, prepared.estimated)
+        prepared.console.show_plan(prepared.plan, prepared.estimated, checks_preview(prepared.plan))
     return EXIT_OK
+
+
+def checks_preview(plan: Plan) -> dict[str, str]:
+    """For each task with a condition or up-to-date checks, what the run would decide (no command runs)."""
+    if not any(t.spec.checked for t in plan.tasks):
+        return {}
+    from .fingerprint import Store
+    from .gate import preview
+
+    store = Store(plan.taskfile.path)
+    try:
+        return {t.name: note for t in plan.tasks if t.spec.checked
+                and (note := preview(t, store, force=plan.force)) is not None}
+    finally:
+        store.close()
 
 
 def run(file: str, selection: Selection, display: Display, where: Where) -> int:

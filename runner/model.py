@@ -17,6 +17,7 @@ class Status(str, enum.Enum):
     TIMEOUT = "timeout"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    UP_TO_DATE = "up_to_date"  # not run: its fingerprint or status probes say its work is done
 
     def __str__(self) -> str:
         return self.value
@@ -150,11 +151,20 @@ class TaskSpec:
     when: str = "on_success"  # on_success | always | on_failure: what its needs must have done for it to run
     confirm: str | None = None  # a question asked before the run starts; no answer yes, nothing runs
     interactive: bool = False  # gets taskrun's terminal; runs alone; output not captured
+    sources: tuple[str, ...] = ()  # globs, relative to cwd: files whose content is part of the fingerprint
+    generates: tuple[str, ...] = ()  # globs, relative to cwd: each must match something for it to be up to date
+    status: tuple[str, ...] = ()  # shell commands: every one exits 0 -> up to date
+    condition: str | None = None  # `if: {sh: COMMAND}`: runs only if COMMAND exits 0
     line: int = 0  # where the task's name stands in the file (1-based)
     internal: bool = False  # runs only as a need or a step call, never named on the command line
     aliases: tuple[str, ...] = ()  # other names for it on the command line, in needs and in step calls
     vars: tuple[Var, ...] = ()  # the task's own `vars:`
     used_vars: tuple[tuple[str, str], ...] = ()  # once rendered: the variables its templates read, with values
+
+    @property
+    def checked(self) -> bool:
+        """Whether it goes through the gate when ready: a condition, or up-to-date checks."""
+        return bool(self.condition or self.sources or self.generates or self.status)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,8 +267,10 @@ class TaskResult:
     reason: str | None = None
     attempts: tuple[AttemptResult, ...] = ()
     logs: tuple[tuple[str, str], ...] = ()  # (stdout, stderr) log paths of each attempt
-    # Skipped because its `when` did not hold (on_failure, and nothing it needs failed), or because
-    # it needs a task skipped so: not a failure of the run, but what needs it does not run either.
+    # Skipped because a condition did not hold: its own `if:` was false, its `when` did not hold
+    # (on_failure, and nothing it needs failed), or it needs a task skipped so. Not a failure of
+    # the run, but what needs it does not run either (as GitHub skips the jobs after one whose
+    # `if` is false).
     by_condition: bool = False
 
     @property
@@ -274,8 +286,9 @@ class TaskResult:
         return self.logs[-1][1] if self.logs else None
 
     def __bool__(self) -> bool:
-        """Whether the task counts as done for the run (and, unless `by_condition`, for what needs it)."""
-        if self.status is Status.SUCCESS or self.by_condition:
+        """Whether the task counts as done for the run; for what needs it too, except a skip
+        `by_condition`, which skips what needs it (as GitHub skips the jobs after one whose `if` is false)."""
+        if self.status in (Status.SUCCESS, Status.UP_TO_DATE) or self.by_condition:
             return True
         return self.allow_failure and self.status in (Status.FAILED, Status.TIMEOUT)
 
@@ -329,6 +342,7 @@ class Plan:
     targets: tuple[str, ...] = ()  # what the user named; empty for the whole file
     order: tuple[str, ...] = field(default=())  # readiness order with an unbounded pool
     rerun_of: RerunOf | None = None
+    force: bool = False  # run the tasks that are up to date too
 
     def __len__(self) -> int:
         return len(self.tasks)

@@ -181,13 +181,15 @@ def make_plan(
     rerun: Rerun | None = None,
     every_task: bool = False,
     render: Callable[[list[TaskSpec]], list[TaskSpec]] | None = None,
+    force: bool = False,
 ) -> Plan:
     """Apply selection and overrides: `pool`, `timeout_s` (the default timeout) and
     `fail_fast` from the command line win over the file when given. A `rerun`
     selects what did not succeed in an earlier run (see `select_tasks`). When
     nothing is selected, the file's `default` is, or with `every_task` every task,
     internal ones too (what --list shows). `render` turns the selected tasks'
-    templates into text (`expand.render_tasks`)."""
+    templates into text (`expand.render_tasks`); `force` runs the tasks that are up
+    to date too."""
     done = frozenset()
     named = True
     if rerun is not None:
@@ -213,4 +215,5 @@ def make_plan(
         targets=tuple(dict.fromkeys(taskfile.names()[t] for t in targets)),
         order=tuple(readiness_order(selected)),
         rerun_of=rerun.of if rerun is not None else None,
+        force=force,
     )

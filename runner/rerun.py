@@ -2,7 +2,8 @@
 
 The earlier run is named by its summary's path, or by its run id (its summary
 is then the one in its run folder, `record.RUN_SUMMARY`). Its tasks that did
-not succeed (failed, timeout, skipped, cancelled) are the roots;
+not succeed (failed, timeout, skipped because a need failed, cancelled; not
+those up to date or skipped by a false condition) are the roots;
 `plan.select_tasks` adds what they need, except the tasks that succeeded then.
 The summary holds the task file's real path and sha256: a summary of another
 file, or of this file before it changed, is refused unless forced, because the
@@ -63,7 +64,9 @@ def read_rerun(value: str, taskfile: TaskFile, *, runs: Path, force: bool = Fals
         raise UsageError(
             f"{taskfile.path} changed since run {run_id} (its sha256 differs from the one in {summary_path}): "
             "run the file whole, or add --force to rerun what did not succeed then anyway")
-    status = {t["name"]: t["status"] for t in tasks}
+    # Up to date, or skipped by a false condition: nothing failed there.
+    status = {t["name"]: "success" if t["status"] == "up_to_date" or t.get("by_condition") is True else t["status"]
+              for t in tasks}
     failed = tuple(t.name for t in taskfile.tasks if status.get(t.name, "success") != "success")
     if data["file_sha256"] == taskfile.sha256:
         # A task the summary does not list was not needed by that run, or succeeded in

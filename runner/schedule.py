@@ -25,6 +25,12 @@ running tasks; ready tasks that do not fit wait, later ones that fit start.
 An interactive task starts only when nothing runs, and nothing starts while
 it runs.
 
+A ready task with a condition or up-to-date checks first goes through the
+`gate`, holding its slot: it runs, or ends `skipped` (a false condition, which
+skips what needs it without failing the run) or `up_to_date` (which counts as
+success for what needs it). The gate's verdicts come back from its threads
+through `wake` (without one, the wait is capped while checks are out).
+
 The backend and the listener are given, never imported: the same loop drives
 the local pool and a distributed one. An optional pump (the console following
 the log files) is told of each attempt that starts, caps every wait at its
@@ -38,14 +44,19 @@ import heapq
 import os
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, TaskResult
 
 FAILED_ANYHOW = (Status.FAILED, Status.TIMEOUT)
+
+if TYPE_CHECKING:
+    from .gate import Gate, Verdict
+
+CHECK_POLL_S = 0.02  # the longest wait while checks are out, for a scheduler given no `wake`
 
 
 def log_paths(log_dir: Path, task: str, attempt: int) -> tuple[str, str]:
@@ -133,6 +144,7 @@ class _State:
     logs: list[tuple[str, str]] = field(default_factory=list)
     result: TaskResult | None = None
     running: bool = False
+    verdict: Verdict | None = None  # the gate's, for a task with checks
 
     @property
     def finalizer(self) -> bool:  # `when: always` or `on_failure`: runs after its needs ended, even in a stop
@@ -147,7 +159,7 @@ class Scheduler:
                  run_id: str, stop: StopRequest | None = None,
                  base_env: Mapping[str, str] | None = None,
                  priority: Mapping[str, float] | None = None, pump: Pump | None = None,
-                 mask: tuple[str, ...] = ()) -> None:
+                 mask: tuple[str, ...] = (), wake: Callable[[], None] | None = None) -> None:
         self.plan = plan
         self.pump = pump
         self.backend = backend
@@ -176,6 +188,15 @@ class Scheduler:
         self._alone = False  # an interactive task runs: nothing else starts
         self._ended: deque[_State] = deque()  # ended tasks whose dependents are still to be told
         self._releasing = False
+        self.wake = wake  # callable from any thread: makes the backend's wait return
+        self._verdicts: deque[tuple[str, Verdict]] = deque()  # appended by the gate's threads
+        self._checking = 0
+        self._gate: Gate | None = None
+        if any(t.spec.checked for t in plan.tasks):
+            from .gate import Gate  # here: most plans have no checks, and it costs imports
+
+            self._gate = Gate(plan, log_dir=log_dir, run_id=run_id, base_env=self.base_env, mask=mask,
+                              stopping=lambda: "force" if self._forced else self.stopping)
 
     # -- the loop --------------------------------------------------------------
 
@@ -193,14 +214,18 @@ class Scheduler:
                 timeout = max(0.0, self._retries[0][0] - time.monotonic())
             if self.pump is not None and (every := self.pump.poll_interval_s) is not None:
                 timeout = every if timeout is None else min(timeout, every)
+            if self._checking and self.wake is None:
+                timeout = CHECK_POLL_S if timeout is None else min(timeout, CHECK_POLL_S)
             ended = self.backend.wait(timeout, self.pump.writable_fd if self.pump is not None else None)
             if self.pump is not None:
                 self.pump.poll()
             for name, result in ended:
                 self._attempt_ended(name, result)
+            self._take_verdicts()
             self._promote_retries()
         self.stopping = self._forced = True  # what is left can never start now
         self._cancel_pending("the run was stopped")
+        self._close_gate()
         return self.results()
 
     def abort(self, reason: str) -> None:
@@ -211,7 +236,9 @@ class Scheduler:
         while self._running:
             for name, result in self.backend.wait(0.5):
                 self._attempt_ended(name, result)
+            self._take_verdicts()
         self._cancel_pending(reason)
+        self._close_gate()
 
     def _check_stop(self) -> None:
         lost = getattr(self.backend, "lost", None)  # it can run nothing more (a Dask scheduler went away)
@@ -251,7 +278,10 @@ class Scheduler:
             if not self._fits(st.task):
                 waiting.append(entry)
                 continue
-            self._launch(st)
+            if self._gate is not None and st.verdict is None and st.task.spec.checked:
+                self._check(st)  # holds its slot (not its resources) while the gate decides
+            else:
+                self._launch(st)
         for entry in waiting:
             heapq.heappush(self._ready, entry)
 
@@ -267,6 +297,42 @@ class Scheduler:
             self._held[k] += sign * n
         if task.spec.interactive:
             self._alone = sign > 0
+
+    # -- the gate ----------------------------------------------------------------
+
+    def _check(self, st: _State) -> None:
+        """Hand a ready task to the gate; it holds its slot until the verdict comes back."""
+        name = st.task.name
+        st.running = True
+        self._running += 1
+        self._checking += 1
+
+        def done(verdict: Verdict) -> None:  # in a gate thread
+            self._verdicts.append((name, verdict))
+            if self.wake is not None:
+                self.wake()
+
+        self._gate.check(st.task, done)
+
+    def _take_verdicts(self) -> None:
+        while self._verdicts:
+            name, verdict = self._verdicts.popleft()
+            st = self._state[name]
+            st.running = False
+            self._running -= 1
+            self._checking -= 1
+            st.verdict = verdict
+            if verdict.status is None and self._may_start(st):
+                # Ready again, checked: it starts as any ready task does, when its resources fit.
+                heapq.heappush(self._ready, (self._key[name], name))
+            elif verdict.status is None:
+                self._finish(st, Status.CANCELLED, "the run was stopped")
+            else:  # up to date, or skipped: its condition was false
+                self._finish(st, verdict.status, verdict.reason, by_condition=verdict.status is Status.SKIPPED)
+
+    def _close_gate(self) -> None:
+        if self._gate is not None:
+            self._gate.close()
 
     def _launch(self, st: _State) -> None:
         attempt = len(st.attempts) + 1
@@ -326,6 +392,8 @@ class Scheduler:
             reason=reason, attempts=tuple(st.attempts), logs=tuple(st.logs[:len(st.attempts)]),
             by_condition=by_condition,
         )
+        if st.verdict is not None:
+            self._gate.ended(st.task, st.result, st.verdict)  # records the fingerprint, releases the lock
         self.listener.task_ended(st.result)
         self._ended.append(st)
         if not self._releasing:  # a loop, not recursion: an end can cascade down a chain of thousands
@@ -347,7 +415,10 @@ class Scheduler:
         result = ended.result
         satisfied = bool(result) and not result.by_condition
         word = "timed out" if result.status is Status.TIMEOUT else result.status.value
-        reason = f"needs '{ended.task.name}', which {'was skipped' if word == 'skipped' else word}"
+        if result.status is Status.SKIPPED:  # its own `if:` false, or skipped in turn
+            word = ("was skipped (condition false)" if (result.reason or "").startswith("condition false")
+                    else "was skipped")
+        reason = f"needs '{ended.task.name}', which {word}"
         for d in ended.dependents:
             dep = self._state[d]
             if dep.result is not None or dep.running:

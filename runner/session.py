@@ -97,19 +97,23 @@ def prune_runs(runs: Path, keep: int, current: str) -> list[str]:
 
 @contextmanager
 def catch_stop_signals(stop: StopRequest):
-    """Turn the `STOP_SIGNALS` into a stop request, and wake the loop through a pipe."""
+    """Turn the `STOP_SIGNALS` into a stop request, and wake the loop through a pipe:
+    yields its read end, and `wake()`, which writes to it."""
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
-    def handler(signum, _frame):
-        stop.request(signum, STOP_SIGNALS.get(signum, "stopped"))
+    def wake() -> None:  # also from other threads (the gate's verdicts)
         try:
             os.write(w, b"!")
         except OSError:
             pass
 
+    def handler(signum, _frame):
+        stop.request(signum, STOP_SIGNALS.get(signum, "stopped"))
+        wake()
+
     previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
-        yield r
+        yield r, wake
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -138,7 +142,7 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
     stop = StopRequest()
     scheduler = None
     error: BaseException | None = None
-    with catch_stop_signals(stop) as wake_fd, ExitStack() as after:
+    with catch_stop_signals(stop) as (wake_fd, wake), ExitStack() as after:
         backend = backend_factory(wake_fd)
         try:
             run_dir = make_log_dir(plan, options, run_id)
@@ -157,7 +161,7 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
                            argv=options.argv, summary_path=summary_shown)
         try:
             scheduler = Scheduler(plan, backend, (watch, events, listener), log_dir=log_dir, run_id=run_id, stop=stop,
-                                  priority=options.priority, pump=pump, mask=masker.secret_values)
+                                  priority=options.priority, pump=pump, mask=masker.secret_values, wake=wake)
             if options.cancelled is None:
                 scheduler.run()
             else:

@@ -720,6 +720,47 @@ def test_a_lost_scheduler_ends_the_run_with_exit_3_and_the_worker_stops_the_comm
     assert "None" not in out
 
 
+def test_conditions_and_up_to_date_checks_as_locally(cluster, taskrun):
+    """Checked on the runner's machine, in the task's folder, before anything is sent to a worker."""
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          build:
+            cmd: cat src.txt > out.txt && echo built >> ran.log
+            sources: [src.txt]
+            generates: [out.txt]
+          test:
+            cmd: echo tested >> ran.log
+            needs: [build]
+          deploy:
+            cmd: echo deployed >> ran.log
+            if: {sh: test -f deploy.ok}
+          after-deploy:
+            cmd: echo after >> ran.log
+            needs: [deploy]
+    """)
+    taskrun.write("src.txt", "v1\n")
+
+    def run(*args) -> dict:
+        r = taskrun("tasks.yaml", "--scheduler", cluster.address, *args)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return {n: (t["status"], t["reason"]) for n, t in by_name(taskrun.summary()).items()}
+
+    assert run() == {"build": ("success", None), "test": ("success", None),
+                     "deploy": ("skipped", "condition false: `test -f deploy.ok` exited 1"),
+                     "after-deploy": ("skipped", "needs 'deploy', which was skipped (condition false)")}
+    first = taskrun.summary()["run_id"]
+    (taskrun.cwd / "deploy.ok").touch()
+    second = run()
+    assert second["build"] == ("up_to_date", f"1 source, commands and env unchanged since run {first}; generates exist")
+    assert (second["deploy"], second["after-deploy"]) == (("success", None), ("success", None))
+    (taskrun.cwd / "src.txt").write_text("v2\n")
+    assert run()["build"] == ("success", None)
+    assert (taskrun.cwd / "out.txt").read_text() == "v2\n"
+    assert sorted((taskrun.cwd / "ran.log").read_text().split()) == sorted(
+        ["built", "tested"] + ["tested", "deployed", "after"] + ["built", "tested", "deployed", "after"])
+
+
 def test_a_setsid_escapee_is_killed_on_the_worker(cluster, taskrun):
     taskrun.write("tasks.yaml", """
         version: 1

@@ -169,8 +169,25 @@ tasks:
       - {task: deploy, vars: {target: prod, version: 1.0}}
 """,
     "step-call-vars": "version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: 1}}]}\n  b: x\n",
+    "up-to-date": """\
+version: 1
+tasks:
+  docs:
+    cmd: make docs
+    sources: ['docs/**/*.md', mkdocs.yml]
+    generates: [site/index.html]
+    status: [test -d site, true]
+    if: {sh: test "$CI" != true}
+  deploy: {cmd: ./deploy, if: {sh: yes}, needs: [docs]}
+""",
 }
 BAD = {
+    "if-expression": "version: 1\ntasks:\n  a: {cmd: x, if: '${{ vars.env == 1 }}'}\n",
+    "if-without-sh": "version: 1\ntasks:\n  a: {cmd: x, if: {run: test -f x}}\n",
+    "if-empty-sh": "version: 1\ntasks:\n  a: {cmd: x, if: {sh: ''}}\n",
+    "sources-string": "version: 1\ntasks:\n  a: {cmd: x, sources: src/*.c}\n",
+    "generates-empty": "version: 1\ntasks:\n  a: {cmd: x, generates: []}\n",
+    "status-empty-probe": "version: 1\ntasks:\n  a: {cmd: x, status: ['']}\n",
     "unknown-key": "version: 1\ntasks:\n  a: {cmd: x, timout: 1}\n",
     "unknown-top-key": "version: 1\ntask:\n  a: x\n",
     "pool-string": "version: 1\npool: '4'\ntasks:\n  a: x\n",

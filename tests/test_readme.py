@@ -111,7 +111,7 @@ def test_the_ci_jobs_taskrun_lines_work(taskrun, title, env):
             assert [t["name"] for t in summary["tasks"]] == ["flaky", "test"]
             assert summary["rerun_of"] is not None and summary["status"] == "success"
         else:
-            assert summary["counts"] == {"success": 2, "failed": 1, "timeout": 0, "skipped": 1, "cancelled": 0}
+            assert summary["counts"] == {"success": 2, "failed": 1, "timeout": 0, "skipped": 1, "cancelled": 0, "up_to_date": 0}
         assert (title == "GitHub Actions") == ("::error file=tasks.yaml,line=5," in r.stdout)
     assert step.exists() == (title == "GitHub Actions")
 

@@ -37,7 +37,7 @@ def test_the_event_log_records_every_start_and_end_in_order(taskrun):
     assert events[0]["log_dir"] == summary["log_dir"]
     assert events[0]["summary"] == str(taskrun.cwd / "taskrun-summary.json")
     assert (events[-1]["status"], events[-1]["exit_code"]) == ("failed", 1)
-    assert events[-1]["counts"] == {"success": 2, "failed": 1, "timeout": 1, "skipped": 1, "cancelled": 0}
+    assert events[-1]["counts"] == {"success": 2, "failed": 1, "timeout": 1, "skipped": 1, "cancelled": 0, "up_to_date": 0}
     kinds = [(e["event"], e.get("task"), e.get("attempt")) for e in events[1:-1]]
     assert kinds == [
         ("task_start", "ok", 1), ("attempt_end", "ok", 1), ("task_end", "ok", None),

@@ -128,8 +128,6 @@ def test_unusable_summaries_are_refused_with_the_fix(taskrun):
                       (".", "is a directory")):
         r = taskrun("tasks.yaml", "--rerun-failed", name, timeout=30)
         assert (r.returncode, r.stderr) == (2, f"taskrun: --rerun-failed: {name} {why}{hint}")
-    r = taskrun("tasks.yaml", "--force")
-    assert (r.returncode, r.stderr) == (2, "taskrun: --force goes with --rerun-failed SUMMARY\n")
     assert ran(taskrun) == []
 
 

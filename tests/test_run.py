@@ -64,7 +64,7 @@ class TestSelection:
         s = taskrun.summary()
         assert [t["name"] for t in s["tasks"]] == ["compile", "test"]
         assert s["targets"] == ["test"]
-        assert s["counts"] == {"success": 2, "failed": 0, "timeout": 0, "skipped": 0, "cancelled": 0}
+        assert s["counts"] == {"success": 2, "failed": 0, "timeout": 0, "skipped": 0, "cancelled": 0, "up_to_date": 0}
 
     def test_several_targets_keep_file_order(self, taskrun):
         taskrun.write("tasks.yaml", self.FILE)
@@ -206,7 +206,7 @@ class TestSkipsAndFailures:
             assert t[name]["pid"] is None and t[name]["exit_code"] is None and t[name]["started_at"] is None
         assert not (taskrun.cwd / "test-ran").exists() and not (taskrun.cwd / "package-ran").exists()
         assert s["status"] == "failed" and s["exit_code"] == 1
-        assert s["counts"] == {"success": 1, "failed": 1, "timeout": 0, "skipped": 2, "cancelled": 0}
+        assert s["counts"] == {"success": 1, "failed": 1, "timeout": 0, "skipped": 2, "cancelled": 0, "up_to_date": 0}
         assert "needs 'build', which failed" in r.stdout
 
     def test_allow_failure_fails_alone_and_dependents_still_run(self, taskrun):

@@ -443,3 +443,19 @@ class TestAbort:
             "c": ("cancelled", "taskrun failed: timeout is too large"),
         }
         assert ("start", "c") not in log
+
+
+class TestGate:
+    def test_a_check_holds_its_slot_and_a_false_condition_skips_what_needs_it_without_failing(self, tmp_path):
+        (tmp_path / "logs").mkdir()
+        here = str(tmp_path)
+        plan = plan_of(spec("a", condition="false", cwd=here), spec("b", needs=("a",)),
+                       spec("c", condition="true", cwd=here), spec("d"), pool=1)
+        r = Run(tmp_path, plan)
+        # With one slot, d waits while c's condition runs: a check holds the slot.
+        assert r.log == [("done", "a", "skipped"), ("done", "b", "skipped"),
+                         ("start", "c"), ("end", "c"), ("done", "c", "success"),
+                         ("start", "d"), ("end", "d"), ("done", "d", "success")]
+        assert r.reasons() == {"a": "condition false: `false` exited 1",
+                               "b": "needs 'a', which was skipped (condition false)", "c": None, "d": None}
+        assert all(r.results) and [x.by_condition for x in r.results] == [True, True, False, False]

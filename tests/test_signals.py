@@ -91,7 +91,7 @@ def test_a_signal_stops_the_run_and_the_summary_records_it(taskrun, sig, code, r
         assert t[name]["status"] == "cancelled"
         assert t[name]["reason"] == reason
         assert t[name]["attempts"] == [] and t[name]["pid"] is None
-    assert s["counts"] == {"success": 1, "failed": 0, "timeout": 0, "skipped": 0, "cancelled": 4}
+    assert s["counts"] == {"success": 1, "failed": 0, "timeout": 0, "skipped": 0, "cancelled": 4, "up_to_date": 0}
     assert not (taskrun.cwd / "waiting-ran").exists()
     assert not (taskrun.cwd / "after-one-ran").exists()
     assert "cancelled" in out  # the closing table still printed

@@ -185,7 +185,7 @@ def test_summary_on_stdout_with_stderr_on_the_same_pipe_stays_whole(taskrun):
     start, end = lines.index("{"), lines.index("}")
     summary = json.loads("\n".join(lines[start:end + 1]))
     validate_summary(summary)
-    assert summary["counts"] == {"success": 2, "failed": 1, "timeout": 0, "skipped": 0, "cancelled": 0}
+    assert summary["counts"] == {"success": 2, "failed": 1, "timeout": 0, "skipped": 0, "cancelled": 0, "up_to_date": 0}
     assert by_name(summary)["c"]["stdout_tail"] == "x" * 200 + "\n"
     assert "2 succeeded, 1 failed in " in lines[-1]  # the closing report comes whole after it
 

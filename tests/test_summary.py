@@ -57,7 +57,7 @@ class TestFields:
         assert s["user"] == getpass.getuser()
         assert s["command"] == [TASKRUN, "tasks.yaml", "-j", "2"]
         assert s["cwd"] == str(taskrun.cwd)
-        assert s["counts"] == {"success": 1, "failed": 2, "timeout": 0, "skipped": 1, "cancelled": 0}
+        assert s["counts"] == {"success": 1, "failed": 2, "timeout": 0, "skipped": 1, "cancelled": 0, "up_to_date": 0}
         started, finished = ts(s["started_at"]), ts(s["finished_at"])
         assert started <= finished
         assert s["duration_s"] == pytest.approx((finished - started).total_seconds(), abs=0.002)
