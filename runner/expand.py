@@ -7,7 +7,8 @@ Two moments, both before anything runs:
   filter or an unknown name (`vars.X` that no `vars:` in scope declares, anything
   but `vars`, `env`, `task` and `args`) is a positioned problem of the file;
 - once the plan's tasks are chosen (`render_tasks`): each selected task's `cmd`,
-  steps, `env` values, `cwd` and `description` are rendered. A variable's value
+  steps, `env` values, `cwd` and `description` are rendered, and an `if: ${{ EXPR }}`
+  evaluated to true or false (the gate applies it when the task is ready). A variable's value
   comes from the command line, else the task's `vars` (or a step call's), else
   the file's, else the parameter's `default`. A `{sh: ...}` variable runs when a
   planned task first reads it, once per run; a required parameter without a value,
@@ -242,6 +243,60 @@ def check_templates(data: dict, add: Callable[[Path, str], None]) -> None:
         for where, value in template_fields(spec):  # a call's vars render where the call is written
             if MARK in value and (why := template_problem(value, known)):
                 add(("tasks", task) + where, why)
+        if isinstance(spec, dict) and isinstance(spec.get("if"), str) and (why := condition_problem(spec["if"], known)):
+            add(("tasks", task, "if"), why)
+
+
+# --- conditions: `if: ${{ EXPR }}` ---------------------------------------------------
+
+CONDITION_RULE = ("a condition gives true or false (a comparison such as ${{ vars.env == 'prod' }}, or a variable "
+                  "whose value is true or false, in any case)")
+
+
+def truth(value: Any) -> bool | None:
+    """True or False for what a condition may give, else None. Only booleans and the words
+    true and false count: a non-empty string such as 'false' or 'no' is not silently true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def _condition_node(source: str) -> Any:
+    """The expression of `${{ EXPR }}` with nothing around it, or None."""
+    from jinja2 import nodes
+
+    body = _environment().parse(source.strip()).body
+    if len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1:
+        node = body[0].nodes[0]
+        return None if isinstance(node, nodes.TemplateData) else node
+    return None
+
+
+def condition_problem(source: str, known: set[str]) -> str | None:
+    """Why `if: SOURCE` is no condition, or None: a template problem, text around the expression,
+    or an expression that can never give true or false (a number, a list, arithmetic)."""
+    from jinja2 import nodes
+
+    why = template_problem(source, known)
+    if why is not None:
+        return why
+    node = _condition_node(source)
+    if node is None:
+        return "an expression condition is one ${{ ... }} and nothing around it"
+    never = (isinstance(node, (nodes.Literal, nodes.Neg, nodes.Pos, nodes.Concat))
+             or (isinstance(node, nodes.BinExpr) and not isinstance(node, (nodes.And, nodes.Or))))
+    if never and not (isinstance(node, nodes.Const) and truth(node.value) is not None):
+        return f"this expression never gives true or false: {CONDITION_RULE}"
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_condition(source: str) -> Any:
+    """The callable of `${{ EXPR }}` (checked by `condition_problem`): names in, the value out."""
+    inner = source.strip()[len(MARK):-len("}}")]
+    return _environment().compile_expression(inner, undefined_to_none=False)
 
 
 # --- rendering ------------------------------------------------------------------------
@@ -341,12 +396,33 @@ class _Renderer:
         from jinja2 import TemplateError
 
         self.current = path
-        context = {"vars": _Lookup(scope.get), "env": _Lookup(self.env),
-                   "task": _Lookup({"name": scope.task}.__getitem__), "args": self.args}
         try:
-            return compile_template(value).render(context)
+            return compile_template(value).render(self.context(scope))
         except TemplateError as e:
             raise self.problem(path, f"template: {e.message}") from None
+
+    def context(self, scope: _Scope) -> dict[str, Any]:
+        """The names a template reads, the same for every string and for `if:`."""
+        return {"vars": _Lookup(scope.get), "env": _Lookup(self.env),
+                "task": _Lookup({"name": scope.task}.__getitem__), "args": self.args}
+
+    def condition(self, spec: TaskSpec, scope: _Scope) -> bool | None:
+        """The value of the task's `if: ${{ EXPR }}` (None without one); anything but true or
+        false is a problem of the file."""
+        if spec.condition_expr is None:
+            return None
+        from jinja2 import TemplateError
+
+        path = self.current = ("tasks", spec.name, "if")
+        try:
+            value = compile_condition(spec.condition_expr)(**self.context(scope))
+        except TemplateError as e:
+            raise self.problem(path, f"template: {e.message}") from None
+        holds = truth(value)
+        if holds is None:
+            raise self.problem(path, f"the condition gave {value!r} for task {spec.name!r}, which is neither true nor "
+                                     f"false: {CONDITION_RULE}")
+        return holds
 
     def cmd(self, cmd: str | tuple[str, ...] | None, path: Path, scope: _Scope) -> Any:
         if isinstance(cmd, tuple):
@@ -377,6 +453,7 @@ class _Renderer:
         rendered = replace(spec, env=env, cwd=cwd, description=description,
                            cmd=self.cmd(spec.cmd, cmd_path, scope),
                            steps=tuple(self.step(s, spec, scope) for s in spec.steps))
+        rendered = replace(rendered, condition_holds=self.condition(spec, scope))
         return replace(rendered, used_vars=tuple(self.used.get(spec.name, {})))
 
 

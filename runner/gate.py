@@ -6,7 +6,8 @@ thread of its own, since probes are commands and fingerprints read files, and
 the loop must keep following what runs; it hands the verdict back through
 `done`, which wakes the loop. In order:
 
-1. `if: {sh: COMMAND}`: exit 0 goes on; anything else skips the task
+1. `if: ${{ EXPR }}` (its value is known from the rendering, before the run) or
+   `if: {sh: COMMAND}`: true or exit 0 goes on; anything else skips the task
    (`condition false: ...`), and the scheduler skips what needs it, without
    failing the run;
 2. the task's lock (`fingerprint.Store.lock`): held from here until the task
@@ -95,6 +96,8 @@ class Gate:
 
     def _decide(self, task: PlannedTask) -> Verdict:
         spec = task.spec
+        if spec.condition_holds is False:
+            return Verdict(Status.SKIPPED, f"condition false: {spec.condition_expr.strip()}")
         if spec.condition is not None:
             result = self._probe(task, "if", (spec.condition,))
             if result.cancelled:
@@ -174,6 +177,8 @@ def preview(task: PlannedTask, store: fingerprint.Store, *, force: bool) -> str 
     notes = []
     if spec.condition is not None:
         notes.append(f"runs only if `{spec.condition}` exits 0 (checked when it is ready)")
+    if spec.condition_expr is not None:
+        notes.append(expression_note(spec))
     if keeps_fingerprint(task):
         recorded = store.read(task.name)
         try:
@@ -193,3 +198,11 @@ def preview(task: PlannedTask, store: fingerprint.Store, *, force: bool) -> str 
         notes.append("runs: --force" if force
                      else "up to date if every status probe exits 0 (probes are not run by --dry-run)")
     return "; ".join(notes) or None
+
+
+def expression_note(spec) -> str:
+    """What --dry-run says of an `if: ${{ EXPR }}`: its value is already known."""
+    expression = spec.condition_expr.strip()
+    if spec.condition_holds:
+        return f"condition true: {expression}"
+    return f"condition false: {expression} (skipped when it is ready, with every task that needs it)"

@@ -43,6 +43,8 @@ def _with_checks(record: dict, spec) -> dict:
             record[key] = list(value)
     if spec.condition is not None:
         record["if"] = {"sh": spec.condition}
+    elif spec.condition_expr is not None:
+        record["if"] = spec.condition_expr
     return record
 
 

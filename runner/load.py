@@ -324,7 +324,7 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
         message = _duration_problem(value, path[-1] if path else None)
         if message:
             yield path, message
-    elif kind == "type" and _is_condition(path):
+    elif kind in ("type", "pattern") and _is_condition(path):
         yield path, _condition_problem(value)
     elif kind == "type":
         if holds_text(path):  # only text reaches taskrun there: the numbers are for editors (`holds_text`)
@@ -601,7 +601,7 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
 
 # --- conditions and up-to-date checks ------------------------------------------------
 
-CONDITION_HINT = "use if: {sh: COMMAND} (exit 0 means true)"
+CONDITION_HINT = "write an expression as if: ${{ vars.env == 'prod' }}, a command as if: {sh: COMMAND} (exit 0 means true)"
 
 
 def _is_condition(path: Path) -> bool:
@@ -610,15 +610,16 @@ def _is_condition(path: Path) -> bool:
 
 def _condition_problem(value: Any) -> str:
     if isinstance(value, str):
-        return f"expression conditions need templates, which this version of taskrun does not have; {CONDITION_HINT}"
-    return f"expected a mapping, got {describe(value)}; {CONDITION_HINT}"
+        return f"an expression condition is one ${{{{ ... }}}} and nothing around it; {CONDITION_HINT}"
+    return f"expected a mapping or an expression, got {describe(value)}; {CONDITION_HINT}"
 
 
 def _checks(spec: dict) -> dict:
     """The TaskSpec fields of `if`, `sources`, `generates` and `status` (the file is valid)."""
     condition = spec.get("if")
     return {"sources": tuple(spec.get("sources", ())), "generates": tuple(spec.get("generates", ())),
-            "status": tuple(spec.get("status", ())), "condition": condition["sh"] if condition else None}
+            "status": tuple(spec.get("status", ())), "condition": condition["sh"] if isinstance(condition, dict) else None,
+            "condition_expr": condition if isinstance(condition, str) else None}
 
 
 def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:

@@ -155,6 +155,8 @@ class TaskSpec:
     generates: tuple[str, ...] = ()  # globs, relative to cwd: each must match something for it to be up to date
     status: tuple[str, ...] = ()  # shell commands: every one exits 0 -> up to date
     condition: str | None = None  # `if: {sh: COMMAND}`: runs only if COMMAND exits 0
+    condition_expr: str | None = None  # `if: ${{ EXPR }}`, as written
+    condition_holds: bool | None = None  # its value, once rendered (vars are fixed before the run starts)
     line: int = 0  # where the task's name stands in the file (1-based)
     internal: bool = False  # runs only as a need or a step call, never named on the command line
     aliases: tuple[str, ...] = ()  # other names for it on the command line, in needs and in step calls
@@ -164,7 +166,7 @@ class TaskSpec:
     @property
     def checked(self) -> bool:
         """Whether it goes through the gate when ready: a condition, or up-to-date checks."""
-        return bool(self.condition or self.sources or self.generates or self.status)
+        return bool(self.condition or self.condition_expr or self.sources or self.generates or self.status)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

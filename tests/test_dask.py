@@ -761,6 +761,38 @@ def test_conditions_and_up_to_date_checks_as_locally(cluster, taskrun):
         ["built", "tested"] + ["tested", "deployed", "after"] + ["built", "tested", "deployed", "after"])
 
 
+def test_an_expression_condition_as_locally(cluster, taskrun):
+    """`if: ${{ ... }}` is decided on the runner's side: a false one sends nothing to a worker."""
+    taskrun.write("tasks.yaml", """
+        version: 1
+        vars:
+          env: {default: dev}
+        tasks:
+          deploy:
+            cmd: echo deployed >> ran.log
+            if: ${{ vars.env == 'prod' }}
+          after-deploy:
+            cmd: echo after >> ran.log
+            needs: [deploy]
+          preview:
+            cmd: echo preview >> ran.log
+            if: ${{ vars.env != 'prod' }}
+    """)
+
+    def run(*args) -> dict:
+        r = taskrun("tasks.yaml", "--scheduler", cluster.address, *args)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return {n: (t["status"], t["reason"]) for n, t in by_name(taskrun.summary()).items()}
+
+    assert run() == {"deploy": ("skipped", "condition false: ${{ vars.env == 'prod' }}"),
+                     "after-deploy": ("skipped", "needs 'deploy', which was skipped (condition false)"),
+                     "preview": ("success", None)}
+    assert (taskrun.cwd / "ran.log").read_text().split() == ["preview"]
+    assert run("env=prod") == {"deploy": ("success", None), "after-deploy": ("success", None),
+                               "preview": ("skipped", "condition false: ${{ vars.env != 'prod' }}")}
+    assert sorted((taskrun.cwd / "ran.log").read_text().split()) == ["after", "deployed", "preview"]
+
+
 def test_a_setsid_escapee_is_killed_on_the_worker(cluster, taskrun):
     taskrun.write("tasks.yaml", """
         version: 1

@@ -168,6 +168,7 @@ tasks:
       - echo ${{ task.name }}
       - {task: deploy, vars: {target: prod, version: 1.0}}
 """,
+    "if-expression": "version: 1\nvars: {env: dev}\ntasks:\n  a: {cmd: x, if: \"${{ vars.env == 'prod' }}\"}\n",
     "step-call-vars": "version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: 1}}]}\n  b: x\n",
     "up-to-date": """\
 version: 1
@@ -182,7 +183,8 @@ tasks:
 """,
 }
 BAD = {
-    "if-expression": "version: 1\ntasks:\n  a: {cmd: x, if: '${{ vars.env == 1 }}'}\n",
+    "if-bare-expression": "version: 1\nvars: {env: dev}\ntasks:\n  a: {cmd: x, if: vars.env == 'prod'}\n",
+    "if-text-around": "version: 1\nvars: {env: dev}\ntasks:\n  a: {cmd: x, if: '${{ vars.env }} == prod'}\n",
     "if-without-sh": "version: 1\ntasks:\n  a: {cmd: x, if: {run: test -f x}}\n",
     "if-empty-sh": "version: 1\ntasks:\n  a: {cmd: x, if: {sh: ''}}\n",
     "sources-string": "version: 1\ntasks:\n  a: {cmd: x, sources: src/*.c}\n",
@@ -286,6 +288,8 @@ DIFFERENCES = {
     "default-unknown-task": ("version: 1\ndefault: b\ntasks:\n  a: x\n", (False, True)),
     # templates and what a schema cannot say of vars
     "unknown-var": ("version: 1\ntasks:\n  a: echo ${{ vars.nope }}\n", (False, True)),
+    "if-unknown-var": ("version: 1\ntasks:\n  a: {cmd: x, if: '${{ vars.env == 1 }}'}\n", (False, True)),
+    "if-never-boolean": ("version: 1\ntasks:\n  a: {cmd: x, if: '${{ 1 + 2 }}'}\n", (False, True)),
     "unclosed-template": ("version: 1\ntasks:\n  a: echo ${{ vars.v\n", (False, True)),
     "sh-and-default": ("version: 1\nvars: {v: {sh: x, default: y}}\ntasks:\n  a: x\n", (False, True)),
     "default-not-in-enum": ("version: 1\nvars: {v: {default: c, enum: [a, b]}}\ntasks:\n  a: x\n", (False, True)),

@@ -355,19 +355,6 @@ def test_a_condition_is_bounded_by_the_tasks_timeout_and_then_counts_as_false(ta
     assert statuses(taskrun) == {"deploy": ("skipped", "condition false: `sleep 30` timed out after 1s")}
 
 
-def test_a_condition_as_an_expression_is_refused_where_it_stands(taskrun):
-    taskrun.write("tasks.yaml", """
-        version: 1
-        tasks:
-          deploy:
-            cmd: echo deploy
-            if: ${{ vars.env == 'prod' }}
-    """)
-    r = check(taskrun("tasks.yaml"), 2)
-    assert r.stderr == ("tasks.yaml:5:5: tasks.deploy.if: expression conditions need templates, which this "
-                        "version of taskrun does not have; use if: {sh: COMMAND} (exit 0 means true)\n")
-
-
 def test_list_json_shows_the_checks(taskrun):
     taskrun.write("tasks.yaml", CONDITIONS.replace("        if: {sh: 'true'}\n",
                                                    "        sources: ['*.py']\n        generates: [out]\n"
