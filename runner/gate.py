@@ -36,7 +36,7 @@ from pathlib import Path
 
 from . import fingerprint
 from .errors import TaskrunError
-from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, StepSpec, TaskResult, step_label
+from .model import AttemptResult, AttemptSpec, Plan, PlannedTask, Status, StepSpec, TaskResult, TaskSpec, step_label
 from .plan import command_argv
 
 MAX_THREADS = 32  # checks hold pool slots; past this many at once they queue for a thread
@@ -200,7 +200,7 @@ def preview(task: PlannedTask, store: fingerprint.Store, *, force: bool) -> str 
     return "; ".join(notes) or None
 
 
-def expression_note(spec) -> str:
+def expression_note(spec: TaskSpec) -> str:
     """What --dry-run says of an `if: ${{ EXPR }}`: its value is already known."""
     expression = spec.condition_expr.strip()
     if spec.condition_holds:

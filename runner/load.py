@@ -601,7 +601,8 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
 
 # --- conditions and up-to-date checks ------------------------------------------------
 
-CONDITION_HINT = "write an expression as if: ${{ vars.env == 'prod' }}, a command as if: {sh: COMMAND} (exit 0 means true)"
+CONDITION_HINT = ("write an expression as if: ${{ vars.env == 'prod' }}, "
+                  "a command as if: {sh: COMMAND} (exit 0 means true)")
 
 
 def _is_condition(path: Path) -> bool:
@@ -618,7 +619,8 @@ def _checks(spec: dict) -> dict:
     """The TaskSpec fields of `if`, `sources`, `generates` and `status` (the file is valid)."""
     condition = spec.get("if")
     return {"sources": tuple(spec.get("sources", ())), "generates": tuple(spec.get("generates", ())),
-            "status": tuple(spec.get("status", ())), "condition": condition["sh"] if isinstance(condition, dict) else None,
+            "status": tuple(spec.get("status", ())),
+            "condition": condition["sh"] if isinstance(condition, dict) else None,
             "condition_expr": condition if isinstance(condition, str) else None}
 
 
