@@ -215,7 +215,9 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         shown_path = None if options.summary_path == "-" else options.summary_path
         if not watch.broken:  # a folder that could not be made again is already reported
             try:
-                write_atomic(log_dir / RUN_SUMMARY, text)  # the run's own record: no later run replaces it
+                # The run's own record: no later run replaces it. Not flushed to disk: the summary
+                # at -o is (its fsyncs are what a one-task run spends most of its end on).
+                write_atomic(log_dir / RUN_SUMMARY, text, durable=False)
             except OutputError as exc:
                 record_errors.append(str(exc))
         try:

@@ -169,12 +169,14 @@ def write_all(fd: int, data: bytes, stall_s: float) -> None:
             continue
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> None:
+def write_atomic(path: str | os.PathLike, text: str, *, durable: bool = True) -> None:
     """Replace the regular file at `path` with `text` so that a crash at any
     moment leaves the old or the new file; refuse to replace anything else.
 
     The temporary file is created with O_EXCL and mode 0600 (never through a
-    planted link), and the rename replaces a link at `path` rather than follow it."""
+    planted link), and the rename replaces a link at `path` rather than follow it.
+    `durable=False` skips the two fsyncs (about 10 ms on a journaled disk): the
+    rename stays atomic for readers, but a power cut may lose the file."""
     target = Path(path)
     folder = target.parent
     try:
@@ -188,7 +190,8 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         _check_replaceable(target)
         os.replace(tmp, target)  # the temporary file was made 0600 (mkstemp) and stays so
     except OSError as exc:
@@ -197,6 +200,8 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
         except OSError:
             pass
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    if not durable:
+        return
     try:
         dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
