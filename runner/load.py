@@ -16,6 +16,11 @@ The stages, each adding problems rather than stopping at the first:
    is answered with taskrun's key, and go-task's `version: '3'` with where
    the README compares the two formats.
 
+Between the YAML and the checks of step 4, a task with a `matrix` is replaced by
+its instances, one task per combination named `TASK[v1,v2]` (`runner.matrix`):
+the checks, the plan and the run see ordinary tasks, and a problem found in an
+instance is shown once, where the matrix task is written.
+
 A valid file may still carry warnings (`TaskFile.warnings`, shown by
 --validate): a list command whose program looks like a command line.
 A `{task: NAME}` step is replaced by NAME's command or steps when the

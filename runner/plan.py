@@ -46,14 +46,16 @@ def did_you_mean(word: str, choices) -> str:
 def named_task_problems(taskfile: TaskFile, names: tuple[str, ...], prefix: str = "") -> list[str]:
     """What is wrong with task names given on the command line: unknown (did you mean),
     or internal (it runs only as a need or a step call of another task)."""
+    # a matrix task's name stands for its instances, internal or not together
     known = {**taskfile.names(), **{name: instances[0] for name, instances in taskfile.matrices}}
+    shown = {**known, **{name: name for name, _ in taskfile.matrices}}
     internal = {t.name for t in taskfile.tasks if t.internal}
     problems = []
     for name in names:
         if name not in known:
             problems.append(f"{prefix}unknown task '{name}'{did_you_mean(name, taskfile.public_names())}")
         elif not prefix and known[name] in internal:
-            problems.append(f"task '{known[name]}' is internal (internal: true): it runs only as a need or a step "
+            problems.append(f"task '{shown[name]}' is internal (internal: true): it runs only as a need or a step "
                             "of another task, never on its own")
     return problems
 

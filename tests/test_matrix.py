@@ -254,3 +254,40 @@ def test_github_annotations_name_the_failed_instance(taskrun):
     assert len(errors) == 1
     assert "title=taskrun%3A task check[b] failed::" in errors[0]
     assert "| check[b] |" in step.read_text()
+
+
+def test_an_alias_names_every_instance_and_an_internal_matrix_is_refused_by_name(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          test:
+            aliases: [t]
+            matrix: {n: [1, 2]}
+            cmd: echo ${{ matrix.n }}
+          _setup:
+            internal: true
+            matrix: {n: [1, 2]}
+            cmd: echo
+          all: {cmd: echo, needs: [t, _setup]}
+    """)
+    check(taskrun("tasks.yaml", "t"), 0)
+    assert [t["name"] for t in taskrun.summary()["tasks"]] == ["test[1]", "test[2]"]
+    check(taskrun("tasks.yaml", "all"), 0)
+    assert by_name(taskrun.summary())["all"]["needs"] == ["test[1]", "test[2]", "_setup[1]", "_setup[2]"]
+    r = check(taskrun("tasks.yaml", "_setup"), 2)
+    assert r.stderr.startswith("taskrun: task '_setup' is internal (internal: true)")
+
+
+def test_rerun_failed_runs_only_the_failed_instance(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          probe:
+            matrix: {n: [1, 2, 3]}
+            cmd: test ! -e fail-${{ matrix.n }}
+    """)
+    (taskrun.cwd / "fail-2").touch()
+    check(taskrun("tasks.yaml", "-o", "first.json"), 1)
+    (taskrun.cwd / "fail-2").unlink()
+    check(taskrun("tasks.yaml", "--rerun-failed", "first.json"), 0)
+    assert [(t["name"], t["status"]) for t in taskrun.summary()["tasks"]] == [("probe[2]", "success")]
