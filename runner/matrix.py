@@ -146,11 +146,12 @@ def expand_matrices(tasks: dict, names: dict[str, str], positions: dict[Path, An
             out[name] = spec
             continue
         instances = []
+        written = [(path[2:], at) for path, at in positions.items() if path[:2] == ("tasks", name)]
         for combo in combinations(spec["matrix"]):
             instance = instance_name(name, tuple(combo.values()))
             out[instance] = {**{k: v for k, v in spec.items() if k != "aliases"}, "matrix": combo}
             instances.append(instance)
-            _copy_positions(positions, ("tasks", name), ("tasks", instance))
+            positions.update((("tasks", instance) + rest, at) for rest, at in written)
         groups[name] = tuple(instances)
     if not groups:
         return Expanded(tasks=tasks, names=names)
@@ -192,9 +193,3 @@ class Expanded:
             if path[:end] in self.origin:
                 return self.origin[path[:end]] + path[end:]
         return written_path(path)
-
-
-def _copy_positions(positions: dict[Path, Any], old: Path, new: Path) -> None:
-    for path, position in list(positions.items()):
-        if path[:len(old)] == old:
-            positions[new + path[len(old):]] = position
