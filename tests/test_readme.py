@@ -372,7 +372,9 @@ def test_coming_from_github_actions(taskrun, peer):
     assert sorted(calls[2:]) == sorted(["go test ./... (go1.22)", "go test ./... (go1.23)",
                                         "go test -race ./... (go1.22)", "go test -race ./... (go1.23)"])
     assert taskrun.summary()["tasks"][0]["timeout_s"] == 900
-    r, calls = peer("test-go1.22", fail="go test ./...")  # bash -e: the second line does not run
+    assert [(t["name"], t["matrix"]) for t in taskrun.summary()["tasks"][1:]] == [
+        ("test[1.22]", {"go": "1.22"}), ("test[1.23]", {"go": "1.23"})]
+    r, calls = peer("test[1.22]", fail="go test ./...")  # bash -e: the second line does not run
     check(r, 1)
     assert calls == ["go build ./...", "go vet ./...", "go test ./... (go1.22)"]
 
