@@ -35,7 +35,7 @@ from .model import TEMPLATE_MARK, Step, TaskFile, TaskSpec, Var
 
 MARK = TEMPLATE_MARK
 LITERAL = "$${{"  # writes a literal `${{`
-NAMES = ("vars", "env", "task", "args")
+NAMES = ("vars", "env", "task", "args", "matrix")
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.S)
 PARAMETER_KEYS = ("default", "description", "required", "enum", "pattern")
@@ -162,8 +162,9 @@ def _names(source: str) -> Iterator[tuple[str, str | None]]:
     yield from walk(_environment().parse(source.replace(LITERAL, "${{ '${{' }}")), None)
 
 
-def template_problem(source: str, known: set[str]) -> str | None:
-    """Why a string's templates cannot render, or None. `known`: the vars in scope."""
+def template_problem(source: str, known: set[str], matrix: Any = ()) -> str | None:
+    """Why a string's templates cannot render, or None. `known`: the vars in scope;
+    `matrix`: the task's matrix keys."""
     from jinja2 import TemplateError, TemplateSyntaxError
 
     try:
@@ -191,6 +192,21 @@ def template_problem(source: str, known: set[str]) -> str | None:
             return f"unknown name {shown!r} (a template knows task.name)"
         if root == "args" and key is not None:
             return "args is text (the arguments after --, quoted): use ${{ args }}"
+        if root == "matrix" and (why := _matrix_problem(key, matrix)):
+            return why
+    return None
+
+
+def _matrix_problem(key: str | None, keys: Any) -> str | None:
+    """Why `matrix.KEY` cannot be read by a task whose matrix has `keys`, or None."""
+    if not keys:
+        return "matrix: this task has no matrix (give it matrix: {KEY: [VALUES]})"
+    if key is None:
+        return "matrix: name one key, e.g. ${{ matrix.%s }}" % next(iter(keys))
+    if key not in keys:
+        from .plan import did_you_mean
+
+        return f"unknown matrix key {key!r}{did_you_mean(key, sorted(keys))}: the matrix has {', '.join(keys)}"
     return None
 
 
@@ -240,10 +256,11 @@ def check_templates(data: dict, add: Callable[[Path, str], None]) -> None:
     for task, spec in tasks.items():
         own = set(spec.get("vars") or {}) if isinstance(spec, dict) else set()
         known = file_vars | own | passed.get(task, set())
+        keys = list(spec.get("matrix") or ()) if isinstance(spec, dict) else []  # an instance's keys
         for where, value in template_fields(spec):  # a call's vars render where the call is written
-            if MARK in value and (why := template_problem(value, known)):
+            if MARK in value and (why := template_problem(value, known, keys)):
                 add(("tasks", task) + where, why)
-        if isinstance(spec, dict) and isinstance(spec.get("if"), str) and (why := condition_problem(spec["if"], known)):
+        if isinstance(spec, dict) and isinstance(spec.get("if"), str) and (why := condition_problem(spec["if"], known, keys)):
             add(("tasks", task, "if"), why)
 
 
@@ -274,12 +291,12 @@ def _condition_node(source: str) -> Any:
     return None
 
 
-def condition_problem(source: str, known: set[str]) -> str | None:
+def condition_problem(source: str, known: set[str], matrix: Any = ()) -> str | None:
     """Why `if: SOURCE` is no condition, or None: a template problem, text around the expression,
     or an expression that can never give true or false (a number, a list, arithmetic)."""
     from jinja2 import nodes
 
-    why = template_problem(source, known)
+    why = template_problem(source, known, matrix)
     if why is not None:
         return why
     node = _condition_node(source)
@@ -354,6 +371,7 @@ class _Renderer:
         self.sh_values: dict[Path, str] = {}
         self.used: dict[str, dict[tuple[str, str], None]] = {}  # task -> the (name, value) read, in order
         self.current: Path = ()  # the string being rendered, for messages
+        self.matrices = {t.name: dict(t.matrix) for t in taskfile.tasks if t.matrix}
 
     def position(self, path: Path) -> tuple[int, int]:
         path = tuple(path)
@@ -404,7 +422,8 @@ class _Renderer:
     def context(self, scope: _Scope) -> dict[str, Any]:
         """The names a template reads, the same for every string and for `if:`."""
         return {"vars": _Lookup(scope.get), "env": _Lookup(self.env),
-                "task": _Lookup({"name": scope.task}.__getitem__), "args": self.args}
+                "task": _Lookup({"name": scope.task}.__getitem__), "args": self.args,
+                "matrix": _Lookup(self.matrices.get(scope.task, {}).__getitem__)}
 
     def condition(self, spec: TaskSpec, scope: _Scope) -> bool | None:
         """The value of the task's `if: ${{ EXPR }}` (None without one); anything but true or

@@ -5,7 +5,8 @@ The JSON is a contract (README, "Listing tasks"): an object with `version`
 (1), `file`, `default`, `tasks` and `parameters`. Each task has `name`,
 `description`, `needs`, `tags`, `line`, `aliases`, `internal`, `when`,
 `resources`, `confirm` and `interactive` (and `steps` for a task with steps;
-`sources`, `generates`, `status` and `if` for a task that has them), in file
+`sources`, `generates`, `status` and `if` for a task that has them; `matrix`,
+its `{KEY: value}`, for a matrix instance), in file
 order; `parameters` are the variables the command line may set (`name`,
 `default`, `required`, `enum`, `pattern`, `description`). Fields may be added,
 never changed.
@@ -37,7 +38,8 @@ def list_records(plan: Plan, show_all: bool = False) -> list[dict]:
 
 
 def _with_checks(record: dict, spec) -> dict:
-    """A task with a condition or up-to-date checks also lists them, as the file writes them."""
+    """A task with a condition or up-to-date checks also lists them, as the file writes them; a
+    matrix instance its values."""
     for key, value in (("sources", spec.sources), ("generates", spec.generates), ("status", spec.status)):
         if value:
             record[key] = list(value)
@@ -45,6 +47,8 @@ def _with_checks(record: dict, spec) -> dict:
         record["if"] = {"sh": spec.condition}
     elif spec.condition_expr is not None:
         record["if"] = spec.condition_expr
+    if spec.matrix:
+        record["matrix"] = dict(spec.matrix)
     return record
 
 

@@ -16,6 +16,11 @@ The stages, each adding problems rather than stopping at the first:
    is answered with taskrun's key, and go-task's `version: '3'` with where
    the README compares the two formats.
 
+Between the YAML and the checks of step 4, a task with a `matrix` is replaced by
+its instances, one task per combination named `TASK[v1,v2]` (`runner.matrix`):
+the checks, the plan and the run see ordinary tasks, and a problem found in an
+instance is shown once, where the matrix task is written.
+
 A valid file may still carry warnings (`TaskFile.warnings`, shown by
 --validate): a list command whose program looks like a command line.
 A `{task: NAME}` step is replaced by NAME's command or steps when the
@@ -42,7 +47,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from runner import __version__, yamlsrc
+from runner import __version__, matrix, yamlsrc
 from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration, parse_timeout
 from runner.errors import Problem, TaskFileError
 from runner.model import DEFAULT_SHELL, TEMPLATE_MARK, Call, Step, TaskFile, TaskSpec
@@ -369,6 +374,8 @@ def explain(error: Any) -> Iterator[tuple[Path, str]]:
         yield path, f"{value!r} is not a valid task name ({TASK_NAME_HINT})"
     elif kind == "pattern" and len(path) == 2 and path[0] == "secrets":
         yield path, f"{value!r} is not a valid variable name ({ENV_NAME_HINT})"
+    elif kind == "pattern" and matrix.is_value_path(path):
+        yield path, matrix.value_problem(value)
     elif kind == "minLength":
         yield path, "must not be empty"
     elif kind == "minProperties" and path == ("tasks",):
@@ -411,8 +418,10 @@ class _Problems:
         self.source = source
         self.found: dict[Problem, None] = dict.fromkeys(source.problems)  # ordered set
         self.paths: set[Path] = set()
+        self.origin = matrix.written_path  # where the user wrote what a key path names (a matrix instance's)
 
     def add(self, path: Path, message: str) -> None:
+        path = self.origin(path)
         line, column = self.source.position(path)
         self.paths.add(path)
         dotted = ".".join(str(p) for p in path)
@@ -595,6 +604,7 @@ def _build_task(name: str, spec: Any, folder: str, line: int) -> TaskSpec:
         internal=spec.get("internal", False),
         aliases=tuple(spec.get("aliases", ())),
         vars=_read_vars(spec.get("vars"), ("tasks", name, "vars")),
+        matrix=tuple((spec.get("matrix") or {}).items()),  # an instance's own values (`matrix`)
         **_checks(spec),
     )
 
@@ -656,8 +666,10 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
     tasks = data.get("tasks")
     if isinstance(tasks, dict):
         names = _check_names(tasks, report)
-        _check_default(data.get("default"), names, report)
         tasks = _canonical(tasks, names)
+        expanded = _expand_matrices(tasks, names, source, report)
+        tasks, names = expanded.tasks, expanded.names
+        _check_default(data.get("default"), names, report)
         _check_graph(tasks, report)
         _check_steps(tasks, report)
         _check_resources(data, report)
@@ -697,6 +709,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         secrets=tuple(data.get("secrets", ())),
         default=tuple(dict.fromkeys(names[n] for n in _listed(data.get("default")))),
         resources=tuple((k, float(v)) for k, v in (data.get("resources") or {}).items()),
+        matrices=tuple(expanded.groups.items()) if isinstance(tasks, dict) else (),
         vars=_read_vars(data.get("vars"), ("vars",)),
         templates=templates,
         places=tuple((path, line, column) for path, (line, column) in source.positions.items()) if uses_vars else (),
@@ -759,6 +772,16 @@ def _canonical(tasks: dict, names: dict[str, str]) -> dict:
         return spec
 
     return {name: renamed(spec) for name, spec in tasks.items()}
+
+
+def _expand_matrices(tasks: dict, names: dict[str, str], source: yamlsrc.Source,
+                     report: _Problems) -> matrix.Expanded:
+    """The matrix stage (`runner.matrix`): the written matrices checked, then each matrix task
+    replaced by its instances; problems found later in an instance are shown where it is written."""
+    matrix.check_matrices(tasks, report.add, report.paths)
+    expanded = matrix.expand_matrices(tasks, names, source.positions)
+    report.origin = expanded.origin_of
+    return expanded
 
 
 def _read_vars(mapping: dict | None, base: Path) -> tuple:

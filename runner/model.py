@@ -161,6 +161,7 @@ class TaskSpec:
     internal: bool = False  # runs only as a need or a step call, never named on the command line
     aliases: tuple[str, ...] = ()  # other names for it on the command line, in needs and in step calls
     vars: tuple[Var, ...] = ()  # the task's own `vars:`
+    matrix: tuple[tuple[str, str], ...] = ()  # a matrix instance's values, in key order: ${{ matrix.KEY }}
     used_vars: tuple[tuple[str, str], ...] = ()  # once rendered: the variables its templates read, with values
 
     @property
@@ -196,6 +197,8 @@ class TaskFile:
     templates: bool = False  # some string holds `${{`: the tasks are rendered once planned
     # (key path, line, column) of the file's keys when it has vars or templates, for messages at render time
     places: tuple[tuple[tuple, int, int], ...] = field(default=(), compare=False)
+    # each written name of a matrix task (its own, its aliases) -> its instances' names, which are tasks
+    matrices: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -208,8 +211,20 @@ class TaskFile:
         return {n: t.name for t in self.tasks for n in (t.name, *t.aliases)}
 
     def public_names(self) -> list[str]:
-        """The names the command line may use: those of the tasks that are not internal, and their aliases."""
-        return [n for t in self.tasks if not t.internal for n in (t.name, *t.aliases)]
+        """The names the command line may use: those of the tasks that are not internal, and their aliases;
+        a matrix task's written names before its instances."""
+        groups: dict[str, list[str]] = {}
+        for name, instances in self.matrices:
+            groups.setdefault(instances[0], []).append(name)
+        return [n for t in self.tasks if not t.internal for n in (*groups.get(t.name, ()), t.name, *t.aliases)]
+
+    def resolve(self, name: str) -> tuple[str, ...]:
+        """The tasks a name stands for: a matrix task's every instance, else the one task
+        (KeyError when it names none)."""
+        for written, instances in self.matrices:
+            if written == name:
+                return instances
+        return (self.names()[name],)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,14 +46,16 @@ def did_you_mean(word: str, choices) -> str:
 def named_task_problems(taskfile: TaskFile, names: tuple[str, ...], prefix: str = "") -> list[str]:
     """What is wrong with task names given on the command line: unknown (did you mean),
     or internal (it runs only as a need or a step call of another task)."""
-    known = taskfile.names()
+    # a matrix task's name stands for its instances, internal or not together
+    known = {**taskfile.names(), **{name: instances[0] for name, instances in taskfile.matrices}}
+    shown = {**known, **{name: name for name, _ in taskfile.matrices}}
     internal = {t.name for t in taskfile.tasks if t.internal}
     problems = []
     for name in names:
         if name not in known:
             problems.append(f"{prefix}unknown task '{name}'{did_you_mean(name, taskfile.public_names())}")
         elif not prefix and known[name] in internal:
-            problems.append(f"task '{known[name]}' is internal (internal: true): it runs only as a need or a step "
+            problems.append(f"task '{shown[name]}' is internal (internal: true): it runs only as a need or a step "
                             "of another task, never on its own")
     return problems
 
@@ -71,7 +73,6 @@ def select_tasks(taskfile: TaskFile, targets: tuple[str, ...] = (), *, tags: tup
     among `targets` when they come from the command line (`named`), is reported at once.
     """
     by_name = {t.name: t for t in taskfile.tasks}
-    known = taskfile.names()
     known_tags = list(dict.fromkeys(tag for t in taskfile.tasks for tag in t.tags))
     problems = named_task_problems(taskfile, targets) if named else []
     problems += [f"unknown tag '{t}'{did_you_mean(t, known_tags)}" + ("" if known_tags else " (no task has tags)")
@@ -79,10 +80,10 @@ def select_tasks(taskfile: TaskFile, targets: tuple[str, ...] = (), *, tags: tup
     problems += named_task_problems(taskfile, skip, "--skip: ")
     if problems:
         raise UsageError("; ".join(problems) + f" in {taskfile.path}")
-    skip = tuple(known[t] for t in skip)
+    skip = tuple(dict.fromkeys(n for t in skip for n in taskfile.resolve(t)))
     if targets or tags:
         wanted_tags = set(tags)
-        roots = [known[t] for t in targets] + [t.name for t in taskfile.tasks
+        roots = [n for t in targets for n in taskfile.resolve(t)] + [t.name for t in taskfile.tasks
                                                if wanted_tags.intersection(t.tags) and not t.internal]
     else:
         roots = [t.name for t in taskfile.tasks if not t.internal]
@@ -169,6 +170,11 @@ def readiness_order(tasks: list[TaskSpec], priority: dict[str, float] | None = N
     return order
 
 
+def _own_name(taskfile: TaskFile, name: str) -> str:
+    """A target as the records name it: a task's own name, or a matrix task's (for all its instances)."""
+    return name if any(name == written for written, _ in taskfile.matrices) else taskfile.names()[name]
+
+
 def make_plan(
     taskfile: TaskFile,
     targets: tuple[str, ...] = (),
@@ -212,7 +218,7 @@ def make_plan(
         tasks=tuple(plan_task(taskfile, t, default_timeout_s) for t in selected),
         pool=pool or taskfile.pool or default_pool(),
         fail_fast=taskfile.fail_fast if fail_fast is None else fail_fast,
-        targets=tuple(dict.fromkeys(taskfile.names()[t] for t in targets)),
+        targets=tuple(dict.fromkeys(_own_name(taskfile, t) for t in targets)),
         order=tuple(readiness_order(selected)),
         rerun_of=rerun.of if rerun is not None else None,
         force=force,

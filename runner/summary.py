@@ -126,6 +126,7 @@ def task_record(plan_task, result: TaskResult, tail_lines: int) -> dict:
         "timeout_s": plan_task.timeout_s,
         "reason": result.reason,
         "by_condition": result.by_condition,
+        "matrix": dict(spec.matrix) or None,
         "stray_killed": sum(a.stray_killed for a in result.attempts),
         "stdout_tail": read_tail(result.stdout_path, tail_lines),
         "stderr_tail": read_tail(result.stderr_path, tail_lines),

@@ -552,6 +552,40 @@ def test_when_and_declared_resources_have_the_local_semantics(cluster, taskrun):
     assert tasks["rollback"]["worker"] and tasks["cleanup"]["worker"]
 
 
+def test_a_matrix_runs_on_dask_as_locally(cluster, taskrun):
+    """Instances are tasks like any other: each its own Dask task with its own values, the
+    declared lock held one instance at a time, what needs the matrix after every instance."""
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 4
+        resources: {deploy: 1}
+        tasks:
+          deploy:
+            matrix: {host: [a, b, c], tier: [web, db]}
+            cmd: echo ${{ matrix.tier }}-${{ matrix.host }}; sleep 0.2
+            resources: {deploy: 1}
+          after: {cmd: 'true', needs: [deploy]}
+    """)
+    local = check(taskrun("tasks.yaml", "-o", "local.json", "--executor", "local"), 0)
+    remote = check(taskrun("tasks.yaml", "-o", "dask.json", "--scheduler", cluster.address), 0)
+    assert local.returncode == remote.returncode
+    summary = taskrun.summary("dask.json")
+    assert outcome(summary) == outcome(taskrun.summary("local.json"))
+    tasks = by_name(summary)
+    instances = [f"deploy[{h},{t}]" for h in "abc" for t in ("web", "db")]
+    workers = cluster.workers()
+    assert list(tasks) == instances + ["after"]
+    for name in instances:
+        host, tier = name[len("deploy["):-1].split(",")
+        assert tasks[name]["matrix"] == {"host": host, "tier": tier}
+        assert tasks[name]["stdout_tail"] == f"{tier}-{host}\n"
+        assert tasks[name]["worker"] in workers
+    held = sorted((tasks[n]["started_at"], tasks[n]["finished_at"]) for n in instances)
+    for (_, end), (start, _) in zip(held, held[1:]):
+        assert end <= start, held
+    assert tasks["after"]["started_at"] >= held[-1][1]
+
+
 def test_an_interactive_task_is_refused_on_dask_before_connecting(taskrun):
     taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: {cmd: 'true', interactive: true}\n")
     r = check(taskrun("tasks.yaml", "--scheduler", "tcp://127.0.0.1:9"), 2)

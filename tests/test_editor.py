@@ -181,6 +181,23 @@ tasks:
     if: {sh: test "$CI" != true}
   deploy: {cmd: ./deploy, if: {sh: yes}, needs: [docs]}
 """,
+    "matrix": """\
+version: 1
+default: ['test[linux,3.12]']
+resources: {deploy: 1}
+tasks:
+  test:
+    matrix:
+      os: [linux, mac-os, win]
+      py: [3.10, '3.12', 3]
+      exclude: [{os: win, py: 3.10}]
+    cmd: echo ${{ matrix.os }} ${{ matrix.py }}
+  deploy:
+    matrix: {host: [web1.example, web_2]}
+    needs: [test, 'test[mac-os,3]']
+    resources: {deploy: 1}
+    cmd: ./deploy ${{ matrix.host }}
+""",
 }
 BAD = {
     "if-bare-expression": "version: 1\nvars: {env: dev}\ntasks:\n  a: {cmd: x, if: vars.env == 'prod'}\n",
@@ -246,6 +263,17 @@ BAD = {
     "var-list": "version: 1\ntasks:\n  a: {cmd: x, vars: {v: [1, 2]}}\n",
     "var-bad-name": "version: 1\nvars: {1v: a}\ntasks:\n  a: x\n",
     "step-call-vars-mapping": "version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: {sh: x}}}]}\n  b: x\n",
+    "matrix-value-with-space": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [linux, 'mac os']}}\n",
+    "matrix-value-with-comma": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: ['a,b']}}\n",
+    "matrix-value-mapping": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [{name: linux}]}}\n",
+    "matrix-not-a-list": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: linux}}\n",
+    "matrix-empty-values": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: []}}\n",
+    "matrix-value-twice": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a, a]}}\n",
+    "matrix-empty": "version: 1\ntasks:\n  a: {cmd: x, matrix: {}}\n",
+    "matrix-bad-key": "version: 1\ntasks:\n  a: {cmd: x, matrix: {1os: [a]}}\n",
+    "matrix-exclude-not-a-list": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a], exclude: {os: a}}}\n",
+    "matrix-exclude-bad-value": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a], exclude: [{os: 'a b'}]}}\n",
+    "needs-bad-instance": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a]}}\n  b: {cmd: x, needs: ['a[a b]']}\n",
 }
 
 
@@ -302,6 +330,20 @@ DIFFERENCES = {
                          (False, True)),
     "over-capacity": ("version: 1\nresources: {deploy: 1}\ntasks:\n  a: {cmd: x, resources: {deploy: 2}}\n",
                       (False, True)),
+    # a matrix: what an exclude names, what a template reads, the instances a need names, step calls
+    "matrix-exclude-unknown-key": ("version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a], exclude: [{arch: b}]}}\n",
+                                   (False, True)),
+    "matrix-exclude-unknown-value": ("version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a, b], exclude: [{os: c}]}}\n",
+                                     (False, True)),
+    "matrix-excludes-everything": ("version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a], exclude: [{os: a}]}}\n",
+                                   (False, True)),
+    "matrix-unknown-key-in-template": ("version: 1\ntasks:\n  a: {cmd: 'echo ${{ matrix.arch }}', matrix: {os: [a]}}\n",
+                                       (False, True)),
+    "matrix-template-without-matrix": ("version: 1\ntasks:\n  a: 'echo ${{ matrix.os }}'\n", (False, True)),
+    "needs-unknown-instance": ("version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a]}}\n  b: {cmd: x, needs: ['a[b]']}\n",
+                               (False, True)),
+    "matrix-step-call": ("version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a]}}\n  b: {steps: [{task: a}]}\n",
+                         (False, True)),
 }
 
 

@@ -372,7 +372,9 @@ def test_coming_from_github_actions(taskrun, peer):
     assert sorted(calls[2:]) == sorted(["go test ./... (go1.22)", "go test ./... (go1.23)",
                                         "go test -race ./... (go1.22)", "go test -race ./... (go1.23)"])
     assert taskrun.summary()["tasks"][0]["timeout_s"] == 900
-    r, calls = peer("test-go1.22", fail="go test ./...")  # bash -e: the second line does not run
+    assert [(t["name"], t["matrix"]) for t in taskrun.summary()["tasks"][1:]] == [
+        ("test[1.22]", {"go": "1.22"}), ("test[1.23]", {"go": "1.23"})]
+    r, calls = peer("test[1.22]", fail="go test ./...")  # bash -e: the second line does not run
     check(r, 1)
     assert calls == ["go build ./...", "go vet ./...", "go test ./... (go1.22)"]
 
@@ -390,3 +392,45 @@ def test_the_default_section_example_runs_as_it_says(taskrun):
     r = check(taskrun("tasks.yaml", "_setup"), 2)
     assert r.stderr.startswith("taskrun: task '_setup' is internal (internal: true): it runs only as a need or a "
                                "step of another task, never on its own")
+
+
+# Stand-ins for the rolling deploy's scripts. `held` is a lock of their own, taken by the deploy
+# step and given back by the health check: two hosts at once would fail the second mkdir.
+DEPLOY_SCRIPTS = {
+    "deploy.sh": 'mkdir held || exit 9\nmkdir -p .deploy-tmp\necho "deploy $1" >> calls.log\n',
+    "health.sh": 'echo "health $1" >> calls.log\nrmdir held\n[ "$1" != "$UNHEALTHY" ]\n',
+    "rollback.sh": "echo rollback >> calls.log\n",
+}
+
+
+def test_the_rolling_deploy_example_runs_one_host_at_a_time(taskrun):
+    [block] = blocks(section("Cleanup, rollback, confirm, locks and interactive tasks"), "yaml")
+    taskrun.write("deploy.yaml", block)
+    for name, text in DEPLOY_SCRIPTS.items():
+        taskrun.write(name, "#!/bin/sh\n" + text).chmod(0o755)
+    calls = taskrun.cwd / "calls.log"
+    check(taskrun("deploy.yaml", "--yes"), 0)
+    hosts = ["web1", "web2", "web3", "web4"]
+    done = calls.read_text().splitlines()
+    assert done == [f"{step} {host}" for host in hosts for step in ("deploy", "health")]
+    tasks = {t["name"]: t for t in taskrun.summary()["tasks"]}
+    assert list(tasks) == ["approve"] + [f"deploy[{h}]" for h in hosts] + ["rollback", "cleanup"]
+    assert [tasks[f"deploy[{h}]"]["matrix"] for h in hosts] == [{"host": h} for h in hosts]
+    assert (tasks["rollback"]["status"], tasks["rollback"]["by_condition"]) == ("skipped", True)
+    assert tasks["cleanup"]["status"] == "success"
+    assert not (taskrun.cwd / ".deploy-tmp").exists()
+
+    calls.unlink()
+    check(taskrun("deploy.yaml", "--yes", env={"UNHEALTHY": "web2"}), 1)
+    done = calls.read_text().splitlines()
+    # one host at a time, each deploy followed by its own health check; none after the failed one
+    assert done[-3:] == ["deploy web2", "health web2", "rollback"]
+    assert all(done[i].split()[1] == done[i + 1].split()[1] for i in range(0, len(done) - 1, 2))
+    tasks = {t["name"]: t for t in taskrun.summary()["tasks"]}
+    assert tasks["deploy[web2]"]["status"] == "failed"
+    assert tasks["deploy[web2]"]["failed_step"]["name"] == "health check"
+    assert (tasks["rollback"]["status"], tasks["cleanup"]["status"]) == ("success", "success")
+    assert not (taskrun.cwd / ".deploy-tmp").exists()
+
+    check(taskrun("deploy.yaml", "--yes", "deploy[web3]"), 0)
+    assert [t["name"] for t in taskrun.summary()["tasks"]] == ["approve", "deploy[web3]"]
