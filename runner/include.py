@@ -49,18 +49,35 @@ class Included:
     origins: tuple[Origin, ...]
 
 
+class Outside(dict):
+    """Every name an included task answers to -> its full name. A name under the namespace of
+    an included file that could not be loaded counts as known: that file's own problems are
+    reported, and "unknown task" for each need of it would only repeat them."""
+
+    def __init__(self, names: dict[str, str], broken: tuple[str, ...]) -> None:
+        super().__init__(names)
+        self.broken = broken
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or (isinstance(name, str) and name.startswith(self.broken))
+
+
 def load_includes(data: dict, shown: str, report: Any, chain: Chain,
-                  load: Callable[..., TaskFile]) -> list[Included]:
-    """Every entry of `data["includes"]` whose shape the schema accepted, loaded with `load`;
-    what is wrong is added to `report` (the including file's `_Problems`)."""
+                  load: Callable[..., TaskFile]) -> tuple[list[Included], tuple[str, ...]]:
+    """Every entry of `data["includes"]` whose shape the schema accepted, loaded with `load`,
+    and the namespace prefixes of those that could not be; what is wrong is added to `report`
+    (the including file's `_Problems`)."""
     includes = data.get("includes")
     if not isinstance(includes, dict):
-        return []
+        return [], ()
     folder = os.path.dirname(shown)
-    out = []
+    out, broken = [], []
     for ns, entry in includes.items():
         base = ("includes", ns)
-        if any(p[:2] == base for p in report.paths) or not isinstance(ns, str):
+        if not isinstance(ns, str):
+            continue  # reported by yamlsrc
+        broken.append(ns + ":")
+        if any(p[:2] == base for p in report.paths):
             continue  # its shape is already reported
         file = entry if isinstance(entry, str) else entry.get("file")
         where = base if isinstance(entry, str) else base + ("file",)
@@ -84,7 +101,8 @@ def load_includes(data: dict, shown: str, report: Any, chain: Chain,
             continue
         passed = _passed_vars(entry, base, child, report)
         out.append(_renamed(ns, child, passed))
-    return out
+        broken.pop()
+    return out, tuple(broken)
 
 
 def _passed_vars(entry: Any, base: Path, child: TaskFile, report: Any) -> tuple[Var, ...]:
@@ -131,9 +149,10 @@ def _task(t: TaskSpec, prefix: str, child: TaskFile) -> TaskSpec:
         silent=child.silent if t.silent is None else t.silent)
 
 
-def outside_names(included: list[Included], names: dict[str, str], report: Any) -> dict[str, str]:
-    """Every name an included task answers to -> its full name. A name this file already
-    gives to a task (or an alias) is a clash, reported at the include's entry."""
+def outside_names(included: list[Included], broken: tuple[str, ...], names: dict[str, str],
+                  report: Any) -> Outside:
+    """The names of the included tasks (`Outside`). A name this file already gives to a task
+    (or an alias) is a clash, reported at the include's entry."""
     out: dict[str, str] = {}
     for inc in included:
         for t in inc.tasks:
@@ -146,7 +165,7 @@ def outside_names(included: list[Included], names: dict[str, str], report: Any) 
                                                      f"of this file (line {line}): rename one of them")
                 else:
                     out[name] = t.name
-    return out
+    return Outside(out, broken)
 
 
 def outside_tasks(included: list[Included]) -> dict[str, TaskSpec]:

@@ -479,7 +479,7 @@ def _check_graph(tasks: dict, report: _Problems, outside: dict[str, str] | None 
                 report.add(path, "a task cannot need itself")
             elif dep in tasks:
                 out.append((dep, i))
-            elif outside and dep in outside:
+            elif outside is not None and dep in outside:
                 continue
             elif path not in report.paths:  # not already reported as an invalid name
                 hint = ""
@@ -655,15 +655,15 @@ def load_taskfile(path: str | os.PathLike[str], *, chain: tuple[tuple[str, str],
         for where, message in explained:
             report.add(where, message)
     _check_values(data, report)
-    included = _included(data, shown, report, chain)
+    included, broken = _included(data, shown, report, chain)
     tasks = data.get("tasks")
     outside: dict[str, str] = {}
     if isinstance(tasks, dict):
         names = _check_names(tasks, report)
-        if included:
+        if included or broken:
             from runner import include
 
-            outside = include.outside_names(included, names, report)
+            outside = include.outside_names(included, broken, names, report)
             names = {**outside, **names}
         _check_default(data.get("default"), names, report)
         tasks = _canonical(tasks, names)
@@ -721,10 +721,11 @@ def load_taskfile(path: str | os.PathLike[str], *, chain: tuple[tuple[str, str],
     return taskfile
 
 
-def _included(data: dict, shown: str, report: _Problems, chain: tuple[tuple[str, str], ...]) -> list:
-    """The files `includes` names, loaded and renamed (`include`); none without the key."""
+def _included(data: dict, shown: str, report: _Problems, chain: tuple[tuple[str, str], ...]) -> tuple[list, tuple]:
+    """The files `includes` names, loaded and renamed, and the namespaces of those that could
+    not be (`include`); none without the key."""
     if not isinstance(data.get("includes"), dict):
-        return []
+        return [], ()
     from runner import include
 
     chain = chain or ((os.path.realpath(shown), shown),)
@@ -847,7 +848,7 @@ def _check_steps(tasks: dict, report: _Problems, outside: dict[str, str] | None 
         for target, path in called:
             if target == name:
                 report.add(path, "a task cannot call itself as a step")
-            elif target not in tasks and target not in (outside or ()) and path not in report.paths:
+            elif target not in tasks and target not in (outside if outside is not None else ()) and path not in report.paths:
                 report.add(path, f"unknown task {target!r}{_suggest(target, tasks)}")
     if not calls:
         return
