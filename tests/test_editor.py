@@ -180,6 +180,7 @@ tasks:
     if: {sh: test "$CI" != true}
   deploy: {cmd: ./deploy, if: {sh: yes}, needs: [docs]}
 """,
+    "includes": "version: 1\nincludes:\n  m: minimal.yaml\n  n: {file: ./minimal.yaml}\ntasks:\n  b: {cmd: x, needs: [m:a, n:a]}\n",
 }
 BAD = {
     "if-expression": "version: 1\ntasks:\n  a: {cmd: x, if: '${{ vars.env == 1 }}'}\n",
@@ -244,6 +245,12 @@ BAD = {
     "var-list": "version: 1\ntasks:\n  a: {cmd: x, vars: {v: [1, 2]}}\n",
     "var-bad-name": "version: 1\nvars: {1v: a}\ntasks:\n  a: x\n",
     "step-call-vars-mapping": "version: 1\ntasks:\n  a: {steps: [{task: b, vars: {v: {sh: x}}}]}\n  b: x\n",
+    "includes-list": "version: 1\nincludes: [minimal.yaml]\ntasks:\n  a: x\n",
+    "include-bad-namespace": "version: 1\nincludes: {'m:n': minimal.yaml}\ntasks:\n  a: x\n",
+    "include-empty-path": "version: 1\nincludes: {m: ''}\ntasks:\n  a: x\n",
+    "include-without-file": "version: 1\nincludes: {m: {vars: {v: 1}}}\ntasks:\n  a: x\n",
+    "include-unknown-key": "version: 1\nincludes: {m: {file: minimal.yaml, dir: x}}\ntasks:\n  a: x\n",
+    "include-var-list": "version: 1\nincludes: {m: {file: minimal.yaml, vars: {v: [1]}}}\ntasks:\n  a: x\n",
 }
 
 
@@ -284,6 +291,9 @@ DIFFERENCES = {
     "alias-of-two-tasks": ("version: 1\ntasks:\n  a: {cmd: x, aliases: [i]}\n  b: {cmd: x, aliases: [i]}\n",
                            (False, True)),
     "default-unknown-task": ("version: 1\ndefault: b\ntasks:\n  a: x\n", (False, True)),
+    # includes: the included file must exist, not include its includer, not clash with a name here
+    "include-missing-file": ("version: 1\nincludes: {m: nowhere.yaml}\ntasks:\n  a: x\n", (False, True)),
+    "include-itself": ("version: 1\nincludes: {m: include-itself.yaml}\ntasks:\n  a: x\n", (False, True)),
     # templates and what a schema cannot say of vars
     "unknown-var": ("version: 1\ntasks:\n  a: echo ${{ vars.nope }}\n", (False, True)),
     "unclosed-template": ("version: 1\ntasks:\n  a: echo ${{ vars.v\n", (False, True)),
