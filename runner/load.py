@@ -15,6 +15,9 @@ The stages, each adding problems rather than stopping at the first:
    Another tool's word for a key (`cmds`, `deps`, `continue-on-error`, ...)
    is answered with taskrun's key, and go-task's `version: '3'` with where
    the README compares the two formats.
+5. `includes` (`include`): each included file loaded by this same function,
+   its tasks renamed `NS:TASK` and added after this file's; a need or step
+   call of `NS:TASK` here is checked against them.
 
 A valid file may still carry warnings (`TaskFile.warnings`, shown by
 --validate): a list command whose program looks like a command line.
@@ -38,7 +41,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -460,7 +463,7 @@ def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
             stack.extend((where + (i,), item) for i, item in enumerate(v))
 
 
-def _check_graph(tasks: dict, report: _Problems, outside: dict[str, str] | None = None) -> None:
+def _check_graph(tasks: dict, report: _Problems, outside: Collection[str] = ()) -> None:
     """`needs` that name no task or the task itself; dependency cycles, each once. `outside`:
     the names of included tasks (they cannot lead back here: an included file does not know
     this one)."""
@@ -479,13 +482,13 @@ def _check_graph(tasks: dict, report: _Problems, outside: dict[str, str] | None 
                 report.add(path, "a task cannot need itself")
             elif dep in tasks:
                 out.append((dep, i))
-            elif outside is not None and dep in outside:
+            elif dep in outside:
                 continue
             elif path not in report.paths:  # not already reported as an invalid name
                 hint = ""
                 if suggestions < MAX_SUGGESTIONS:
                     suggestions += 1
-                    hint = _suggest(dep, [*tasks, *(outside or ())])
+                    hint = _suggest(dep, [*tasks, *outside])
                 report.add(path, f"unknown task {dep!r}{hint}")
     order = {name: i for i, name in enumerate(tasks)}
     for component in _strong_components(edges, order):
@@ -832,7 +835,7 @@ def _calls(tasks: dict) -> dict[str, list[tuple[str, Path]]]:
     return calls
 
 
-def _check_steps(tasks: dict, report: _Problems, outside: dict[str, str] | None = None) -> None:
+def _check_steps(tasks: dict, report: _Problems, outside: Collection[str] = ()) -> None:
     """What the schema cannot say about steps: a call's task must exist and not lead back to
     the caller (through calls, or through the needs the calls bring); a list step's program
     must not be empty."""
@@ -848,7 +851,7 @@ def _check_steps(tasks: dict, report: _Problems, outside: dict[str, str] | None 
         for target, path in called:
             if target == name:
                 report.add(path, "a task cannot call itself as a step")
-            elif target not in tasks and target not in (outside if outside is not None else ()) and path not in report.paths:
+            elif target not in tasks and target not in outside and path not in report.paths:
                 report.add(path, f"unknown task {target!r}{_suggest(target, tasks)}")
     if not calls:
         return
