@@ -99,10 +99,24 @@ def load_includes(data: dict, shown: str, report: Any, chain: Chain,
         except TaskFileError as e:
             report.found.update(dict.fromkeys(e.problems))  # at the included file's own positions
             continue
+        _check_capacities(data.get("resources"), base, child, report)
         passed = _passed_vars(entry, base, child, report)
         out.append(_renamed(ns, child, passed))
         broken.pop()
     return out, tuple(broken)
+
+
+def _check_capacities(declared: Any, base: Path, child: TaskFile, report: Any) -> None:
+    """This file's capacity wins for a resource both declare: an included task needing more
+    than it could never start."""
+    if not isinstance(declared, dict):
+        return
+    for t in child.tasks:
+        for name, units in t.resources:
+            capacity = declared.get(name)
+            if isinstance(capacity, (int, float)) and not isinstance(capacity, bool) and units > capacity:
+                report.add(base, f"the task {t.name!r} of {child.path} needs {units:g} {name}, more than this "
+                                 f"file's capacity {capacity:g}: it could never start")
 
 
 def _passed_vars(entry: Any, base: Path, child: TaskFile, report: Any) -> tuple[Var, ...]:

@@ -205,3 +205,25 @@ def test_rerun_failed_refuses_after_an_included_file_changed(tree):
     tree.write("b/tasks.yaml", B)
     r = check(tree("tasks.yaml", "--rerun-failed", "taskrun-summary.json"), 2)
     assert "tasks.yaml changed since run" in r.stderr
+
+
+def test_an_included_task_needing_more_than_the_including_files_capacity_is_refused(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        resources: {deploy: 1}
+        includes:
+          ops: ops/tasks.yaml
+        tasks:
+          all: {cmd: echo, needs: [ops:roll]}
+    """)
+    taskrun.write("ops/tasks.yaml", """
+        version: 1
+        resources: {deploy: 2}
+        tasks:
+          roll: {cmd: echo, resources: {deploy: 2}}
+    """)
+    r = check(taskrun("tasks.yaml"), 2)
+    assert r.stderr.splitlines() == [
+        "tasks.yaml:4:3: includes.ops: the task 'roll' of ops/tasks.yaml needs 2 deploy, more than this file's "
+        "capacity 1: it could never start"]
+    check(taskrun("ops/tasks.yaml"), 0)  # alone, its own capacity holds
