@@ -120,22 +120,25 @@ def _check_capacities(declared: Any, base: Path, child: TaskFile, report: Any) -
 
 
 def _passed_vars(entry: Any, base: Path, child: TaskFile, report: Any) -> tuple[Var, ...]:
-    """The values an include passes, each for a variable the included file declares."""
-    from .expand import text
+    """The values an include passes, each for a variable of the included file's own `vars:`
+    (the layer they take the place of), within what a parameter allows."""
+    from .expand import breaks, text
 
     given = entry.get("vars") if isinstance(entry, dict) else None
-    declared = {v.name for v in child.vars} | {v.name for t in child.tasks for v in t.vars}
-    for o in child.origins:
-        declared.update(v.name for v in o.vars)
+    declared = {v.name: v for v in child.vars}
     out = []
     for name, value in (given or {}).items():
-        if name not in declared:
+        path = base + ("vars", name)
+        var = declared.get(name)
+        if var is None:
             from .plan import did_you_mean
 
-            hint = did_you_mean(name, sorted(declared)) if declared else " (it declares no vars)"
-            report.add(base + ("vars", name), f"{child.path} declares no variable {name!r}{hint}")
+            hint = did_you_mean(name, sorted(declared)) if declared else " (it declares none)"
+            report.add(path, f"{child.path} declares no variable {name!r} in its vars{hint}")
+        elif var.is_parameter and (why := breaks(var, text(value))):
+            report.add(path, f"{why} (a parameter of {child.path})")
         else:
-            out.append(Var(name=name, value=text(value), path=base + ("vars", name)))
+            out.append(Var(name=name, value=text(value), path=path))
     return tuple(out)
 
 

@@ -50,7 +50,10 @@ C = """
 """
 B = """
     version: 1
-    vars: {greeting: hello, name: b}
+    vars:
+      greeting: hello
+      name: b
+      mode: {default: debug, enum: [debug, release]}
     tasks:
       hello: echo "${{ vars.greeting }} from ${{ vars.name }}"
 """
@@ -163,12 +166,12 @@ def test_a_problem_inside_an_included_file_is_at_its_own_line_and_column(tree):
         "a/c/tasks.yaml:6:5: tasks.gen.timout: unknown key (did you mean 'timeout'?)"]
 
 
-def test_a_need_of_an_unknown_included_task_and_an_undeclared_var_are_positioned(tree):
+def test_an_unknown_included_task_an_undeclared_var_and_a_value_not_allowed_are_positioned(tree):
     tree.write("tasks.yaml", """
         version: 1
         includes:
           a: a/tasks.yaml
-          b: {file: b/tasks.yaml, vars: {greting: hi}}
+          b: {file: b/tasks.yaml, vars: {greting: hi, mode: fast}}
         tasks:
           all:
             needs: [a:biuld]
@@ -176,8 +179,9 @@ def test_a_need_of_an_unknown_included_task_and_an_undeclared_var_are_positioned
     """)
     r = check(tree("tasks.yaml", "--validate"), 2)
     assert r.stderr.splitlines() == [
-        "tasks.yaml:4:34: includes.b.vars.greting: b/tasks.yaml declares no variable 'greting' "
+        "tasks.yaml:4:34: includes.b.vars.greting: b/tasks.yaml declares no variable 'greting' in its vars "
         "(did you mean 'greeting'?)",
+        "tasks.yaml:4:47: includes.b.vars.mode: 'fast' is not one of debug, release (a parameter of b/tasks.yaml)",
         "tasks.yaml:7:13: tasks.all.needs.0: unknown task 'a:biuld' (did you mean 'a:build'?)"]
 
 
