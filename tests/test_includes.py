@@ -231,3 +231,15 @@ def test_an_included_task_needing_more_than_the_including_files_capacity_is_refu
         "tasks.yaml:4:3: includes.ops: the task 'roll' of ops/tasks.yaml needs 2 deploy, more than this file's "
         "capacity 1: it could never start"]
     check(taskrun("ops/tasks.yaml"), 0)  # alone, its own capacity holds
+
+
+def test_a_github_annotation_points_at_the_included_files_line(tree):
+    tree.write("a/c/tasks.yaml", """
+        version: 1
+        tasks:
+          gen:
+            cmd: exit 4
+    """)
+    r = check(tree("tasks.yaml", "a:build", env={"GITHUB_ACTIONS": "true"}), 1)
+    assert [line for line in r.stdout.splitlines() if line.startswith("::error")] == [
+        "::error file=a/c/tasks.yaml,line=3,title=taskrun%3A task a%3Ac%3Agen failed::exit code 4; 1 attempt"]
