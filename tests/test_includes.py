@@ -94,6 +94,8 @@ def test_list_tag_selection_and_completion_use_the_full_names(tree):
     assert [(t["name"], t["needs"], t["aliases"]) for t in listed["tasks"]] == [
         ("all", ["a:build", "b:hello", "a:c:gen"], []), ("a:build", ["a:c:gen"], []),
         ("a:c:gen", [], ["a:c:generate"]), ("b:hello", [], [])]
+    assert [(t["line"], t.get("file")) for t in listed["tasks"]] == [
+        (6, None), (6, "a/tasks.yaml"), (3, "a/c/tasks.yaml"), (7, "b/tasks.yaml")]
     table = check(tree("tasks.yaml", "--list"), 0).stdout
     assert [line.split()[:2] for line in table.splitlines()[1:3]] == [["all", "a:build,"], ["a:build", "a:c:gen"]]
     check(tree("tasks.yaml", "--tag", "ship"), 0)
