@@ -185,10 +185,6 @@ def outside_names(included: list[Included], broken: tuple[str, ...], names: dict
     return Outside(out, broken)
 
 
-def outside_tasks(included: list[Included]) -> dict[str, TaskSpec]:
-    return {t.name: t for inc in included for t in inc.tasks}
-
-
 def merge(taskfile: TaskFile, included: list[Included]) -> TaskFile:
     """The including file with the included files' tasks after its own."""
     if not included:
