@@ -245,3 +245,28 @@ def test_a_github_annotation_points_at_the_included_files_line(tree):
     r = check(tree("tasks.yaml", "a:build", env={"GITHUB_ACTIONS": "true"}), 1)
     assert [line for line in r.stdout.splitlines() if line.startswith("::error")] == [
         "::error file=a/c/tasks.yaml,line=3,title=taskrun%3A task a%3Ac%3Agen failed::exit code 4; 1 attempt"]
+
+
+def test_an_included_tasks_sources_are_in_its_folder_and_skip_it_when_unchanged(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        includes: {lib: lib/tasks.yaml}
+        tasks:
+          all: {cmd: echo all, needs: [lib:gen]}
+    """)
+    taskrun.write("lib/tasks.yaml", """
+        version: 1
+        tasks:
+          gen:
+            cmd: cat src.txt > out.txt
+            sources: [src.txt]
+            generates: [out.txt]
+    """)
+    taskrun.write("lib/src.txt", "v1\n")
+    check(taskrun("tasks.yaml"), 0)
+    check(taskrun("tasks.yaml"), 0)
+    assert by_name(taskrun.summary())["lib:gen"]["status"] == "up_to_date"
+    taskrun.write("lib/src.txt", "v2\n")
+    check(taskrun("tasks.yaml"), 0)
+    assert by_name(taskrun.summary())["lib:gen"]["status"] == "success"
+    assert (taskrun.cwd / "lib/out.txt").read_text() == "v2\n"
