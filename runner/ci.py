@@ -54,7 +54,8 @@ def github_writers(plan, print_line, env: Mapping[str, str] | None = None) -> li
         target = open_target(github.step_summary, "GITHUB_STEP_SUMMARY")  # refused before anything runs
         writers.append(lambda record: append_step_summary(target, record))
     lines = {t.name: t.spec.line for t in plan.tasks}
-    writers.append(lambda record: [print_line(a) for a in annotations(record, lines)])
+    files = {t.name: o.path for t in plan.tasks if (o := plan.taskfile.origin_of(t.spec)) is not None}
+    writers.append(lambda record: [print_line(a) for a in annotations(record, lines, files)])
     return writers
 
 
@@ -69,10 +70,11 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(summary: dict, lines: Mapping[str, int]) -> list[str]:
+def annotations(summary: dict, lines: Mapping[str, int], files: Mapping[str, str] | None = None) -> list[str]:
     """`::error file=...,line=...,title=...::message` for each failed or timed-out task.
 
-    `lines` maps task names to their line in the task file. A task allowed to
+    `lines` maps task names to their line in the task file, `files` a task of an
+    included file to that file (its line is in it). A task allowed to
     fail gets a `::warning` instead: the run did not fail for it.
     """
     from .junit import failure_message
@@ -84,7 +86,7 @@ def annotations(summary: dict, lines: Mapping[str, int]) -> list[str]:
         name = task["name"]
         word = "timed out" if task["status"] == "timeout" else "failed"
         level = "warning" if task.get("allow_failure") else "error"
-        props = [f"file={_escape_property(summary.get('file', ''))}"]
+        props = [f"file={_escape_property((files or {}).get(name, summary.get('file', '')))}"]
         if lines.get(name):
             props.append(f"line={lines[name]}")
         props.append(f"title={_escape_property(f'taskrun: task {name} {word}')}")

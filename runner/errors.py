@@ -77,12 +77,13 @@ class ExecutorError(TaskrunError):
 
 
 class TaskFileError(TaskrunError):
-    """The task file is invalid; holds every problem found, in file order."""
+    """The task file is invalid; holds every problem found, in file order (file by file,
+    when an included file has problems too)."""
 
     exit_code = EXIT_INVALID
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(problems)
+        self.problems = sorted(problems, key=lambda p: (p.file, p))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -31,7 +31,7 @@ from dataclasses import replace
 from typing import Any
 
 from .errors import Problem, TaskFileError, UsageError
-from .model import TEMPLATE_MARK, Step, TaskFile, TaskSpec, Var
+from .model import TEMPLATE_MARK, Origin, Step, TaskFile, TaskSpec, Var
 
 MARK = TEMPLATE_MARK
 LITERAL = "$${{"  # writes a literal `${{`
@@ -323,10 +323,12 @@ class _Scope:
     """How one rendering context finds a variable: the command line, then each layer of
     `Var`s (a call's vars, the task's, the file's), then a parameter's default."""
 
-    def __init__(self, renderer: _Renderer, layers: list[tuple[Var, ...]], task: str) -> None:
+    def __init__(self, renderer: _Renderer, layers: list[tuple[Var, ...]], task: str,
+                 origin: Origin | None = None) -> None:
         self.renderer = renderer
         self.layers = layers
         self.task = task
+        self.origin = origin  # the included file whose vars these are; None: the task file's
 
     def get(self, name: str) -> str:
         r = self.renderer
@@ -356,7 +358,7 @@ class _Scope:
         for layer in self.layers:
             for var in layer:
                 if var.name == name and not var.is_parameter:
-                    return (var.value if var.sh is None else self.renderer.run_sh(var)), var.path
+                    return (var.value if var.sh is None else self.renderer.run_sh(var, self.origin)), var.path
         return None, None
 
 
@@ -368,29 +370,39 @@ class _Renderer:
         self.args = shlex.join(args)
         self.environ = environ
         self.places = {path: (line, column) for path, line, column in taskfile.places}
-        self.sh_values: dict[Path, str] = {}
+        self.origin: Origin | None = None  # the included file of the task being rendered (`include`)
+        self.sh_values: dict[tuple[str, Path], str] = {}
         self.used: dict[str, dict[tuple[str, str], None]] = {}  # task -> the (name, value) read, in order
         self.current: Path = ()  # the string being rendered, for messages
         self.matrices = {t.name: dict(t.matrix) for t in taskfile.tasks if t.matrix}
 
     def position(self, path: Path) -> tuple[int, int]:
         path = tuple(path)
-        while path and path not in self.places:
+        places = self.places if self.origin is None else _places(self.origin)
+        while path and path not in places:
             path = path[:-1]
-        return self.places.get(path, (1, 1))
+        return places.get(path, (1, 1))
 
     def problem(self, path: Path, message: str) -> TaskFileError:
         line, column = self.position(path)
-        return TaskFileError([Problem(line, column, ".".join(map(str, path)), message, self.taskfile.path)])
+        file = self.taskfile.path if self.origin is None else self.origin.path
+        return TaskFileError([Problem(line, column, ".".join(map(str, path)), message, file)])
 
-    def run_sh(self, var: Var) -> str:
+    def file_vars(self, spec: TaskSpec) -> tuple[Var, ...]:
+        """The vars of the task's own file: an included file's (the values passed in first), or this one's."""
+        origin = self.taskfile.origin_of(spec)
+        return self.taskfile.vars if origin is None else origin.vars
+
+    def run_sh(self, var: Var, origin: Origin | None = None) -> str:
         """A `{sh: ...}` variable's value: its stdout without the trailing newlines (as `$(...)`),
-        run once per run, through /bin/sh in the file's folder."""
-        if var.path not in self.sh_values:
+        run once per run, through /bin/sh in the folder of the file declaring it."""
+        key = ("" if origin is None else origin.prefix, var.path)
+        if key not in self.sh_values:
             import subprocess
 
+            folder = self.taskfile.folder if origin is None else origin.folder
             try:
-                done = subprocess.run(["/bin/sh", "-c", var.sh], cwd=self.taskfile.folder, capture_output=True,
+                done = subprocess.run(["/bin/sh", "-c", var.sh], cwd=folder, capture_output=True,
                                       stdin=subprocess.DEVNULL, env=self.environ)
             except OSError as e:
                 raise self.problem(var.path, f"cannot run {var.sh!r}: {e}") from None
@@ -400,8 +412,8 @@ class _Renderer:
                        else f"was killed by signal {-done.returncode}")
                 raise self.problem(var.path, f"the command {var.sh!r} {how}"
                                              + (f": {stderr}" if stderr else " (nothing on stderr)"))
-            self.sh_values[var.path] = done.stdout.decode("utf-8", "replace").rstrip("\n")  # as $(...) does
-        return self.sh_values[var.path]
+            self.sh_values[key] = done.stdout.decode("utf-8", "replace").rstrip("\n")  # as $(...) does
+        return self.sh_values[key]
 
     def env(self, name: str) -> str:
         if name not in self.environ:
@@ -432,7 +444,7 @@ class _Renderer:
             return None
         from jinja2 import TemplateError
 
-        path = self.current = ("tasks", spec.name, "if")
+        path = self.current = ("tasks", spec.name[len(spec.origin):], "if")  # where it stands in its own file
         try:
             value = compile_condition(spec.condition_expr)(**self.context(scope))
         except TemplateError as e:
@@ -454,30 +466,45 @@ class _Renderer:
             passed = tuple(Var(name=k, value=self.render(v, call.path + ("vars", k), scope),
                                path=call.path + ("vars", k)) for k, v in call.vars)
             called = self.taskfile.task(call.task)
-            scope = _Scope(self, [passed, called.vars, self.taskfile.vars], spec.name)
+            scope = _Scope(self, [passed, called.vars, self.file_vars(called)], spec.name,
+                           self.taskfile.origin_of(called))
         return replace(step, cmd=self.cmd(step.cmd, step.path, scope))
 
     def task(self, spec: TaskSpec) -> TaskSpec:
-        base = ("tasks", spec.name)
-        scope = _Scope(self, [spec.vars, self.taskfile.vars], spec.name)
-        file_env = tuple((k, self.render(v, ("env", k), scope)) for k, v in self.taskfile.env if MARK in v)
+        origin = self.taskfile.origin_of(spec)
+        base = ("tasks", spec.name[len(spec.origin):])  # where it stands in its own file
+        scope = _Scope(self, [spec.vars, self.file_vars(spec)], spec.name, origin)
+        # this file's env reaches an included task too, rendered with this file's vars
+        file_scope = scope if origin is None else _Scope(self, [self.taskfile.vars], spec.name)
+        file_env = tuple((k, self.render(v, ("env", k), file_scope)) for k, v in self.taskfile.env if MARK in v)
+        self.origin = origin
         env = file_env + tuple((k, self.render(v, base + ("env", k), scope)) for k, v in spec.env)
         cwd = spec.cwd
         if cwd is not None and MARK in cwd:
-            cwd = os.path.normpath(os.path.join(self.taskfile.folder, self.render(cwd, base + ("cwd",), scope)))
+            folder = self.taskfile.folder if origin is None else origin.folder
+            cwd = os.path.normpath(os.path.join(folder, self.render(cwd, base + ("cwd",), scope)))
         description = spec.description
         if description is not None:
             description = self.render(description, base + ("description",), scope)
-        cmd_path = base + ("cmd",) if base + ("cmd",) in self.places else base  # `build: make` has no `cmd` key
+        places = self.places if origin is None else _places(origin)
+        cmd_path = base + ("cmd",) if base + ("cmd",) in places else base  # `build: make` has no `cmd` key
         rendered = replace(spec, env=env, cwd=cwd, description=description,
                            cmd=self.cmd(spec.cmd, cmd_path, scope),
                            steps=tuple(self.step(s, spec, scope) for s in spec.steps))
         rendered = replace(rendered, condition_holds=self.condition(spec, scope))
+        self.origin = None
         return replace(rendered, used_vars=tuple(self.used.get(spec.name, {})))
+
+
+@functools.cache
+def _places(origin: Origin) -> dict[Path, tuple[int, int]]:
+    return {path: (line, column) for path, line, column in origin.places}
 
 
 def _declared(taskfile: TaskFile) -> set[str]:
     names = {v.name for v in taskfile.vars}
+    for origin in taskfile.origins:
+        names.update(v.name for v in origin.vars)
     for t in taskfile.tasks:
         names.update(v.name for v in t.vars)
         for s in t.steps:
@@ -490,7 +517,8 @@ def parameters(taskfile: TaskFile) -> list[Var]:
     """The parameters the command line may set, once each (the file's first, then the tasks'),
     in file order."""
     found: dict[str, Var] = {}
-    for var in list(taskfile.vars) + [v for t in taskfile.tasks for v in t.vars]:
+    included = [v for o in taskfile.origins for v in o.vars]
+    for var in list(taskfile.vars) + [v for t in taskfile.tasks for v in t.vars] + included:
         if var.is_parameter and var.name not in found:
             found[var.name] = var
     return list(found.values())

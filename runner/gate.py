@@ -147,7 +147,7 @@ class Gate:
         from .proc import run_attempt
 
         taskfile = self.plan.taskfile
-        steps = tuple(StepSpec(argv=command_argv(taskfile, c), shown=c) for c in commands)
+        steps = tuple(StepSpec(argv=command_argv(taskfile, c, task.spec), shown=c) for c in commands)
         env = dict(self.base_env)
         env.update(task.env)
         env.update(TASKRUN_TASK=task.name, TASKRUN_RUN_ID=self.run_id)

@@ -6,8 +6,9 @@ The JSON is a contract (README, "Listing tasks"): an object with `version`
 `description`, `needs`, `tags`, `line`, `aliases`, `internal`, `when`,
 `resources`, `confirm` and `interactive` (and `steps` for a task with steps;
 `sources`, `generates`, `status` and `if` for a task that has them; `matrix`,
-its `{KEY: value}`, for a matrix instance), in file
-order; `parameters` are the variables the command line may set (`name`,
+its `{KEY: value}`, for a matrix instance; `file` for a task of an included
+file, whose `line` is in that file), in file order; `parameters` are the
+variables the command line may set (`name`,
 `default`, `required`, `enum`, `pattern`, `description`). Fields may be added,
 never changed.
 
@@ -29,12 +30,20 @@ def _shown(plan: Plan, show_all: bool) -> list:
 
 
 def list_records(plan: Plan, show_all: bool = False) -> list[dict]:
-    return [_with_checks(_with_steps({
+    return [_with_file(plan, t.spec, _with_checks(_with_steps({
         "name": t.spec.name, "description": t.spec.description, "needs": list(t.spec.needs),
         "tags": list(t.spec.tags), "line": t.spec.line, "aliases": list(t.spec.aliases),
         "internal": t.spec.internal, "when": t.spec.when, "resources": dict(t.spec.resources),
-        "confirm": t.spec.confirm, "interactive": t.spec.interactive}, t.spec), t.spec)
+        "confirm": t.spec.confirm, "interactive": t.spec.interactive}, t.spec), t.spec))
         for t in _shown(plan, show_all)]
+
+
+def _with_file(plan: Plan, spec, record: dict) -> dict:
+    """A task of an included file names that file: its `line` is there."""
+    origin = plan.taskfile.origin_of(spec)
+    if origin is not None:
+        record["file"] = origin.path
+    return record
 
 
 def _with_checks(record: dict, spec) -> dict:

@@ -15,6 +15,9 @@ The stages, each adding problems rather than stopping at the first:
    Another tool's word for a key (`cmds`, `deps`, `continue-on-error`, ...)
    is answered with taskrun's key, and go-task's `version: '3'` with where
    the README compares the two formats.
+5. `includes` (`include`): each included file loaded by this same function,
+   its tasks renamed `NS:TASK` and added after this file's; a need or step
+   call of `NS:TASK` here is checked against them.
 
 Between the YAML and the checks of step 4, a task with a `matrix` is replaced by
 its instances, one task per combination named `TASK[v1,v2]` (`runner.matrix`):
@@ -43,7 +46,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -469,8 +472,10 @@ def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
             stack.extend((where + (i,), item) for i, item in enumerate(v))
 
 
-def _check_graph(tasks: dict, report: _Problems) -> None:
-    """`needs` that name no task or the task itself; dependency cycles, each once."""
+def _check_graph(tasks: dict, report: _Problems, outside: Collection[str] = ()) -> None:
+    """`needs` that name no task or the task itself; dependency cycles, each once. `outside`:
+    the names of included tasks (they cannot lead back here: an included file does not know
+    this one)."""
     edges: dict[str, list[tuple[str, int]]] = {}
     suggestions = 0
     for name, spec in tasks.items():
@@ -486,11 +491,13 @@ def _check_graph(tasks: dict, report: _Problems) -> None:
                 report.add(path, "a task cannot need itself")
             elif dep in tasks:
                 out.append((dep, i))
+            elif dep in outside:
+                continue
             elif path not in report.paths:  # not already reported as an invalid name
                 hint = ""
                 if suggestions < MAX_SUGGESTIONS:
                     suggestions += 1
-                    hint = _suggest(dep, tasks)
+                    hint = _suggest(dep, [*tasks, *outside])
                 report.add(path, f"unknown task {dep!r}{hint}")
     order = {name: i for i, name in enumerate(tasks)}
     for component in _strong_components(edges, order):
@@ -634,8 +641,9 @@ def _checks(spec: dict) -> dict:
             "condition_expr": condition if isinstance(condition, str) else None}
 
 
-def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
-    """Read, parse and validate a task file; raise TaskFileError with every problem found."""
+def load_taskfile(path: str | os.PathLike[str], *, chain: tuple[tuple[str, str], ...] = ()) -> TaskFile:
+    """Read, parse and validate a task file; raise TaskFileError with every problem found.
+    `chain`: (real path, shown path) of the files including this one, itself last (`include`)."""
     shown = os.fspath(path)
     raw = read_source(shown)
     text = decode_source(shown, raw)
@@ -663,15 +671,22 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         for where, message in explained:
             report.add(where, message)
     _check_values(data, report)
+    included, broken = _included(data, shown, report, chain)
     tasks = data.get("tasks")
+    outside: dict[str, str] = {}
     if isinstance(tasks, dict):
         names = _check_names(tasks, report)
+        if included or broken:
+            from runner import include
+
+            outside = include.outside_names(included, broken, names, report)
+            names = {**outside, **names}
         tasks = _canonical(tasks, names)
         expanded = _expand_matrices(tasks, names, source, report)
         tasks, names = expanded.tasks, expanded.names
         _check_default(data.get("default"), names, report)
-        _check_graph(tasks, report)
-        _check_steps(tasks, report)
+        _check_graph(tasks, report, outside)
+        _check_steps(tasks, report, outside)
         _check_resources(data, report)
     _check_shell(data, report)
     templates = TEMPLATE_MARK in text
@@ -690,7 +705,7 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
 
     folder = os.path.dirname(os.path.abspath(shown))
     pool = data.get("pool")
-    return TaskFile(
+    taskfile = TaskFile(
         path=shown,
         folder=folder,
         sha256=digest,
@@ -716,8 +731,24 @@ def load_taskfile(path: str | os.PathLike[str]) -> TaskFile:
         tasks=_with_steps(tuple(
             _build_task(name, spec, folder, source.position(("tasks", name))[0])
             for name, spec in tasks.items()
-        ), tasks),
+        ), tasks, {t.name: t for inc in included for t in inc.tasks}),
     )
+    if included:
+        from runner import include
+
+        taskfile = include.merge(taskfile, included)
+    return taskfile
+
+
+def _included(data: dict, shown: str, report: _Problems, chain: tuple[tuple[str, str], ...]) -> tuple[list, tuple]:
+    """The files `includes` names, loaded and renamed, and the namespaces of those that could
+    not be (`include`); none without the key."""
+    if not isinstance(data.get("includes"), dict):
+        return [], ()
+    from runner import include
+
+    chain = chain or ((os.path.realpath(shown), shown),)
+    return include.load_includes(data, shown, report, chain, load_taskfile)
 
 
 # --- names: aliases and the default ----------------------------------------------------
@@ -830,7 +861,7 @@ def _calls(tasks: dict) -> dict[str, list[tuple[str, Path]]]:
     return calls
 
 
-def _check_steps(tasks: dict, report: _Problems) -> None:
+def _check_steps(tasks: dict, report: _Problems, outside: Collection[str] = ()) -> None:
     """What the schema cannot say about steps: a call's task must exist and not lead back to
     the caller (through calls, or through the needs the calls bring); a list step's program
     must not be empty."""
@@ -846,7 +877,7 @@ def _check_steps(tasks: dict, report: _Problems) -> None:
         for target, path in called:
             if target == name:
                 report.add(path, "a task cannot call itself as a step")
-            elif target not in tasks and path not in report.paths:
+            elif target not in tasks and target not in outside and path not in report.paths:
                 report.add(path, f"unknown task {target!r}{_suggest(target, tasks)}")
     if not calls:
         return
@@ -931,11 +962,19 @@ def _warnings(data: dict, report: _Problems) -> Iterator[Problem]:
                               report.shown)
 
 
-def _with_steps(tasks: tuple[TaskSpec, ...], raw: dict) -> tuple[TaskSpec, ...]:
+def _steps_elsewhere(t: TaskSpec) -> tuple[Step, ...]:
+    """The steps a call of an included task brings: they run in its folder, as it does."""
+    steps = t.steps or (Step(cmd=t.cmd, task=t.name, path=("tasks", t.name[len(t.origin):], "cmd")),)
+    cwd = t.cwd if t.cwd is not None and TEMPLATE_MARK not in t.cwd else None
+    return tuple(replace(s, cwd=s.cwd or cwd) for s in steps)
+
+
+def _with_steps(tasks: tuple[TaskSpec, ...], raw: dict, outside: dict[str, TaskSpec]) -> tuple[TaskSpec, ...]:
     """Each task's steps, a `{task: NAME}` step replaced by NAME's command or steps (recursively),
-    and the needs the calls bring added after the task's own (the file is valid: no cycle)."""
+    and the needs the calls bring added after the task's own (the file is valid: no cycle).
+    `outside`: the included tasks by full name, their steps already expanded."""
     by_name = {t.name: t for t in tasks}
-    expanded: dict[str, tuple[tuple[Step, ...], tuple[str, ...]]] = {}
+    expanded = {name: (_steps_elsewhere(t), t.needs) for name, t in outside.items()}
 
     def inline(name: str) -> tuple[tuple[Step, ...], tuple[str, ...]]:
         if name not in expanded:

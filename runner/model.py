@@ -51,6 +51,7 @@ class Step:
     task: str | None = None  # the task it comes from, through a `{task: NAME}` step
     path: tuple = ()  # key path of its command in the file (where a template problem is shown)
     calls: tuple[Call, ...] = ()  # the `{task: NAME}` steps that brought it, outermost first
+    cwd: str | None = None  # brought by a call of an included task: that task's folder, not the caller's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +91,7 @@ class StepSpec:
     shown: str  # the command as the file wrote it: echoed on the console and recorded
     name: str | None = None
     allow_failure: bool = False
+    cwd: str | None = None  # where it runs, when not where the attempt runs (a call of an included task)
 
     @property
     def label(self) -> str:
@@ -163,11 +165,26 @@ class TaskSpec:
     vars: tuple[Var, ...] = ()  # the task's own `vars:`
     matrix: tuple[tuple[str, str], ...] = ()  # a matrix instance's values, in key order: ${{ matrix.KEY }}
     used_vars: tuple[tuple[str, str], ...] = ()  # once rendered: the variables its templates read, with values
+    origin: str = ""  # the namespace prefix of the included file it comes from ("docs:", "docs:api:"); "" here
+    shell: str | tuple[str, ...] | None = None  # its file's shell, for a task of an included file
 
     @property
     def checked(self) -> bool:
         """Whether it goes through the gate when ready: a condition, or up-to-date checks."""
         return bool(self.condition or self.condition_expr or self.sources or self.generates or self.status)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Origin:
+    """An included file, as its tasks need it once they are part of the including file:
+    its tasks are named `prefix + NAME`, and templates render with its vars, in its folder,
+    and report problems at its own positions."""
+
+    prefix: str  # "docs:", or "docs:api:" for a file that docs/tasks.yaml includes
+    path: str  # as taskrun shows it (relative to where the including file was named)
+    folder: str  # absolute: default cwd of its tasks
+    vars: tuple[Var, ...] = ()  # the values passed in by the include, then the file's own
+    places: tuple[tuple[tuple, int, int], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,6 +216,11 @@ class TaskFile:
     places: tuple[tuple[tuple, int, int], ...] = field(default=(), compare=False)
     # each written name of a matrix task (its own, its aliases) -> its instances' names, which are tasks
     matrices: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    origins: tuple[Origin, ...] = ()  # the included files, nested ones too (see `includes`)
+
+    def origin_of(self, spec: TaskSpec) -> Origin | None:
+        """The included file a task comes from; None for a task of this file."""
+        return next((o for o in self.origins if o.prefix == spec.origin), None) if spec.origin else None
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:

@@ -114,14 +114,15 @@ def select_tasks(taskfile: TaskFile, targets: tuple[str, ...] = (), *, tags: tup
     return [t for t in taskfile.tasks if t.name in wanted]
 
 
-def command_argv(taskfile: TaskFile, cmd: str | tuple[str, ...]) -> tuple[str, ...]:
-    """A string through the file's shell (with errexit, see `shell_argv`); a list as it is."""
-    return (*shell_argv(taskfile.shell), cmd) if isinstance(cmd, str) else tuple(cmd)
+def command_argv(taskfile: TaskFile, cmd: str | tuple[str, ...], spec: TaskSpec | None = None) -> tuple[str, ...]:
+    """A string through the shell of the task's own file (with errexit, see `shell_argv`); a list as it is."""
+    shell = spec.shell if spec is not None and spec.shell is not None else taskfile.shell
+    return (*shell_argv(shell), cmd) if isinstance(cmd, str) else tuple(cmd)
 
 
 def plan_steps(taskfile: TaskFile, spec: TaskSpec) -> tuple[StepSpec, ...]:
-    return tuple(StepSpec(argv=command_argv(taskfile, s.cmd), shown=shown_command(s.cmd), name=s.name,
-                          allow_failure=s.allow_failure) for s in spec.steps)
+    return tuple(StepSpec(argv=command_argv(taskfile, s.cmd, spec), shown=shown_command(s.cmd), name=s.name,
+                          allow_failure=s.allow_failure, cwd=s.cwd) for s in spec.steps)
 
 
 def shown_command(cmd: str | tuple[str, ...]) -> str:
@@ -131,7 +132,7 @@ def shown_command(cmd: str | tuple[str, ...]) -> str:
 
 def plan_task(taskfile: TaskFile, spec: TaskSpec, default_timeout_s: float | None) -> PlannedTask:
     steps = plan_steps(taskfile, spec)
-    argv = steps[0].argv if steps else command_argv(taskfile, spec.cmd)
+    argv = steps[0].argv if steps else command_argv(taskfile, spec.cmd, spec)
     env = dict(taskfile.env)
     env.update(spec.env)
     grace = spec.kill_grace_s if spec.kill_grace_s is not None else taskfile.kill_grace_s

@@ -293,6 +293,11 @@ class Attempt:
         """The command running now: the current step's, or the attempt's only one."""
         return self.spec.steps[self._step].argv if self.spec.steps else self.spec.argv
 
+    @property
+    def cwd(self) -> str:
+        """The current command's folder: the attempt's, unless its step names another."""
+        return (self.spec.steps[self._step].cwd if self.spec.steps else None) or self.spec.cwd
+
     def start(self) -> None:
         self.started_at = time.time()
         self._t0 = self._step_t0 = time.monotonic()
@@ -313,7 +318,7 @@ class Attempt:
                 note_uncaptured(spec)
             elif spec.mask:
                 pipes = self._open_pipes()
-            self.pid = spawn(self.argv, env, spec.cwd, spec.stdout_path, spec.stderr_path,
+            self.pid = spawn(self.argv, env, self.cwd, spec.stdout_path, spec.stderr_path,
                              pipes=(pipes[1], pipes[3]) if pipes else None, interactive=spec.interactive)
         except OSError as exc:
             self._close_outputs()
@@ -495,14 +500,14 @@ class Attempt:
 
     def _fail_to_start(self, exc: OSError, env: dict[str, str]) -> None:
         spec = self.spec
-        if isinstance(exc, FileNotFoundError) and exc.filename == spec.cwd:
-            code, reason = 127, f"working directory not found: {spec.cwd}"
-        elif isinstance(exc, NotADirectoryError) and exc.filename == spec.cwd:
-            code, reason = 127, f"working directory is not a folder: {spec.cwd}"
+        if isinstance(exc, FileNotFoundError) and exc.filename == self.cwd:
+            code, reason = 127, f"working directory not found: {self.cwd}"
+        elif isinstance(exc, NotADirectoryError) and exc.filename == self.cwd:
+            code, reason = 127, f"working directory is not a folder: {self.cwd}"
         elif not os.path.isdir(os.path.dirname(spec.stdout_path) or "."):
             code, reason = 126, f"cannot open the log files in {os.path.dirname(spec.stdout_path)}"
         else:
-            code, reason = exec_failure(exc, self.argv, env, spec.cwd)
+            code, reason = exec_failure(exc, self.argv, env, self.cwd)
         now = time.time()
         failed = AttemptResult(
             exit_code=code, signal=None, timed_out=False, pid=None, started_at=self.started_at,

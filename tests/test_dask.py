@@ -1096,3 +1096,33 @@ def test_the_record_of_steps_sent_back_points_into_the_output_sent_back(taskrun)
     assert (got["exit"], got["stdout"]) == (0, note + "a" * 17 + "\nb\n")
     assert [(m["step"], m["stdout"]) for m in got["steps"]] == [(1, len(note)), (2, len(note) + 18)]
     assert got["stdout"][got["steps"][1]["stdout"]:] == "b\n"
+
+
+def test_included_tasks_run_on_the_workers_in_their_own_folders(cluster, taskrun):
+    """Namespaced names, needs across files, the included file's folder, env and vars, as locally."""
+    taskrun.write("tasks.yaml", """
+        version: 1
+        includes:
+          lib: {file: lib/tasks.yaml, vars: {mode: release}}
+        tasks:
+          all:
+            needs: [lib:build]
+            steps:
+              - cat lib/out.txt
+              - task: lib:build
+    """)
+    taskrun.write("lib/tasks.yaml", """
+        version: 1
+        env: {WHO: lib}
+        vars: {mode: debug}
+        tasks:
+          build: echo "${{ vars.mode }} $WHO $PWD" > out.txt && cat out.txt
+    """)
+    r = taskrun("tasks.yaml", "--scheduler", cluster.address)
+    assert r.returncode == 0, r.stdout + r.stderr
+    tasks = by_name(taskrun.summary())
+    line = f"release lib {taskrun.cwd / 'lib'}\n"
+    assert [(n, t["status"]) for n, t in tasks.items()] == [("all", "success"), ("lib:build", "success")]
+    assert tasks["lib:build"]["stdout_tail"] == line
+    assert tasks["all"]["stdout_tail"] == line + f"release  {taskrun.cwd / 'lib'}\n"
+    assert {t["worker"] for t in tasks.values()} <= set(cluster.workers())

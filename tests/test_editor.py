@@ -198,6 +198,7 @@ tasks:
     resources: {deploy: 1}
     cmd: ./deploy ${{ matrix.host }}
 """,
+    "includes": "version: 1\nincludes:\n  m: minimal.yaml\n  n: {file: ./minimal.yaml}\ntasks:\n  b: {cmd: x, needs: [m:a, n:a]}\n",
 }
 BAD = {
     "if-bare-expression": "version: 1\nvars: {env: dev}\ntasks:\n  a: {cmd: x, if: vars.env == 'prod'}\n",
@@ -274,6 +275,12 @@ BAD = {
     "matrix-exclude-not-a-list": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a], exclude: {os: a}}}\n",
     "matrix-exclude-bad-value": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a], exclude: [{os: 'a b'}]}}\n",
     "needs-bad-instance": "version: 1\ntasks:\n  a: {cmd: x, matrix: {os: [a]}}\n  b: {cmd: x, needs: ['a[a b]']}\n",
+    "includes-list": "version: 1\nincludes: [minimal.yaml]\ntasks:\n  a: x\n",
+    "include-bad-namespace": "version: 1\nincludes: {'m:n': minimal.yaml}\ntasks:\n  a: x\n",
+    "include-empty-path": "version: 1\nincludes: {m: ''}\ntasks:\n  a: x\n",
+    "include-without-file": "version: 1\nincludes: {m: {vars: {v: 1}}}\ntasks:\n  a: x\n",
+    "include-unknown-key": "version: 1\nincludes: {m: {file: minimal.yaml, dir: x}}\ntasks:\n  a: x\n",
+    "include-var-list": "version: 1\nincludes: {m: {file: minimal.yaml, vars: {v: [1]}}}\ntasks:\n  a: x\n",
 }
 
 
@@ -314,6 +321,9 @@ DIFFERENCES = {
     "alias-of-two-tasks": ("version: 1\ntasks:\n  a: {cmd: x, aliases: [i]}\n  b: {cmd: x, aliases: [i]}\n",
                            (False, True)),
     "default-unknown-task": ("version: 1\ndefault: b\ntasks:\n  a: x\n", (False, True)),
+    # includes: the included file must exist, not include its includer, not clash with a name here
+    "include-missing-file": ("version: 1\nincludes: {m: nowhere.yaml}\ntasks:\n  a: x\n", (False, True)),
+    "include-itself": ("version: 1\nincludes: {m: include-itself.yaml}\ntasks:\n  a: x\n", (False, True)),
     # templates and what a schema cannot say of vars
     "unknown-var": ("version: 1\ntasks:\n  a: echo ${{ vars.nope }}\n", (False, True)),
     "if-unknown-var": ("version: 1\ntasks:\n  a: {cmd: x, if: '${{ vars.env == 1 }}'}\n", (False, True)),

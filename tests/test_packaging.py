@@ -184,7 +184,7 @@ def test_the_schemas_defaults_are_what_taskrun_does(tmp_path):
     defaults = {path: value for path, value, node in _defaults(schema)
                 if jsonschema.Draft7Validator(node).is_valid(value) or pytest.fail(f"{path}: invalid default")}
     assert sorted(defaults) == sorted([
-        "kill_grace", "env", "secrets", "shell", "silent", "fail_fast", "output", "executor", "resources", "vars",
+        "kill_grace", "env", "secrets", "shell", "silent", "fail_fast", "output", "executor", "resources", "vars", "includes",
         "tasks.*.internal", "tasks.*.aliases", "tasks.*.needs", "tasks.*.retries", "tasks.*.retry_delay",
         "tasks.*.env", "tasks.*.vars", "tasks.*.allow_failure", "tasks.*.tags", "tasks.*.resources", "tasks.*.when",
         "tasks.*.interactive"])
