@@ -54,9 +54,11 @@ class Outside(dict):
     an included file that could not be loaded counts as known: that file's own problems are
     reported, and "unknown task" for each need of it would only repeat them."""
 
-    def __init__(self, names: dict[str, str], broken: tuple[str, ...]) -> None:
+    def __init__(self, names: dict[str, str], broken: tuple[str, ...],
+                 groups: dict[str, tuple[str, ...]] | None = None) -> None:
         super().__init__(names)
         self.broken = broken
+        self.groups = groups or {}  # an included matrix task's full name -> its instances' full names
 
     def __contains__(self, name: object) -> bool:
         return dict.__contains__(self, name) or (isinstance(name, str) and name.startswith(self.broken))
@@ -182,7 +184,14 @@ def outside_names(included: list[Included], broken: tuple[str, ...], names: dict
                                                      f"of this file (line {line}): rename one of them")
                 else:
                     out[name] = t.name
-    return Outside(out, broken)
+    groups: dict[str, tuple[str, ...]] = {}
+    for inc in included:  # `needs: [docs:test]` means every instance of that matrix task
+        for written, instances in inc.taskfile.matrices:
+            full = f"{inc.ns}:{written}"
+            if full not in names:
+                out[full] = full
+                groups[full] = tuple(f"{inc.ns}:{i}" for i in instances)
+    return Outside(out, broken, groups)
 
 
 def merge(taskfile: TaskFile, included: list[Included]) -> TaskFile:

@@ -682,7 +682,7 @@ def load_taskfile(path: str | os.PathLike[str], *, chain: tuple[tuple[str, str],
             outside = include.outside_names(included, broken, names, report)
             names = {**outside, **names}
         tasks = _canonical(tasks, names)
-        expanded = _expand_matrices(tasks, names, source, report)
+        expanded = _expand_matrices(tasks, names, source, report, getattr(outside, "groups", {}))
         tasks, names = expanded.tasks, expanded.names
         _check_default(data.get("default"), names, report)
         _check_graph(tasks, report, outside)
@@ -806,11 +806,11 @@ def _canonical(tasks: dict, names: dict[str, str]) -> dict:
 
 
 def _expand_matrices(tasks: dict, names: dict[str, str], source: yamlsrc.Source,
-                     report: _Problems) -> matrix.Expanded:
+                     report: _Problems, outside_groups: dict | None = None) -> matrix.Expanded:
     """The matrix stage (`runner.matrix`): the written matrices checked, then each matrix task
     replaced by its instances; problems found later in an instance are shown where it is written."""
     matrix.check_matrices(tasks, report.add, report.paths)
-    expanded = matrix.expand_matrices(tasks, names, source.positions)
+    expanded = matrix.expand_matrices(tasks, names, source.positions, outside_groups or {})
     report.origin = expanded.origin_of
     return expanded
 

@@ -135,10 +135,13 @@ def _suggest(word: str, choices: Any) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def expand_matrices(tasks: dict, names: dict[str, str], positions: dict[Path, Any]) -> Expanded:
+def expand_matrices(tasks: dict, names: dict[str, str], positions: dict[Path, Any],
+                    outside: dict[str, tuple[str, ...]] | None = None) -> Expanded:
     """Each matrix task of `tasks` replaced by its instances. `tasks` is valid in shape, with
     aliases in `needs` already replaced by own names; `names` maps every name to its own
-    name; `positions` gains the instances' key positions."""
+    name; `positions` gains the instances' key positions. `outside`: the matrix tasks of
+    included files (full name -> instances), which a need may name too."""
+    outside = outside or {}
     groups: dict[str, tuple[str, ...]] = {}
     out: dict = {}
     for name, spec in tasks.items():
@@ -153,8 +156,9 @@ def expand_matrices(tasks: dict, names: dict[str, str], positions: dict[Path, An
             instances.append(instance)
             positions.update((("tasks", instance) + rest, at) for rest, at in written)
         groups[name] = tuple(instances)
-    if not groups:
+    if not groups and not outside:
         return Expanded(tasks=tasks, names=names)
+    every = {**outside, **groups}
     origin: dict[Path, Path] = {}  # a need's key path -> where it is written, when they differ
     for name, spec in out.items():
         needs = spec.get("needs") if isinstance(spec, dict) else None
@@ -162,7 +166,7 @@ def expand_matrices(tasks: dict, names: dict[str, str], positions: dict[Path, An
             continue
         expanded: dict[Any, int] = {}
         for i, need in enumerate(needs):
-            for one in groups.get(need, (need,)) if isinstance(need, str) else (need,):
+            for one in every.get(need, (need,)) if isinstance(need, str) else (need,):
                 expanded.setdefault(one, i)
         out[name] = spec = {**spec, "needs": list(expanded)}
         written_at = {i: positions.get(("tasks", name, "needs", i)) for i in range(len(needs))}
@@ -170,7 +174,7 @@ def expand_matrices(tasks: dict, names: dict[str, str], positions: dict[Path, An
             origin[("tasks", name, "needs", j)] = written_path(("tasks", name, "needs", i))
             if written_at[i] is not None:
                 positions[("tasks", name, "needs", j)] = written_at[i]
-    written = {alias: groups[own] for alias, own in names.items() if own in groups}
+    written = {alias: groups[own] for alias, own in names.items() if own in groups} | outside
     return Expanded(tasks=out, names={**names, **{i: i for g in groups.values() for i in g}},
                     groups=written, origin=origin)
 

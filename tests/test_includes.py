@@ -270,3 +270,28 @@ def test_an_included_tasks_sources_are_in_its_folder_and_skip_it_when_unchanged(
     check(taskrun("tasks.yaml"), 0)
     assert by_name(taskrun.summary())["lib:gen"]["status"] == "success"
     assert (taskrun.cwd / "lib/out.txt").read_text() == "v2\n"
+
+
+def test_an_included_matrix_task_is_needed_and_named_by_its_full_name(taskrun):
+    taskrun.write("sub/tasks.yaml", """
+        version: 1
+        tasks:
+          test:
+            matrix: {py: ['3.11', '3.12']}
+            cmd: echo py ${{ matrix.py }} in $(basename "$PWD")
+          lint: echo lint
+    """)
+    taskrun.write("taskrun.yaml", """
+        version: 1
+        includes:
+          sub: sub/tasks.yaml
+        tasks:
+          all: {cmd: echo all, needs: ['sub:test', 'sub:lint']}
+    """)
+    r = check(taskrun("all"), 0)
+    tasks = by_name(taskrun.summary())
+    assert tasks["all"]["needs"] == ["sub:test[3.11]", "sub:test[3.12]", "sub:lint"]
+    assert [tasks[f"sub:test[{v}]"]["matrix"] for v in ("3.11", "3.12")] == [{"py": "3.11"}, {"py": "3.12"}]
+    assert "sub:test[3.12] | py 3.12 in sub" in r.stdout
+    check(taskrun("sub:test", "-o", "one.json"), 0)  # on the command line, every instance
+    assert sorted(by_name(taskrun.summary("one.json"))) == ["sub:test[3.11]", "sub:test[3.12]"]
