@@ -1,10 +1,12 @@
 """The `taskrun` command: flags in, exit code out. Parsing flags and choosing
 the mode only; each mode is one function of `mode` taking plain values.
 
-Exit codes: 0 every task succeeded (or failed with allow_failure); 1 a task
-failed, timed out or was skipped; 2 invalid task file or command line, or an
-unusable executor (no `distributed`, scheduler unreachable), nothing
-ran; 3 taskrun itself failed; 128+N stopped by signal N (130 SIGINT, 143 SIGTERM).
+Exit codes: 0 every task succeeded, was up to date, was skipped by a false
+condition, or failed with allow_failure; 1 a task failed, timed out or was
+skipped because a need failed (or a confirm: was answered no); 2 invalid task
+file or command line, or an unusable executor (no `distributed`, scheduler
+unreachable), nothing ran; 3 taskrun itself failed, or lost the Dask scheduler;
+128+N stopped by signal N (130 SIGINT, 143 SIGTERM).
 """
 
 from __future__ import annotations
