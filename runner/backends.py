@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import selectors
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 
 from .errors import UsageError
 from .model import AttemptResult, AttemptSpec
@@ -105,13 +106,8 @@ class LocalBackend:
 
     def wait(self, timeout_s: float | None, writable_fd: int | None = None) -> list[tuple[Hashable, AttemptResult]]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        if writable_fd is not None:  # the console's reader: its output is written between waits
-            self._sel.register(writable_fd, selectors.EVENT_WRITE, _WRITABLE)
-        try:
+        with watching_writable(self._sel, writable_fd):
             return self._wait(deadline)
-        finally:
-            if writable_fd is not None:
-                self._sel.unregister(writable_fd)
 
     def _wait(self, deadline: float | None) -> list[tuple[Hashable, AttemptResult]]:
         while not self._done:
@@ -132,7 +128,7 @@ class LocalBackend:
         woken = False
         for sel_key, _ in self._sel.select(timeout_s):
             key = sel_key.data
-            if key is _WRITABLE:  # back to the loop, which writes what waits
+            if key is WRITABLE:  # back to the loop, which writes what waits
                 woken = True
                 continue
             if key is None:
@@ -168,7 +164,21 @@ class LocalBackend:
         self._sel.close()
 
 
-_WRITABLE = object()  # selector data of the descriptor a wait was asked to watch for writing
+WRITABLE = object()  # selector data of the descriptor a wait was asked to watch for writing
+
+
+@contextmanager
+def watching_writable(sel: selectors.BaseSelector, fd: int | None) -> Iterator[None]:
+    """For one wait of a backend: `fd` (the console's reader, None for none) wakes it when it
+    can be written, so what waits for that reader is written between waits."""
+    if fd is None:
+        yield
+        return
+    sel.register(fd, selectors.EVENT_WRITE, WRITABLE)
+    try:
+        yield
+    finally:
+        sel.unregister(fd)
 
 
 class _Output(tuple):

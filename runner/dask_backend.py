@@ -57,7 +57,7 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
 
-from .backends import drain_wakeups
+from .backends import WRITABLE, drain_wakeups, watching_writable
 from .errors import ExecutorError
 from .model import AttemptResult, AttemptSpec
 from .proc import clamp_wait
@@ -300,13 +300,8 @@ class DaskBackend:
             self.stop(key, reason=reason, force=force)
 
     def wait(self, timeout_s: float | None, writable_fd: int | None = None) -> list[tuple[Hashable, AttemptResult]]:
-        if writable_fd is not None:  # the console's reader: its output is written between waits
-            self._sel.register(writable_fd, selectors.EVENT_WRITE, "writable")
-        try:
+        with watching_writable(self._sel, writable_fd):
             return self._wait(timeout_s)
-        finally:
-            if writable_fd is not None:
-                self._sel.unregister(writable_fd)
 
     def _wait(self, timeout_s: float | None) -> list[tuple[Hashable, AttemptResult]]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -327,9 +322,9 @@ class DaskBackend:
             timeout = clamp_wait(min(wake) - time.monotonic()) if wake else None
             woken = False
             for sel_key, _ in self._sel.select(timeout):
-                if sel_key.data != "writable":
+                if sel_key.data is not WRITABLE:
                     drain_wakeups(sel_key.fd)
-                woken |= sel_key.data in ("wake", "writable")
+                woken |= sel_key.data is WRITABLE or sel_key.data == "wake"
             if woken or (deadline is not None and time.monotonic() >= deadline):
                 self._collect()
                 break
