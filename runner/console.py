@@ -407,7 +407,7 @@ class Console:
 
     # -- the listener ----------------------------------------------------------
 
-    def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None:
+    def task_started(self, task: PlannedTask, attempt: int, pid: int | None, slot: int) -> None:
         if task.spec.interactive:  # the terminal is the task's now: no status area drawn over it
             self._want_live = False
             live, self._live = self._live, None

@@ -1,7 +1,7 @@
 """The run's append-only record: `events.jsonl` in the run's log folder.
 
 One JSON object per line (schemas/events.schema.json): `run_start`, then
-`task_start` (with the pid), `attempt_end`, `task_end` as they happen, and
+`task_start` (with the pid and the pool slot), `attempt_end`, `task_end` as they happen, and
 `run_end` last. Each line goes to the kernel with one write(2) on an O_APPEND
 file the moment it is known, so a runner killed by SIGKILL leaves every line it
 had written, each one complete; only a power loss can lose the last lines (no
@@ -93,9 +93,9 @@ class EventLog:
 
     # -- the listener ---------------------------------------------------------------
 
-    def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None:
+    def task_started(self, task: PlannedTask, attempt: int, pid: int | None, slot: int) -> None:
         self._write({"event": "task_start", "task": task.name, "attempt": attempt, "pid": pid,
-                     "kill_grace_s": task.kill_grace_s})
+                     "kill_grace_s": task.kill_grace_s, "slot": slot})
 
     def attempt_ended(self, task: PlannedTask, attempt: int, result: AttemptResult,
                       retry_in_s: float | None) -> None:

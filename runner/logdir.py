@@ -189,7 +189,7 @@ class FolderWatch:
         self.problems: list[str] = []
         self.broken = False  # the folder could not be made again: said once, nothing more is written there
 
-    def task_started(self, task, attempt: int, pid: int | None) -> None:
+    def task_started(self, task, attempt: int, pid: int | None, slot: int) -> None:
         pass
 
     def attempt_ended(self, task, attempt: int, result, retry_in_s: float | None) -> None:

@@ -287,6 +287,7 @@ class AttemptResult:
     host: str | None = None
     steps: tuple[StepResult, ...] = ()  # each step run, for a task with steps
     failed_step: int | None = None  # 1-based: the step that ended the attempt without success
+    slot: int | None = None  # the pool slot it ran in (0..pool-1), stamped by the scheduler
 
     def __bool__(self) -> bool:
         return self.exit_code == 0 and not self.timed_out and not self.cancelled

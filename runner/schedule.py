@@ -31,6 +31,14 @@ skips what needs it without failing the run) or `up_to_date` (which counts as
 success for what needs it). The gate's verdicts come back from its threads
 through `wake` (without one, the wait is capped while checks are out).
 
+Each attempt runs in a slot, 0..pool-1: the lowest free one when it starts,
+free again when it ends (an attempt waiting for its retry delay holds none).
+A gate check holds a slot too, as it counts against the pool, and gives it back
+with its verdict; the attempt that follows takes the lowest free one then. An
+interactive task starts only when nothing runs, so it is in slot 0. The slot
+goes to the listener with the start and is stamped on the `AttemptResult`, on
+every backend: the record says which track of the pool each attempt used.
+
 The backend and the listener are given, never imported: the same loop drives
 the local pool and a distributed one. An optional pump (the console following
 the log files) is told of each attempt that starts, caps every wait at its
@@ -45,7 +53,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -68,7 +76,7 @@ def log_paths(log_dir: Path, task: str, attempt: int) -> tuple[str, str]:
 
 
 class Listener(Protocol):
-    def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None: ...
+    def task_started(self, task: PlannedTask, attempt: int, pid: int | None, slot: int) -> None: ...
 
     def attempt_ended(self, task: PlannedTask, attempt: int, result: AttemptResult,
                       retry_in_s: float | None) -> None: ...
@@ -96,9 +104,9 @@ class FanOut:
     def __init__(self, *listeners: Listener) -> None:
         self.listeners = listeners
 
-    def task_started(self, task: PlannedTask, attempt: int, pid: int | None) -> None:
+    def task_started(self, task: PlannedTask, attempt: int, pid: int | None, slot: int) -> None:
         for listener in self.listeners:
-            listener.task_started(task, attempt, pid)
+            listener.task_started(task, attempt, pid, slot)
 
     def attempt_ended(self, task: PlannedTask, attempt: int, result: AttemptResult,
                       retry_in_s: float | None) -> None:
@@ -144,6 +152,7 @@ class _State:
     logs: list[tuple[str, str]] = field(default_factory=list)
     result: TaskResult | None = None
     running: bool = False
+    slot: int | None = None  # the pool slot its attempt or its gate check holds while running
     verdict: Verdict | None = None  # the gate's, for a task with checks
 
     @property
@@ -182,7 +191,7 @@ class Scheduler:
         self._key = {n: (-prio.get(n, 0.0), s.index) for n, s in self._state.items()}
         self._ready: list[tuple[tuple[float, int], str]] = []  # filled when the run starts (`_became_ready`)
         self._retries: list[tuple[float, int, str]] = []  # (monotonic due, index, name)
-        self._running = 0
+        self._free = list(range(plan.pool))  # a heap of the free slots: the lowest is taken first
         self._capacity = dict(plan.taskfile.resources)
         self._held = dict.fromkeys(self._capacity, 0.0)  # units held by the running attempts
         self._alone = False  # an interactive task runs: nothing else starts
@@ -207,7 +216,7 @@ class Scheduler:
         while True:
             self._check_stop()
             self._start_ready()
-            if self._running == 0 and not self._ready and not self._retries:
+            if not self._running and not self._ready and not self._retries:
                 break
             timeout = None
             if self._retries:  # during a stop only a cleanup's retries are left
@@ -262,6 +271,21 @@ class Scheduler:
             if st.running and not st.finalizer:
                 self.backend.stop(name, reason=reason)
 
+    @property
+    def _running(self) -> int:
+        """Attempts and gate checks under way: the slots taken."""
+        return self.plan.pool - len(self._free)
+
+    def _take_slot(self, st: _State) -> None:
+        st.running = True
+        st.slot = heapq.heappop(self._free)
+
+    def _free_slot(self, st: _State) -> int:
+        st.running = False
+        slot, st.slot = st.slot, None
+        heapq.heappush(self._free, slot)
+        return slot
+
     def _may_start(self, st: _State) -> bool:
         return not self.stopping or (st.finalizer and not self._forced)
 
@@ -303,8 +327,7 @@ class Scheduler:
     def _check(self, st: _State) -> None:
         """Hand a ready task to the gate; it holds its slot until the verdict comes back."""
         name = st.task.name
-        st.running = True
-        self._running += 1
+        self._take_slot(st)
         self._checking += 1
 
         def done(verdict: Verdict) -> None:  # in a gate thread
@@ -318,8 +341,7 @@ class Scheduler:
         while self._verdicts:
             name, verdict = self._verdicts.popleft()
             st = self._state[name]
-            st.running = False
-            self._running -= 1
+            self._free_slot(st)
             self._checking -= 1
             st.verdict = verdict
             if verdict.status is None and self._may_start(st):
@@ -350,13 +372,12 @@ class Scheduler:
             steps=task.steps, steps_path=stdout_path.removesuffix(".stdout") + ".steps" if task.steps else None,
             interactive=task.spec.interactive,
         )
-        st.running = True
-        self._running += 1
+        self._take_slot(st)
         self._hold(task, +1)
         pid = self.backend.start(task.name, spec)
         if self.pump is not None:
             self.pump.follow(spec)
-        self.listener.task_started(task, attempt, pid)
+        self.listener.task_started(task, attempt, pid, st.slot)
 
     def _promote_retries(self) -> None:
         now = time.monotonic()
@@ -366,8 +387,7 @@ class Scheduler:
 
     def _attempt_ended(self, name: str, result: AttemptResult) -> None:
         st = self._state[name]
-        st.running = False
-        self._running -= 1
+        result = replace(result, slot=self._free_slot(st))
         self._hold(st.task, -1)
         st.attempts.append(result)
         task = st.task

@@ -103,6 +103,7 @@ def attempt_record(a: AttemptResult, stdout_log: str | None, stderr_log: str | N
         "stderr_log": stderr_log,
         "worker": a.worker,
         "host": a.host,
+        "slot": a.slot,
     }
 
 

@@ -52,6 +52,7 @@ def test_the_event_log_records_every_start_and_end_in_order(taskrun):
     for name, task in tasks.items():
         for i, attempt in enumerate(task["attempts"], start=1):
             assert starts[(name, i)]["pid"] == attempt["pid"] == ends[(name, i)]["pid"]
+            assert starts[(name, i)]["slot"] == attempt["slot"] == 0  # pool 1: one slot
             assert ends[(name, i)]["exit_code"] == attempt["exit_code"]
             assert ends[(name, i)]["started_at"] == attempt["started_at"]
     assert ends[("flaky", 1)]["retry_in_s"] == 0 and ends[("flaky", 2)]["retry_in_s"] is None

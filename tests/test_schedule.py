@@ -118,8 +118,10 @@ class Recorder:
 
     def __init__(self, log: list) -> None:
         self.log = log
+        self.slots: dict[tuple[str, int], int] = {}  # (task, attempt) -> the slot it started in
 
-    def task_started(self, task, attempt, pid):
+    def task_started(self, task, attempt, pid, slot):
+        self.slots[(task.name, attempt)] = slot
         self.log.append(("start", task.name) if attempt == 1 else ("start", task.name, attempt))
 
     def attempt_ended(self, task, attempt, result, retry_in_s):
@@ -145,7 +147,8 @@ class Run:
         self.log: list = []
         self.stop = StopRequest()
         self.backend = FakeBackend(self.log, outcomes, ends, stop=self.stop)
-        self.scheduler = Scheduler(plan, self.backend, Recorder(self.log), log_dir=tmp_path / "logs",
+        self.recorder = Recorder(self.log)
+        self.scheduler = Scheduler(plan, self.backend, self.recorder, log_dir=tmp_path / "logs",
                                    run_id="run-1", stop=self.stop, base_env={"BASE": "b", "FILE_VAR": "base"})
         self.results = self.scheduler.run()
 
@@ -193,6 +196,26 @@ class TestPool:
     def test_a_pool_larger_than_the_plan_starts_everything_at_once(self, run):
         r = run(plan_of(spec("a"), spec("b"), spec("c"), pool=8), ends=["c", "b", "a"])
         assert r.log[:3] == [("start", "a"), ("start", "b"), ("start", "c")]
+
+
+class TestSlots:
+    def test_an_attempt_takes_the_lowest_free_slot_and_its_result_says_which(self, run):
+        r = run(plan_of(*(spec(n) for n in "abcde"), pool=2), ends=["b", "a", "d", "c", "e"])
+        # a and b start in 0 and 1; b's end frees 1 for c; a's frees 0 for d; d's frees 0 again for e.
+        assert r.recorder.slots == {("a", 1): 0, ("b", 1): 1, ("c", 1): 1, ("d", 1): 0, ("e", 1): 0}
+        assert {(x.name, 1): x.attempts[0].slot for x in r.results} == r.recorder.slots
+
+    def test_a_retry_takes_the_lowest_slot_free_when_it_starts(self, run):
+        tasks = (spec("a"), spec("flaky", retries=1, retry_delay_s=0.2), spec("b"))
+        r = run(plan_of(*tasks, pool=2), outcomes={"flaky": [FAIL, OK]}, ends=["flaky", "a"])
+        # flaky's first attempt frees slot 1, which b takes during the delay; a frees 0 for the retry.
+        assert r.recorder.slots == {("a", 1): 0, ("flaky", 1): 1, ("b", 1): 1, ("flaky", 2): 0}
+        assert [a.slot for a in r.results[1].attempts] == [1, 0]
+
+    def test_an_attempt_that_could_not_start_held_its_slot(self, run):
+        r = run(plan_of(spec("missing"), spec("other"), pool=2), outcomes={"missing": [NOSTART]})
+        assert r.recorder.slots == {("missing", 1): 0, ("other", 1): 1}
+        assert r.results[0].attempts[0].slot == 0
 
 
 class TestNeeds:

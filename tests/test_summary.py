@@ -133,6 +133,59 @@ class TestFields:
         assert (t["stdout_tail"], t["stderr_tail"]) == ("", "")
 
 
+def assert_one_attempt_at_a_time_per_slot(summary: dict) -> dict[tuple[str, int], int]:
+    """Every attempt has a slot of the pool, and the attempts of one slot never overlap in time;
+    returns (task, attempt number) -> slot."""
+    slots, spans = {}, {}
+    for t in summary["tasks"]:
+        for n, a in enumerate(t["attempts"], start=1):
+            assert 0 <= a["slot"] < summary["pool"], (t["name"], n, a["slot"])
+            slots[(t["name"], n)] = a["slot"]
+            spans.setdefault(a["slot"], []).append((ts(a["started_at"]), ts(a["finished_at"]), t["name"]))
+    for slot, held in spans.items():
+        held.sort()
+        for (_, end, before), (start, _, after) in zip(held, held[1:]):
+            assert end <= start, f"slot {slot}: {after} started before {before} ended"
+    return slots
+
+
+class TestSlots:
+    def test_each_attempt_runs_in_a_slot_of_the_pool_one_at_a_time(self, taskrun):
+        taskrun.write("tasks.yaml", """
+            version: 1
+            pool: 2
+            tasks:
+              long: sleep 1
+              short1: sleep 0.1
+              short2: sleep 0.1
+              short3: sleep 0.1
+        """)
+        check(taskrun("tasks.yaml"), 0)
+        s = taskrun.summary()
+        slots = assert_one_attempt_at_a_time_per_slot(s)
+        # The first two start together, in the lowest free slots; the others take the slot a short one freed.
+        assert (slots[("long", 1)], slots[("short1", 1)]) == (0, 1)
+        assert set(slots.values()) == {0, 1}
+        starts = {(e["task"], e["attempt"]): e["slot"] for e in taskrun.events() if e["event"] == "task_start"}
+        assert starts == slots
+
+    def test_retries_checked_tasks_and_commands_that_cannot_start_have_their_slots(self, taskrun):
+        taskrun.write("tasks.yaml", """
+            version: 1
+            pool: 3
+            tasks:
+              flaky: {cmd: 'test -e marker || { touch marker; exit 1; }', retries: 1, retry_delay: 0.3}
+              checked: {cmd: sleep 0.2, if: {sh: "true"}}
+              missing: {cmd: [no-such-command-here]}
+              after: {cmd: sleep 0.1, needs: [flaky, checked]}
+        """)
+        check(taskrun("tasks.yaml"), 1)
+        s = taskrun.summary()
+        slots = assert_one_attempt_at_a_time_per_slot(s)
+        assert set(slots) == {("flaky", 1), ("flaky", 2), ("checked", 1), ("missing", 1), ("after", 1)}
+        assert by_name(s)["missing"]["attempts"][0]["pid"] is None
+
+
 class TestWhere:
     def test_default_path_is_in_the_current_folder(self, taskrun):
         (taskrun.cwd / "proj").mkdir()
