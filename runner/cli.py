@@ -156,6 +156,12 @@ def main_command(
         help=f"Where to write the JSON summary (default {mode.DEFAULT_SUMMARY}); '-' for stdout. A PATH starting "
              "with '-' or naming a task is refused: write --summary=./NAME to mean it.")] = None,
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", help="Also write the results as JUnit XML.")] = None,
+    html: Annotated[Optional[str], typer.Option(
+        "--html", metavar="PATH", help="Also write the run as one self-contained HTML page: a timeline per pool slot, "
+                                       "the critical path, concurrency, the tasks.")] = None,
+    report: Annotated[Optional[str], typer.Option(
+        "--report", metavar="SUMMARY", help="Run nothing: draw the run an earlier summary records "
+                                            "(with --html PATH).")] = None,
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", metavar="PATH", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
     history: Annotated[Optional[str], typer.Option("--history", metavar="PATH", help="An earlier summary of this file: start the longest remaining chains first (default: earlier runs of this file).")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Start ready tasks in file order, ignoring earlier runs.")] = False,
@@ -188,7 +194,8 @@ def main_command(
             log_dir=log_dir, history=history, no_history=no_history, schema=schema, version=version,
             output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs, executor=executor,
             scheduler=scheduler, connect_timeout=connect_timeout, recover=recover, init=init, yes=yes,
-            var=tuple(var or ()), args=tuple((ctx.obj or {}).get("args", ())))
+            var=tuple(var or ()), args=tuple((ctx.obj or {}).get("args", ())),
+            html=html, report=report)
     except TaskFileError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -255,7 +262,7 @@ def _assignments(var: tuple[str, ...], file: str | None, file_option: str | None
 def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
                  dry_run, list_tasks, as_json, show_all, summary, junit, log_dir, history, no_history, schema,
                  version, output, color, tail_lines, keep_runs, executor, scheduler, connect_timeout,
-                 recover, init, yes=False, var=(), args=()) -> int:
+                 recover, init, yes=False, var=(), args=(), html=None, report=None) -> int:
     """Check the flags that go together, turn values into their types, and call one mode."""
     if version:
         return mode.show_version()
@@ -265,6 +272,12 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         return mode.recover(recover, file=file_option or file, log_dir=log_dir)
     if init:
         return mode.init(file_option or file or "taskrun.yaml")
+    if html is not None and not html:
+        raise UsageError("--html: give a file path")
+    if report is not None:
+        if file is not None or file_option is not None or targets:
+            raise UsageError(f"--report {report}: draws a summary and runs nothing; it takes no task file or TASK")
+        return mode.report(report, html=html)
     if summary is not None and summary != "-" and summary.startswith("-"):
         raise UsageError(f"--summary {summary}: a path that starts with '-' looks like an option "
                          f"(to write the summary to that path use --summary=./{summary})")
@@ -301,7 +314,7 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         return mode.list_tasks(file, selection, as_json=as_json, show_all=show_all, log_dir=log_dir)
     display = mode.Display(output=output, color=color)
     where = mode.Where(executor=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s,
-                       summary=summary or mode.DEFAULT_SUMMARY, summary_named=summary is not None, junit=junit, log_dir=log_dir, tail_lines=tail_lines,
+                       summary=summary or mode.DEFAULT_SUMMARY, summary_named=summary is not None, junit=junit, html=html, log_dir=log_dir, tail_lines=tail_lines,
                        keep_runs=keep_runs, history=history, no_history=no_history, yes=yes)
     if dry_run:
         return mode.dry_run(file, selection, display, where)

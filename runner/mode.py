@@ -1,8 +1,8 @@
 """What the `taskrun` command does, one function per mode.
 
 `cli` parses the flags and picks one mode: print the version or the schema,
-write a starter task file, recover a killed run, validate files, list the
-tasks, show the plan (dry run), or run. Each mode takes plain values (paths, names, numbers already parsed)
+write a starter task file, recover a killed run, draw an earlier run from its
+summary (report), validate files, list the tasks, show the plan (dry run), or run. Each mode takes plain values (paths, names, numbers already parsed)
 and returns the process exit code; what goes wrong is raised as a
 `TaskrunError`, which `cli` turns into one line and its code.
 
@@ -75,6 +75,7 @@ class Where:
     summary: str = DEFAULT_SUMMARY  # '-': stdout, and the console goes to stderr
     summary_named: bool = False  # given on the command line (-o), not the default
     junit: str | None = None
+    html: str | None = None  # --html: the run drawn as one self-contained HTML page
     log_dir: str | None = None
     tail_lines: int = 50
     keep_runs: int = 20
@@ -121,6 +122,27 @@ def recover(run: str, *, file: str | None, log_dir: str | None) -> int:
     folder = Path(file).parent if file is not None else Path(".")
     runs = Path(log_dir) if log_dir else folder / ".taskrun" / "runs"
     return recover_run(run, runs, say)
+
+
+def report(summary: str, *, html: str | None) -> int:
+    """Draw the run that an earlier summary records (`--report`), as a run draws itself:
+    the summary is checked against its schema first, and each target is opened (or
+    refused) before anything is written."""
+    from .record import NotASummary, read_summary
+    from .target import open_target
+
+    if html is None:
+        raise UsageError(f"--report {summary}: nothing to write; add --html PATH")
+    html_target = open_target(html, "--html", example="report.html")
+    try:
+        data = read_summary(summary)
+    except NotASummary as exc:
+        raise UsageError(f"--report {show_path(summary)}: {exc}") from None
+    from .htmlreport import write_html
+
+    write_html(html_target, data)
+    say(f"taskrun: drew run {data['run_id']} ({show_path(summary)}) in {show_path(html)}")
+    return EXIT_OK
 
 
 def validate(files: tuple[str, ...]) -> int:
@@ -308,6 +330,11 @@ def run(file: str, selection: Selection, display: Display, where: Where) -> int:
 
         junit_target = open_target(where.junit, "--junit")
         writers.append(lambda record: write_junit(junit_target, record))
+    if where.html is not None:
+        from .htmlreport import write_html
+
+        html_target = open_target(where.html, "--html", example="report.html")
+        writers.append(lambda record: write_html(html_target, record))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         from .ci import github_writers
 

@@ -72,6 +72,25 @@ def read_json(path: str | os.PathLike, limit: int = SUMMARY_LIMIT):
         raise NotASummary(f"is not JSON ({exc})") from None
 
 
+SUMMARY_SCHEMA = Path(__file__).resolve().parent / "schemas" / "summary.schema.json"
+
+
+def read_summary(path: str | os.PathLike) -> dict:
+    """The summary in the regular file `path`, checked against the summary's JSON Schema
+    (what draws a run reads it whole, without a question left); NotASummary with the
+    first problem, and where it is, otherwise."""
+    import jsonschema  # tens of milliseconds: only the commands that read a whole summary pay them
+
+    data = read_json(path)
+    schema = json.loads(SUMMARY_SCHEMA.read_text(encoding="utf-8"))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if error is None:
+        return data
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
+    raise NotASummary(f"is not a taskrun summary (schemas/summary.schema.json): {where or 'the top level'}: {message}")
+
+
 def file_of(summary: dict) -> str | None:
     """The real path of the task file a summary records (its `file`, from its `cwd`)."""
     file, cwd = summary.get("file"), summary.get("cwd")
