@@ -1,4 +1,5 @@
-"""The schema ships inside the package, byte for byte, however taskrun is installed.
+"""The schema ships inside the package, byte for byte, however taskrun is installed
+(and so does the HTML report's page).
 
 `schemas/` (where users and editors find the files) and `runner/schemas/` (the
 package data the validator reads) are two copies; the first test keeps them
@@ -82,6 +83,14 @@ def _check_installed(bin_dir: Path, tmp: Path, expect_under: Path | None = None)
                          env=CLEAN_ENV)
     assert res.returncode == 2, res.stderr
     assert "timout: unknown key (did you mean 'timeout'?)" in res.stderr
+    # The HTML report's page (runner/report/) and the summary schema --report checks against ship too.
+    (tmp / "one.yaml").write_text("version: 1\ntasks:\n  a: 'true'\n")
+    for args in (["one.yaml", "--html", "one.html"], ["--report", "taskrun-summary.json", "--html", "again.html"]):
+        res = subprocess.run([bin_dir / "taskrun", *args], capture_output=True, text=True, cwd=tmp, env=CLEAN_ENV)
+        assert res.returncode == 0, res.stderr
+    page = (tmp / "one.html").read_text()
+    assert page == (tmp / "again.html").read_text()
+    assert all(part in page for part in ('id="run-data"', "timeline-svg", ".o-success"))  # data, script, style
 
 
 def _build(kind: str, src: Path, out: Path) -> Path:
