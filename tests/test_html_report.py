@@ -334,6 +334,13 @@ def test_html_to_a_folder_is_refused_before_anything_runs(taskrun):
     assert r.stderr == "taskrun: --html out: is a folder; give a file path, e.g. out/report.html\n"
 
 
+def test_the_readmes_picture_is_of_a_valid_demo_file(taskrun):
+    """docs/report_screenshot.py draws docs/report-demo.yaml: it stays a valid file."""
+    demo = Path(__file__).resolve().parent.parent / "docs" / "report-demo.yaml"
+    r = check(taskrun(str(demo), "--validate"), 0)
+    assert r.stderr.endswith(": valid (11 tasks)\n")
+
+
 # --- at scale -------------------------------------------------------------------------------
 
 

@@ -295,7 +295,7 @@
   const poolLabel = sv("text", {x: LEFT + 4, y: CT + 10});
   if (h.pool <= top) {
     csvg.append(sv("line", {class: "cc-pool", x1: LEFT, x2: width - RIGHT, y1: cy(h.pool), y2: cy(h.pool)}));
-    poolLabel.setAttribute("y", cy(h.pool) - 4);
+    poolLabel.setAttribute("y", cy(h.pool) + 13);  // under the line: it may be the top of the graph
     poolLabel.textContent = "pool " + h.pool;
   } else {
     poolLabel.textContent = "pool " + h.pool + " (above the scale)";
