@@ -1,4 +1,4 @@
-"""Output targets (`-o`, `--junit`, the GitHub step summary) through the real command:
+"""Output targets (`-o`, `--junit`, `--html`, the GitHub step summary) through the real command:
 a regular file is replaced atomically; a device, a FIFO with a reader or one of
 taskrun's own descriptors is written into and left as it is; a folder, a block
 device, a socket or a FIFO nobody reads is refused before anything runs. The
@@ -43,7 +43,7 @@ def run_copy(taskrun) -> dict:
 
 
 @root_only
-@pytest.mark.parametrize("flag", ["-o", "--junit"])
+@pytest.mark.parametrize("flag", ["-o", "--junit", "--html"])
 def test_a_null_device_is_written_into_and_never_replaced(taskrun, flag):
     taskrun.write("tasks.yaml", TASKS)
     null = device(taskrun, "null", 3)
@@ -83,7 +83,7 @@ def test_a_full_device_fails_the_write_and_the_summary_goes_to_stderr(taskrun):
 def test_a_fifo_nobody_reads_is_refused_before_anything_runs(taskrun):
     taskrun.write("tasks.yaml", TASKS)
     os.mkfifo(taskrun.cwd / "fifo")
-    for flag in ("-o", "--junit"):
+    for flag in ("-o", "--junit", "--html"):
         r = taskrun("tasks.yaml", flag, "fifo", timeout=60)
         assert (r.returncode, r.stderr) == (
             2, f"taskrun: {flag} fifo: is a FIFO that nobody reads; start its reader first (e.g. cat fifo &)\n")
@@ -174,13 +174,14 @@ def test_dev_stdout_redirected_to_a_file_keeps_the_link(taskrun):
     assert os.path.islink("/dev/stdout")
 
 
-@pytest.mark.parametrize("flag", ["-o", "--junit"])
-def test_a_folder_is_refused_before_anything_runs(taskrun, flag):
+@pytest.mark.parametrize("flag, example", [("-o", "taskrun-summary.json"), ("--junit", "taskrun-summary.json"),
+                                           ("--html", "report.html")])
+def test_a_folder_is_refused_before_anything_runs(taskrun, flag, example):
     taskrun.write("tasks.yaml", TASKS)
     (taskrun.cwd / "reports").mkdir()
     r = taskrun("tasks.yaml", flag, "reports", timeout=60)
     assert (r.returncode, r.stderr) == (
-        2, f"taskrun: {flag} reports: is a folder; give a file path, e.g. reports/taskrun-summary.json\n")
+        2, f"taskrun: {flag} reports: is a folder; give a file path, e.g. reports/{example}\n")
     assert not (taskrun.cwd / "ran").exists() and taskrun.run_dirs() == []
 
 
