@@ -19,13 +19,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import Runner, by_name, check, processes_with_mark, validate_summary
+from conftest import Runner, by_name, check, processes_with_mark, read_events_file, validate_summary, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -235,6 +236,18 @@ def test_the_tooltip_shows_a_tasks_stderr_as_text_never_as_markup(browser, mixed
     focused = page.driver.switch_to.active_element
     if len(row) > 1:
         assert focused.get_attribute("data-i") == row[1] and focused.get_attribute("tabindex") == "0"
+
+    # Zoomed in, the timeline is drawn again, wider, with the same bars and the focus kept.
+    width = page.js("return document.getElementById('timeline-svg').getAttribute('width')")
+    page.driver.find_element("id", "zoom-in").click()
+    page.driver.find_element("id", "zoom-in").click()
+    assert page.js("return document.getElementById('timeline-svg').getAttribute('width')") == str(4 * int(width))
+    assert page.js("return document.getElementById('concurrency-svg').getAttribute('width')") == str(4 * int(width))
+    assert page.driver.find_element("id", "zoom-level").text == "\u00d74"
+    assert sorted(page.bars()) == sorted(expected_bars(summary))
+    ActionChains(page.driver).move_to_element(
+        page.driver.find_element("css selector", "rect.bar[data-task=script]")).perform()
+    assert tip.find_element("css selector", "pre").get_attribute("textContent").startswith("<script>alert(1)")
     check_loads_cleanly_after_use(page)
 
 
@@ -277,6 +290,51 @@ def test_the_page_holds_task_output_only_inside_its_json_and_fetches_nothing(mix
     assert by_name(summary)["script"]["stderr_tail"] in data["tails"]
     assert "default-src 'none'" in text  # the Content-Security-Policy: nothing is fetched, no other script runs
     assert not re.search(r"(src|href)=[\"'](?!data:)", text) and "url(http" not in text and "@import" not in text
+
+
+@needs_browser
+def test_an_interrupted_run_draws_its_cancelled_attempts(browser, taskrun, tmp_path):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        tasks:
+          quick: 'true'
+          long-a: {cmd: sleep 60, needs: [quick]}
+          long-b: {cmd: sleep 60, needs: [quick]}
+          after: {cmd: 'true', needs: [long-a]}
+        """)
+    proc = taskrun.popen("tasks.yaml", "--html", "report.html")
+    wait_for(lambda: sum(e.get("event") == "task_start" for e in read_events_file(events_path(taskrun))) == 3,
+             what="both long tasks started")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    summary = taskrun.summary()
+    page = Page(browser, taskrun.cwd / "report.html")
+    check_loads_cleanly(page)
+    outcome = dict(page.js("return Array.from(document.querySelectorAll('rect.bar'), r => [r.dataset.task, r.dataset.outcome])"))
+    assert outcome == {"quick": "success", "long-a": "cancelled", "long-b": "cancelled"}
+    assert sorted(page.bars()) == sorted(expected_bars(summary))
+    not_run = page.js("return Array.from(document.querySelectorAll('#notrun li'), li => [li.dataset.task, li.dataset.status])")
+    assert not_run == [["after", by_name(summary)["after"]["status"]]]
+    assert page.driver.find_element("css selector", "#head dd[data-field='exit code']").text == "143 (SIGTERM)"
+    page.screenshot(tmp_path, "interrupted-run")
+
+
+def events_path(taskrun) -> Path:
+    runs = taskrun.run_dirs()
+    return runs[0] / "events.jsonl" if runs else taskrun.cwd / "none"
+
+
+@needs_browser
+def test_a_run_where_nothing_ran_still_draws(browser, taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  tool: {cmd: 'true', status: ['true']}\n")
+    check(taskrun("tasks.yaml", "--html", "report.html"), 0)
+    page = Page(browser, taskrun.cwd / "report.html")
+    check_loads_cleanly(page)
+    assert page.bars() == []
+    assert page.driver.find_element("id", "critical").text == "No task ran: no critical path."
+    assert "No attempt ran." in page.driver.find_element("id", "slot-note").text
 
 
 # --- --report and refusals ------------------------------------------------------------------

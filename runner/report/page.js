@@ -88,104 +88,175 @@
   }
 
   // --- timeline -------------------------------------------------------------------------
+  // Drawn at a width: the box's, times the zoom. Zooming draws it again (one pass, as at load);
+  // the events are handled on the boxes, so they outlive each drawing.
   const tip = document.getElementById("tip");
   const bars = D.bars;
   const rowBars = Array.from({length: D.slots}, () => []);
   bars.forEach((b, i) => rowBars[b[B.slot]].push(i));
-  const box = document.getElementById("timeline");
+  const barOf = new Map(bars.map((b, i) => [b[B.task] + ":" + b[B.attempt], i]));
+  const box = document.getElementById("timeline"), cbox = document.getElementById("concurrency");
   const LEFT = 64, TOP = 22, RIGHT = 16;
-  const width = Math.max(600, box.clientWidth - 2);
-  const plot = width - LEFT - RIGHT;
   const span = Math.max(D.span, 0.001);
-  const x = t => LEFT + (t / span) * plot;
   const rowH = Math.max(3, Math.min(22, Math.floor(640 / Math.max(1, D.slots))));
   const height = TOP + D.slots * rowH + 6;
-  const svg = sv("svg", {width: width, height: height, id: "timeline-svg", role: "group",
-                         "aria-label": "Timeline: " + bars.length + " attempts on " + D.slots + " slots"});
-  const defs = sv("defs", {});
-  for (const [o, color] of [["timeout", "--timeout"], ["cancelled", "--cancelled"]]) {
-    const p = sv("pattern", {id: "hatch-" + o, patternUnits: "userSpaceOnUse", width: 6, height: 6,
-                             patternTransform: o === "timeout" ? "rotate(45)" : "rotate(-45)"});
-    const c = getComputedStyle(document.documentElement).getPropertyValue(color).trim();
-    p.append(sv("rect", {width: 6, height: 6, fill: c}), sv("rect", {width: 2, height: 6, fill: "rgba(255,255,255,0.55)"}));
-    defs.append(p);
-  }
-  svg.append(defs);  // the legend's swatches use these patterns too
-  const grid = sv("g", {class: "grid"});
-  const step = niceStep(span, Math.max(2, Math.floor(plot / 90)));
-  for (let t = 0; t <= span + 1e-9; t += step) {
-    grid.append(sv("line", {x1: x(t), x2: x(t), y1: TOP - 4, y2: height}));
-    const label = sv("text", {x: x(t), y: 12, "text-anchor": "middle"});
-    label.textContent = (step < 1 ? t.toFixed(step < 0.1 ? 2 : 1) : t.toFixed(0)) + " s";
-    grid.append(label);
-  }
-  svg.append(grid);
-  const showLabels = rowH >= 14;
-  const critPoints = [];
-  const rects = new Array(bars.length);
-  for (let s = 0; s < D.slots; s++) {
-    const g = sv("g", {class: "row", "data-slot": s});
-    const y = TOP + s * rowH;
-    if (s % Math.ceil(12 / rowH) === 0) {  // a label every row that has room for one
-      const label = sv("text", {x: LEFT - 6, y: y + Math.min(rowH, 14) - 3, "text-anchor": "end"});
-      label.textContent = "slot " + s;
-      g.append(label);
+  const base = Math.max(600, box.clientWidth - 2);
+  let zoom = 1, width, plot, step, rects = [];
+  const x = t => LEFT + (t / span) * plot;
+  const tick = t => t.toFixed(Math.max(0, -Math.floor(Math.log10(step) + 1e-9))) + " s";  // as many decimals as the step has
+  const mid = b => (TOP + b[B.slot] * rowH + rowH / 2).toFixed(1);
+
+  function drawTimeline() {
+    const svg = sv("svg", {width: width, height: height, id: "timeline-svg", role: "group",
+                           "aria-label": "Timeline: " + bars.length + " attempts on " + D.slots + " slots"});
+    const defs = sv("defs", {});
+    for (const [o, color] of [["timeout", "--timeout"], ["cancelled", "--cancelled"]]) {
+      const p = sv("pattern", {id: "hatch-" + o, patternUnits: "userSpaceOnUse", width: 6, height: 6,
+                               patternTransform: o === "timeout" ? "rotate(45)" : "rotate(-45)"});
+      const c = getComputedStyle(document.documentElement).getPropertyValue(color).trim();
+      p.append(sv("rect", {width: 6, height: 6, fill: c}), sv("rect", {width: 2, height: 6, fill: "rgba(255,255,255,0.55)"}));
+      defs.append(p);
     }
-    for (const i of rowBars[s]) {
-      const b = bars[i], task = b[B.task], outcome = OUTCOMES[b[B.outcome]];
-      const tries = D.tasks[task][T.attempts];
-      const x0 = x(b[B.start]), w = Math.max(1, x(b[B.end]) - x0);
-      const critical = onPath.has(task);
-      const r = sv("rect", {
-        x: x0.toFixed(1), y: y + 1, width: w.toFixed(1), height: Math.max(1, rowH - 2),
-        class: "bar o-" + outcome + (critical ? " crit" : ""), tabindex: -1, role: "img",
-        "data-i": i, "data-task": D.names[task], "data-attempt": b[B.attempt], "data-slot": s, "data-outcome": outcome,
-        "aria-label": MARKS[outcome] + " " + D.names[task] + ", try " + b[B.attempt] + " of " + tries + ", " + outcome + ", " +
-          ended(b[B.exit], b[B.signal]) + ", " + b[B.start].toFixed(3) + " s to " + b[B.end].toFixed(3) + " s" +
-          (critical ? ", on the critical path" : "")});
-      if (critical) {
-        r.setAttribute("data-critical", "1");
-        critPoints.push([b[B.start], x0, x0 + w, y + rowH / 2, task]);
+    svg.append(defs);  // the legend's swatches use these patterns too
+    const grid = sv("g", {class: "grid"});
+    for (let t = 0; t <= span + 1e-9; t += step) {
+      grid.append(sv("line", {x1: x(t), x2: x(t), y1: TOP - 4, y2: height}));
+      const label = sv("text", {x: x(t), y: 12, "text-anchor": "middle"});
+      label.textContent = tick(t);
+      grid.append(label);
+    }
+    svg.append(grid);
+    const critPoints = [];
+    rects = new Array(bars.length);
+    for (let s = 0; s < D.slots; s++) {
+      const g = sv("g", {class: "row", "data-slot": s});
+      const y = TOP + s * rowH;
+      if (s % Math.ceil(12 / rowH) === 0) {  // a label every row that has room for one
+        const label = sv("text", {x: LEFT - 6, y: y + Math.min(rowH, 14) - 3, "text-anchor": "end"});
+        label.textContent = "slot " + s;
+        g.append(label);
       }
-      rects[i] = r;
-      g.append(r);
-      if (showLabels && w > 40) {
-        // A nested svg clips the label to its bar.
-        const clip = sv("svg", {x: x0.toFixed(1), y: y, width: (w - 2).toFixed(1), height: rowH});
-        const t = sv("text", {x: 3, y: rowH - 6, class: "label"});
-        t.textContent = MARKS[outcome] + " " + D.names[task] + (tries > 1 ? " (try " + b[B.attempt] + "/" + tries + ")" : "");
-        clip.append(t);
-        g.append(clip);
+      for (const i of rowBars[s]) {
+        const b = bars[i], task = b[B.task], outcome = OUTCOMES[b[B.outcome]];
+        const tries = D.tasks[task][T.attempts];
+        const x0 = x(b[B.start]), w = Math.max(1, x(b[B.end]) - x0);
+        const critical = onPath.has(task);
+        const r = sv("rect", {
+          x: x0.toFixed(1), y: y + 1, width: w.toFixed(1), height: Math.max(1, rowH - 2),
+          class: "bar o-" + outcome + (critical ? " crit" : ""), tabindex: -1, role: "img",
+          "data-i": i, "data-task": D.names[task], "data-attempt": b[B.attempt], "data-slot": s, "data-outcome": outcome,
+          "aria-label": MARKS[outcome] + " " + D.names[task] + ", try " + b[B.attempt] + " of " + tries + ", " + outcome + ", " +
+            ended(b[B.exit], b[B.signal]) + ", " + b[B.start].toFixed(3) + " s to " + b[B.end].toFixed(3) + " s" +
+            (critical ? ", on the critical path" : "")});
+        if (critical) {
+          r.setAttribute("data-critical", "1");
+          critPoints.push([b[B.start], x0, x0 + w, y + rowH / 2]);
+        }
+        rects[i] = r;
+        g.append(r);
+        if (rowH >= 14 && w > 40) {
+          // A nested svg clips the label to its bar.
+          const clip = sv("svg", {x: x0.toFixed(1), y: y, width: (w - 2).toFixed(1), height: rowH});
+          const t = sv("text", {x: 3, y: rowH - 6, class: "label"});
+          t.textContent = MARKS[outcome] + " " + D.names[task] + (tries > 1 ? " (try " + b[B.attempt] + "/" + tries + ")" : "");
+          clip.append(t);
+          g.append(clip);
+        }
       }
+      svg.append(g);
     }
-    svg.append(g);
-  }
-  // A task's attempts joined across the wait before each retry: one task, several tries.
-  const barOf = new Map(bars.map((b, i) => [b[B.task] + ":" + b[B.attempt], i]));
-  let retries = "";
-  for (const [task, attempt] of D.gaps) {
-    const a = bars[barOf.get(task + ":" + attempt)], b = bars[barOf.get(task + ":" + (attempt + 1))];
-    if (!a || !b) continue;
-    retries += "M" + x(a[B.end]).toFixed(1) + " " + (TOP + a[B.slot] * rowH + rowH / 2).toFixed(1) +
-               "L" + x(b[B.start]).toFixed(1) + " " + (TOP + b[B.slot] * rowH + rowH / 2).toFixed(1);
-  }
-  if (retries) svg.append(sv("path", {id: "retry-line", d: retries}));
-  if (critPoints.length > 1) {  // what unlocked what along the critical path, in time order
-    critPoints.sort((a, b) => a[0] - b[0]);
-    let d = "";
-    for (let k = 1; k < critPoints.length; k++) {
-      const a = critPoints[k - 1], b = critPoints[k];
-      d += "M" + a[2].toFixed(1) + " " + a[3].toFixed(1) + "L" + b[1].toFixed(1) + " " + b[3].toFixed(1);
+    // A task's attempts joined across the wait before each retry: one task, several tries.
+    let retries = "";
+    for (const [task, attempt] of D.gaps) {
+      const a = bars[barOf.get(task + ":" + attempt)], b = bars[barOf.get(task + ":" + (attempt + 1))];
+      if (a && b) retries += "M" + x(a[B.end]).toFixed(1) + " " + mid(a) + "L" + x(b[B.start]).toFixed(1) + " " + mid(b);
     }
-    svg.append(sv("path", {id: "crit-line", d: d}));
+    if (retries) svg.append(sv("path", {id: "retry-line", d: retries}));
+    if (critPoints.length > 1) {  // what unlocked what along the critical path, in time order
+      critPoints.sort((a, b) => a[0] - b[0]);
+      let d = "";
+      for (let k = 1; k < critPoints.length; k++) {
+        const a = critPoints[k - 1], b = critPoints[k];
+        d += "M" + a[2].toFixed(1) + " " + a[3].toFixed(1) + "L" + b[1].toFixed(1) + " " + b[3].toFixed(1);
+      }
+      svg.append(sv("path", {id: "crit-line", d: d}));
+    }
+    if (rects.length) rects[0].setAttribute("tabindex", 0);
+    box.replaceChildren(svg);
   }
-  box.append(svg);
-  const notes = [];
-  if (D.slots < h.pool) notes.push("Slots " + D.slots + " to " + (h.pool - 1) + " of the pool were never used.");
-  if (D.slots_assigned) notes.push("This summary records no slots (an older taskrun): each attempt is drawn in the lowest slot free when it started.");
-  if (notes.length) box.after(el("p", {class: "note", id: "slot-note"}, notes.join(" ")));
-  if (rects.length) rects[0].setAttribute("tabindex", 0);
-  else box.append(el("p", {class: "note"}, "No attempt ran."));
+
+  // --- concurrency ----------------------------------------------------------------------
+  const cc = D.conc;
+  let most = 0;
+  for (let k = 1; k < cc.length; k += 2) most = Math.max(most, cc[k]);
+  // A pool far above what ran would flatten the graph: then the pool line is left above the scale.
+  const top = Math.max(1, most, h.pool <= 2 * Math.max(1, most) ? h.pool : 0);
+  const CH = 160, CT = 10, CB = 22;
+  const cy = n => CT + (1 - n / top) * (CH - CT - CB);
+
+  function drawConcurrency() {
+    const csvg = sv("svg", {width: width, height: CH, id: "concurrency-svg", role: "img",
+                            "aria-label": "Running attempts over time: at most " + most + " at once, pool " + h.pool});
+    const cgrid = sv("g", {class: "grid"});
+    for (let t = 0; t <= span + 1e-9; t += step) {
+      cgrid.append(sv("line", {x1: x(t), x2: x(t), y1: CT, y2: CH - CB}));
+      const label = sv("text", {x: x(t), y: CH - 6, "text-anchor": "middle"});
+      label.textContent = tick(t);
+      cgrid.append(label);
+    }
+    for (const n of new Set([0, most, top])) {
+      const label = sv("text", {x: LEFT - 6, y: cy(n) + 4, "text-anchor": "end"});
+      label.textContent = String(n);
+      cgrid.append(label);
+    }
+    csvg.append(cgrid);
+    if (cc.length) {
+      let d = "M" + x(0).toFixed(1) + " " + cy(0).toFixed(1), last = 0;
+      for (let k = 0; k < cc.length; k += 2) {
+        const px = x(cc[k]).toFixed(1);
+        d += "L" + px + " " + cy(last).toFixed(1) + "L" + px + " " + cy(cc[k + 1]).toFixed(1);
+        last = cc[k + 1];
+      }
+      d += "L" + x(span).toFixed(1) + " " + cy(last).toFixed(1) + "L" + x(span).toFixed(1) + " " + cy(0).toFixed(1) + "Z";
+      csvg.append(sv("path", {class: "cc-area", d: d, id: "concurrency-path"}));
+    }
+    const poolLabel = sv("text", {x: LEFT + 4, y: CT + 10});
+    if (h.pool <= top) {
+      csvg.append(sv("line", {class: "cc-pool", x1: LEFT, x2: width - RIGHT, y1: cy(h.pool), y2: cy(h.pool)}));
+      poolLabel.setAttribute("y", cy(h.pool) + 13);  // under the line: it may be the top of the graph
+      poolLabel.textContent = "pool " + h.pool;
+    } else {
+      poolLabel.textContent = "pool " + h.pool + " (above the scale)";
+    }
+    csvg.append(poolLabel);
+    cbox.replaceChildren(csvg);
+  }
+
+  const zoomText = document.getElementById("zoom-level");
+  function draw(keepAt) {
+    width = Math.round(base * zoom);
+    plot = width - LEFT - RIGHT;
+    step = niceStep(span, Math.max(2, Math.floor(plot / 90)));
+    const focused = document.activeElement && document.activeElement.getAttribute("data-i");
+    const centre = keepAt === undefined ? 0 : (box.scrollLeft + box.clientWidth / 2 - LEFT) / (box.scrollWidth - LEFT - RIGHT);
+    hideTip();
+    drawTimeline();
+    drawConcurrency();
+    zoomText.textContent = "\u00D7" + zoom;
+    document.getElementById("zoom-out").disabled = zoom <= 1;
+    document.getElementById("zoom-in").disabled = zoom >= 256;
+    if (keepAt !== undefined) box.scrollLeft = cbox.scrollLeft = LEFT + centre * plot - box.clientWidth / 2;
+    if (focused !== null && focused !== undefined && rects[+focused]) {
+      rects[0].setAttribute("tabindex", -1);
+      rects[+focused].setAttribute("tabindex", 0);
+      rects[+focused].focus();
+    }
+  }
+  document.getElementById("zoom-in").addEventListener("click", () => { zoom *= 2; draw(true); });
+  document.getElementById("zoom-out").addEventListener("click", () => { zoom = Math.max(1, zoom / 2); draw(true); });
+  // The two charts share the time axis: scrolled together.
+  box.addEventListener("scroll", () => { cbox.scrollLeft = box.scrollLeft; });
+  cbox.addEventListener("scroll", () => { box.scrollLeft = cbox.scrollLeft; });
 
   function showTip(i, px, py) {
     const b = bars[i], task = b[B.task], outcome = OUTCOMES[b[B.outcome]];
@@ -208,30 +279,35 @@
     tip.style.top = (py + 16 + hh > window.innerHeight ? Math.max(4, py - hh - 12) : py + 16) + "px";
   }
   function hideTip() { tip.hidden = true; }
-  svg.addEventListener("mousemove", e => {
-    const i = e.target.getAttribute && e.target.getAttribute("data-i");
-    if (i === null || i === undefined) hideTip(); else showTip(+i, e.clientX, e.clientY);
+  const barIndex = target => {
+    const i = target && target.getAttribute ? target.getAttribute("data-i") : null;
+    return i === null ? null : +i;
+  };
+  box.addEventListener("mousemove", e => {
+    const i = barIndex(e.target);
+    if (i === null) hideTip(); else showTip(i, e.clientX, e.clientY);
   });
-  svg.addEventListener("mouseleave", hideTip);
-  svg.addEventListener("focusin", e => {
-    const i = e.target.getAttribute("data-i");
+  box.addEventListener("mouseleave", hideTip);
+  box.addEventListener("focusin", e => {
+    const i = barIndex(e.target);
     if (i === null) return;
     const r = e.target.getBoundingClientRect();
-    showTip(+i, r.left, r.bottom - 12);
+    showTip(i, r.left, r.bottom - 12);
   });
-  svg.addEventListener("focusout", hideTip);
+  box.addEventListener("focusout", hideTip);
   // Roving focus: one bar in the tab order, the arrow keys move along a slot and between slots.
-  svg.addEventListener("keydown", e => {
-    const i = e.target.getAttribute && e.target.getAttribute("data-i");
-    if (i === null || i === undefined) return;
-    const b = bars[+i], row = rowBars[b[B.slot]], at = row.indexOf(+i);
+  box.addEventListener("keydown", e => {
+    const i = barIndex(e.target);
+    if (i === null) return;
+    const b = bars[i], row = rowBars[b[B.slot]], at = row.indexOf(i);
     let next = null;
     if (e.key === "ArrowRight") next = row[at + 1];
     else if (e.key === "ArrowLeft") next = row[at - 1];
     else if (e.key === "Home") next = row[0];
     else if (e.key === "End") next = row[row.length - 1];
     else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-      for (let s = b[B.slot] + (e.key === "ArrowDown" ? 1 : -1); s >= 0 && s < D.slots; s += e.key === "ArrowDown" ? 1 : -1) {
+      const way = e.key === "ArrowDown" ? 1 : -1;
+      for (let s = b[B.slot] + way; s >= 0 && s < D.slots; s += way) {
         if (!rowBars[s].length) continue;
         next = rowBars[s].reduce((best, j) => Math.abs(bars[j][B.start] - b[B.start]) < Math.abs(bars[best][B.start] - b[B.start]) ? j : best);
         break;
@@ -245,6 +321,13 @@
     rects[next].focus();
   });
 
+  draw();
+  const notes = [];
+  if (D.slots < h.pool) notes.push("Slots " + D.slots + " to " + (h.pool - 1) + " of the pool were never used.");
+  if (D.slots_assigned) notes.push("This summary records no slots (an older taskrun): each attempt is drawn in the lowest slot free when it started.");
+  if (!bars.length) notes.push("No attempt ran.");
+  if (notes.length) box.after(el("p", {class: "note", id: "slot-note"}, notes.join(" ")));
+
   // The same attempts as a plain list, for screen readers and text search; filled when opened.
   const barList = document.getElementById("bar-list"), barMore = document.getElementById("bar-list-more");
   let listed = 0;
@@ -257,51 +340,6 @@
   }
   document.getElementById("bar-list-box").addEventListener("toggle", e => { if (e.target.open && !listed) listBars(); });
   barMore.addEventListener("click", listBars);
-
-  // --- concurrency ----------------------------------------------------------------------
-  const cbox = document.getElementById("concurrency");
-  const cc = D.conc;
-  let most = 0;
-  for (let k = 1; k < cc.length; k += 2) most = Math.max(most, cc[k]);
-  // A pool far above what ran would flatten the graph: then the pool line is left above the scale.
-  const top = Math.max(1, most, h.pool <= 2 * Math.max(1, most) ? h.pool : 0);
-  const CH = 160, CT = 10, CB = 22;
-  const csvg = sv("svg", {width: width, height: CH, id: "concurrency-svg", role: "img",
-                          "aria-label": "Running attempts over time: at most " + most + " at once, pool " + h.pool});
-  const cy = n => CT + (1 - n / top) * (CH - CT - CB);
-  const cgrid = sv("g", {class: "grid"});
-  for (let t = 0; t <= span + 1e-9; t += step) {
-    cgrid.append(sv("line", {x1: x(t), x2: x(t), y1: CT, y2: CH - CB}));
-    const label = sv("text", {x: x(t), y: CH - 6, "text-anchor": "middle"});
-    label.textContent = (step < 1 ? t.toFixed(step < 0.1 ? 2 : 1) : t.toFixed(0)) + " s";
-    cgrid.append(label);
-  }
-  for (const n of new Set([0, most, top])) {
-    const label = sv("text", {x: LEFT - 6, y: cy(n) + 4, "text-anchor": "end"});
-    label.textContent = String(n);
-    cgrid.append(label);
-  }
-  csvg.append(cgrid);
-  if (cc.length) {
-    let d = "M" + x(0).toFixed(1) + " " + cy(0).toFixed(1), last = 0;
-    for (let k = 0; k < cc.length; k += 2) {
-      const px = x(cc[k]).toFixed(1);
-      d += "L" + px + " " + cy(last).toFixed(1) + "L" + px + " " + cy(cc[k + 1]).toFixed(1);
-      last = cc[k + 1];
-    }
-    d += "L" + x(span).toFixed(1) + " " + cy(last).toFixed(1) + "L" + x(span).toFixed(1) + " " + cy(0).toFixed(1) + "Z";
-    csvg.append(sv("path", {class: "cc-area", d: d, id: "concurrency-path"}));
-  }
-  const poolLabel = sv("text", {x: LEFT + 4, y: CT + 10});
-  if (h.pool <= top) {
-    csvg.append(sv("line", {class: "cc-pool", x1: LEFT, x2: width - RIGHT, y1: cy(h.pool), y2: cy(h.pool)}));
-    poolLabel.setAttribute("y", cy(h.pool) + 13);  // under the line: it may be the top of the graph
-    poolLabel.textContent = "pool " + h.pool;
-  } else {
-    poolLabel.textContent = "pool " + h.pool + " (above the scale)";
-  }
-  csvg.append(poolLabel);
-  cbox.append(csvg);
 
   // --- not run --------------------------------------------------------------------------
   const notrun = [];
