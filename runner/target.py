@@ -93,9 +93,10 @@ class Target:
             self.close()  # a FIFO's reader sees the end only once no writer is left
 
 
-def open_target(path: str, flag: str) -> Target:
+def open_target(path: str, flag: str, example: str = "taskrun-summary.json") -> Target:
     """Decide how `path` will be written, opening now what is written into;
-    refuse (UsageError, exit 2) what cannot be written. `flag` names it in messages."""
+    refuse (UsageError, exit 2) what cannot be written. `flag` names it in messages,
+    `example` is the file name a refused folder is told to hold."""
     descriptor = own_descriptor(path)
     if descriptor is not None:
         try:
@@ -112,8 +113,7 @@ def open_target(path: str, flag: str) -> Target:
     if stat.S_ISREG(mode):
         return Target(path)
     if stat.S_ISDIR(mode):
-        example = os.path.join(path, "taskrun-summary.json")
-        raise UsageError(f"{flag} {path}: is a folder; give a file path, e.g. {example}")
+        raise UsageError(f"{flag} {path}: is a folder; give a file path, e.g. {os.path.join(path, example)}")
     if stat.S_ISBLK(mode):
         raise UsageError(f"{flag} {path}: is a block device; taskrun does not write onto a disk")
     if stat.S_ISSOCK(mode):
