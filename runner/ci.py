@@ -6,8 +6,9 @@ When `GITHUB_ACTIONS=true` (GitHub sets it in every job):
   failure shows on the job's page and in the pull request's files;
 - a Markdown table of the run appended to the file named by
   `$GITHUB_STEP_SUMMARY`, kept under GitHub's 1 MiB limit by shortening the
-  output tails first, then the table.
-Both are built from the summary dict. (GitLab's and GitHub's folding of output
+  output tails first, then the table; above it, the measured critical path and
+  a Mermaid `gantt` chart of the attempts (`gantt_chart`).
+All are built from the summary dict. (GitLab's and GitHub's folding of output
 belongs to the console.)
 """
 
@@ -19,8 +20,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .junit import at_step, clean_text
+from .runview import RunView, build_view
 
 STEP_SUMMARY_LIMIT = 1024 * 1024  # bytes GitHub accepts per step summary
+GANTT_BARS = 200  # Mermaid lays out every bar on the reader's side: past a few hundred the page crawls
+# Words that open a statement of Mermaid's gantt syntax when a line starts with them (any case)
+MERMAID_KEYWORDS = ("title", "section", "dateformat", "axisformat", "tickinterval", "includes", "excludes",
+                    "todaymarker", "weekday", "weekend", "inclusiveenddates", "topaxis", "acctitle", "accdescr",
+                    "click", "call", "href", "displaymode")
+# `:` ends a bar's label, `#` and `;` end its data: look-alikes read the same
+MERMAID_LOOKALIKES = str.maketrans({":": "\u2236", "#": "\uff03", ";": "\uff1b"})
+_GANTT_TAGS = {"success": "done", "failed": "crit", "timeout": "crit", "cancelled": "active"}
 ANNOTATION_TAIL_LINES = 20
 _WORDS = {"success": "succeeded", "up_to_date": "up to date", "failed": "failed", "timeout": "timed out", "skipped": "skipped",
           "cancelled": "cancelled"}
@@ -120,15 +130,67 @@ def _tail_bytes(text: str, limit: int) -> str:
     return cut[newline + 1:] if 0 <= newline < len(cut) - 1 else cut
 
 
+def mermaid_label(name: str) -> str:
+    """A task name as the label of a gantt bar: `:` `#` `;` as look-alikes, and a zero-width
+    space before a name that Mermaid would read as a statement (a task named `title`)."""
+    label = name.translate(MERMAID_LOOKALIKES).replace("%%", "%\u200b%")
+    return "\u200b" + label if label.lower().startswith(MERMAID_KEYWORDS) else label
+
+
+def _axis_format(span_s: float) -> str:
+    """Times are milliseconds from the run's start, shown by the reader's browser as a local time
+    near 1970-01-01T00:00: the seconds field alone is the same in every time zone."""
+    if span_s < 60:
+        return "%-S.%Ls"
+    return "%M:%S" if span_s < 3600 else "%H:%M:%S"
+
+
+def gantt_chart(view: RunView, most: int = GANTT_BARS) -> str:
+    """The attempts as a Mermaid gantt block: a section per pool slot, a bar per attempt (the first
+    `most` by start; at least 1/200 of the run wide, so that each shows), failures and timeouts
+    `crit`, cancelled `active`; a line after it says how many were left out. Empty when nothing ran."""
+    if not view.bars:
+        return ""
+    drawn = view.bars[:most]
+    least = max(1, round(view.span_s * 1000 / 200))  # a bar of a millisecond would not show: every bar shows
+    lines = ["```mermaid", "gantt", "    dateFormat x", f"    axisFormat {_axis_format(view.span_s)}"]
+    for slot in sorted({b.slot for b in drawn}):
+        lines.append(f"    section slot {slot}")
+        for b in drawn:
+            if b.slot == slot:
+                label = mermaid_label(b.task) + (f" (try {b.attempt})" if b.attempts > 1 else "")
+                start = round(b.start_s * 1000)
+                lines.append(f"    {label} :{_GANTT_TAGS[b.outcome]}, {start}, {max(start + least, round(b.end_s * 1000))}")
+    lines.append("```")
+    text = "\n".join(lines) + "\n"
+    left = len(view.bars) - len(drawn)
+    if left:
+        text += f"\n_{len(drawn)} attempts drawn, the first by start time; {left} later attempt(s) left out (the table lists every task)._\n"
+    return text
+
+
+def critical_path_line(view: RunView) -> str:
+    """`critical path 2.91s: compile -> integration -> package`, the chain of needs that ended last."""
+    path = view.critical
+    return f"critical path {path.length_s:.2f}s: " + " -> ".join(_cell(t) for t in path.tasks)
+
+
 def step_summary(summary: dict, limit: int = STEP_SUMMARY_LIMIT) -> str:
-    """The run as Markdown in at most `limit` UTF-8 bytes: a headline, a table of
-    every task, then the stderr tail of each task that failed or timed out."""
+    """The run as Markdown in at most `limit` UTF-8 bytes: a headline, the critical path and a
+    gantt chart (left out if it would take more than a quarter of `limit`), a table of every
+    task, then the stderr tail of each task that failed or timed out."""
     tasks = summary.get("tasks", [])
     counts = summary.get("counts", {})
     done = ", ".join(f"{counts[s]} {w}" for s, w in _WORDS.items() if counts.get(s)) or "nothing ran"
+    view = build_view(summary)
+    chart = ""
+    if view.bars:
+        chart = f"{critical_path_line(view)}\n\n{gantt_chart(view)}\n"
+        if len(chart.encode()) > limit // 4:
+            chart = f"{critical_path_line(view)}\n\n"
     head = (f"### taskrun {_cell(summary.get('file', ''))}: {summary.get('status')}\n\n"
             f"{done} in {summary.get('duration_s', 0):.2f}s (pool {summary.get('pool')}), "
-            f"run `{summary.get('run_id')}`\n\n"
+            f"run `{summary.get('run_id')}`\n\n{chart}"
             "| task | status | exit | time | tries |\n|---|---|---|---|---|\n")
     rows = []
     for t in tasks:

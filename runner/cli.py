@@ -162,6 +162,11 @@ def main_command(
     report: Annotated[Optional[str], typer.Option(
         "--report", metavar="SUMMARY", help="Run nothing: draw the run an earlier summary records "
                                             "(with --html PATH).")] = None,
+    trace: Annotated[Optional[str], typer.Option(
+        "--trace", metavar="PATH", help="Also write the run as Chrome trace JSON, one track per pool slot (open it "
+                                        "in Perfetto or chrome://tracing).")] = None,
+    timeline: Annotated[bool, typer.Option(
+        "--timeline", help="After the closing table, draw the run as a text timeline, one row per task.")] = False,
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", metavar="PATH", help="Folder for the runs' logs (default: .taskrun/runs next to the task file).")] = None,
     history: Annotated[Optional[str], typer.Option("--history", metavar="PATH", help="An earlier summary of this file: start the longest remaining chains first (default: earlier runs of this file).")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Start ready tasks in file order, ignoring earlier runs.")] = False,
@@ -191,6 +196,7 @@ def main_command(
             file=file, file_option=file_option, targets=tuple(targets or ()), pool=pool, timeout=timeout, fail_fast=fail_fast,
             tags=tuple(tag or ()), skip=tuple(skip or ()), rerun_failed=rerun_failed, force=force,
             validate=validate, dry_run=dry_run, list_tasks=list_, as_json=json_, show_all=all_, summary=summary, junit=junit,
+            trace=trace, timeline=timeline,
             log_dir=log_dir, history=history, no_history=no_history, schema=schema, version=version,
             output=output, color=color, tail_lines=tail_lines, keep_runs=keep_runs, executor=executor,
             scheduler=scheduler, connect_timeout=connect_timeout, recover=recover, init=init, yes=yes,
@@ -262,7 +268,7 @@ def _assignments(var: tuple[str, ...], file: str | None, file_option: str | None
 def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, skip, rerun_failed, force, validate,
                  dry_run, list_tasks, as_json, show_all, summary, junit, log_dir, history, no_history, schema,
                  version, output, color, tail_lines, keep_runs, executor, scheduler, connect_timeout,
-                 recover, init, yes=False, var=(), args=(), html=None, report=None) -> int:
+                 recover, init, yes=False, var=(), args=(), trace=None, timeline=False, html=None, report=None) -> int:
     """Check the flags that go together, turn values into their types, and call one mode."""
     if version:
         return mode.show_version()
@@ -304,6 +310,8 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         raise UsageError("--summary: give a file path, or - for stdout")
     if junit is not None and not junit:
         raise UsageError("--junit: give a file path")
+    if trace is not None and not trace:
+        raise UsageError("--trace: give a file path")
     if history is not None and no_history:
         raise UsageError("--history and --no-history contradict each other")
 
@@ -312,9 +320,9 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
                                given=tuple(given.items()), args=args)
     if list_tasks:
         return mode.list_tasks(file, selection, as_json=as_json, show_all=show_all, log_dir=log_dir)
-    display = mode.Display(output=output, color=color)
+    display = mode.Display(output=output, color=color, timeline=timeline)
     where = mode.Where(executor=executor, scheduler=scheduler, connect_timeout_s=connect_timeout_s,
-                       summary=summary or mode.DEFAULT_SUMMARY, summary_named=summary is not None, junit=junit, html=html, log_dir=log_dir, tail_lines=tail_lines,
+                       summary=summary or mode.DEFAULT_SUMMARY, summary_named=summary is not None, junit=junit, trace=trace, html=html, log_dir=log_dir, tail_lines=tail_lines,
                        keep_runs=keep_runs, history=history, no_history=no_history, yes=yes)
     if dry_run:
         return mode.dry_run(file, selection, display, where)

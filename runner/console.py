@@ -77,6 +77,19 @@ def want_color(stream: TextIO, choice: str = "auto") -> bool:
         return False
 
 
+def columns(stream: TextIO | None) -> int:
+    """The width to draw in: $COLUMNS when set (as `shutil` reads it), else the terminal's, else 80."""
+    given = os.environ.get("COLUMNS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    if is_terminal(stream):
+        try:
+            return os.get_terminal_size(stream.fileno()).columns or 80
+        except (OSError, ValueError, AttributeError):
+            pass
+    return 80
+
+
 def is_terminal(stream: TextIO | None) -> bool:
     try:
         return stream is not None and stream.isatty() and os.environ.get("TERM") != "dumb"
@@ -605,6 +618,15 @@ class Console:
         self.line(self.paint(f"{', '.join(parts) or 'nothing to run'} in {duration_s:.2f}s (pool {plan.pool})", verdict))
         if summary_path:
             self.line(f"summary: {show_path(summary_path)}")
+
+    def show_timeline(self, summary: dict) -> None:
+        """--timeline, after the closing report: the run drawn as text in the console's width."""
+        from .runview import build_view
+        from .timeline import render_timeline
+
+        self.line()
+        for text in render_timeline(build_view(summary), width=columns(self.stream), paint=self.paint):
+            self.line(text)
 
     def _failure_tail(self, r: TaskResult) -> None:
         """`build failed: exit 2 in 0.01s`, its log, and its last stderr lines (stdout's if stderr is empty)."""

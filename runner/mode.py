@@ -63,6 +63,7 @@ class Display:
 
     output: str | None = None
     color: str = "auto"
+    timeline: bool = False  # --timeline: the run drawn as text after the closing table
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +77,7 @@ class Where:
     summary_named: bool = False  # given on the command line (-o), not the default
     junit: str | None = None
     html: str | None = None  # --html: the run drawn as one self-contained HTML page
+    trace: str | None = None  # --trace: Chrome trace JSON of the run
     log_dir: str | None = None
     tail_lines: int = 50
     keep_runs: int = 20
@@ -335,6 +337,13 @@ def run(file: str, selection: Selection, display: Display, where: Where) -> int:
 
         html_target = open_target(where.html, "--html", example="report.html")
         writers.append(lambda record: write_html(html_target, record))
+    if where.trace is not None:
+        from .trace import EXAMPLE, write_trace
+
+        trace_target = open_target(where.trace, "--trace", EXAMPLE)
+        writers.append(lambda record: write_trace(record, trace_target))
+    if display.timeline:  # first: right after the closing report
+        writers.insert(0, console.show_timeline)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         from .ci import github_writers
 

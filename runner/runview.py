@@ -158,16 +158,17 @@ def attempt_outcome(a: dict) -> str:
 
 
 def build_view(summary: dict) -> RunView:
-    origin = seconds(summary["started_at"])
     tasks = summary.get("tasks", [])
-    spans: list[tuple[float, float, dict, dict, int, int]] = []  # start, end, task, attempt, number, of
+    spans: list[tuple] = []  # start, duration (then end), task, attempt, number, of
     for t in tasks:
         attempts = t.get("attempts") or []
         for n, a in enumerate(attempts, start=1):
             if a.get("started_at") is None:
                 continue
-            start = seconds(a["started_at"]) - origin
-            spans.append((start, start + (a.get("duration_s") or 0.0), t, a, n, len(attempts)))
+            spans.append((seconds(a["started_at"]), a.get("duration_s") or 0.0, t, a, n, len(attempts)))
+    # The run's start, or its first attempt's in a summary (made by hand) without one
+    origin = seconds(summary["started_at"]) if summary.get("started_at") else min((s[0] for s in spans), default=0.0)
+    spans = [(start - origin, start - origin + duration, *rest) for start, duration, *rest in spans]
     spans.sort(key=lambda s: s[0])
     slots = [s[3].get("slot") for s in spans]
     assigned = any(slot is None for slot in slots)
@@ -210,7 +211,7 @@ def header(summary: dict) -> Header:
         file=summary.get("file", ""), status=summary.get("status", ""), exit_code=summary.get("exit_code", 0),
         duration_s=summary.get("duration_s") or 0.0, pool=summary.get("pool") or 1, host=summary.get("host"),
         taskrun_version=summary.get("taskrun_version"), run_id=summary.get("run_id", ""),
-        started_at=summary["started_at"], reason=summary.get("reason"), signal=summary.get("signal"),
+        started_at=summary.get("started_at") or "", reason=summary.get("reason"), signal=summary.get("signal"),
         counts=tuple((summary.get("counts") or {}).items()),
     )
 

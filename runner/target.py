@@ -96,7 +96,7 @@ class Target:
 def open_target(path: str, flag: str, example: str = "taskrun-summary.json") -> Target:
     """Decide how `path` will be written, opening now what is written into;
     refuse (UsageError, exit 2) what cannot be written. `flag` names it in messages,
-    `example` is the file name a refusal of a folder suggests in it."""
+    `example` is the file name a refused folder is told to hold."""
     descriptor = own_descriptor(path)
     if descriptor is not None:
         try:

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from conftest import taskrun_argv
+from conftest import by_name, taskrun_argv
 
 from runner.ci import STEP_SUMMARY_LIMIT, step_summary
 
@@ -146,3 +146,101 @@ def test_summary_on_stdout_pipes_into_a_json_reader(taskrun):
     assert r.stdout == "failed a=success b=failed\n"
     assert "task  status" in r.stderr and "summary:" not in r.stderr  # the console went to stderr
     assert not (taskrun.cwd / "taskrun-summary.json").exists()
+
+
+GANTT_TASKS = """
+version: 1
+pool: 2
+tasks:
+  compile: sleep 0.3
+  "ns:integration": {cmd: sleep 0.5, needs: [compile]}
+  title: {cmd: sleep 0.1, needs: ["ns:integration"]}
+  lint: exit 3
+  flaky: {cmd: 'test -e marker || { touch marker; exit 1; }', retries: 1}
+  docs: {cmd: echo never, needs: [lint]}
+"""
+
+
+def mermaid_block(text: str) -> list[str]:
+    start = text.index("```mermaid\n")
+    return text[start:text.index("\n```\n", start)].splitlines()[1:]
+
+
+def test_the_step_summary_draws_a_gantt_chart_and_the_critical_path(taskrun):
+    from datetime import datetime
+
+    taskrun.write("tasks.yaml", GANTT_TASKS)
+    step = taskrun.cwd / "step.md"
+    r = taskrun("tasks.yaml", env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step)})
+    assert r.returncode == 1, r.stderr
+    text = step.read_text()
+    summary = taskrun.summary()
+    t0 = datetime.fromisoformat(summary["started_at"])
+
+    def ms(stamp: str) -> int:
+        return round((datetime.fromisoformat(stamp) - t0).total_seconds() * 1000)
+
+    # The chain that ended last, measured from its first start to its last end
+    tasks = by_name(summary)
+    first, last = tasks["compile"]["attempts"][0], tasks["title"]["attempts"][0]
+    length = (datetime.fromisoformat(last["started_at"]) - datetime.fromisoformat(first["started_at"])).total_seconds()
+    length += last["duration_s"]
+    line = next(x for x in text.splitlines() if x.startswith("critical path "))
+    measured = re.fullmatch(r"critical path (\d+\.\d\d)s: compile -> ns:integration -> title", line)
+    assert measured and abs(float(measured[1]) - length) <= 0.006, line
+    assert text.index(line) < text.index("```mermaid") < text.index("| task | status |")
+
+    block = mermaid_block(text)
+    assert block[:3] == ["gantt", "    dateFormat x", "    axisFormat %-S.%Ls"]
+    least = max(1, round(summary["duration_s"] * 1000 / 200))  # the narrowest bar drawn
+    expected = {}  # label -> (slot, tag, start ms, end ms), from the summary
+    for t in summary["tasks"]:
+        for n, a in enumerate(t["attempts"], start=1):
+            label = {"ns:integration": "ns\u2236integration", "title": "\u200btitle"}.get(t["name"], t["name"])
+            label += f" (try {n})" if len(t["attempts"]) > 1 else ""
+            start = ms(a["started_at"])
+            end = max(start + least, round(start + a["duration_s"] * 1000))
+            expected[label] = (a["slot"], "done" if a["exit_code"] == 0 else "crit", start, end)
+    drawn, sections, slot = {}, [], None
+    for row in block[3:]:
+        if row.startswith("    section slot "):
+            slot = int(row.removeprefix("    section slot "))
+            sections.append(slot)
+            continue
+        label, data = row.strip().rsplit(" :", 1)
+        tag, start, end = data.split(", ")
+        drawn[label] = (slot, tag, int(start), int(end))
+    assert sections == sorted(set(sections)) and set(sections) <= {0, 1}
+    assert set(drawn) == set(expected)
+    for label, (slot, tag, start, end) in drawn.items():
+        want = expected[label]
+        assert (slot, tag) == want[:2] and abs(start - want[2]) <= 1 and abs(end - want[3]) <= 1, (label, want)
+    assert "docs" not in drawn  # skipped: no bar (the table says why)
+
+
+def test_the_gantt_chart_is_capped_and_says_what_it_left_out():
+    from runner.ci import GANTT_BARS
+
+    tasks = [{"name": f"task-{i}", "status": "success", "exit_code": 0, "signal": None, "duration_s": 0.5,
+              "attempts": [{"started_at": f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}.000Z", "duration_s": 0.5,
+                            "exit_code": 0, "slot": i % 8}], "needs": []}
+             for i in range(500)]
+    summary = {"file": "t.yaml", "status": "success", "counts": {"success": 500}, "duration_s": 500.0, "pool": 8,
+               "run_id": "r", "started_at": "2026-01-01T00:00:00.000Z", "tasks": tasks}
+    text = step_summary(summary)
+    block = mermaid_block(text)
+    assert block[2] == "    axisFormat %M:%S"
+    bars = [row for row in block if ":done," in row]
+    assert len(bars) == GANTT_BARS == 200
+    assert {row.split(" :")[0].strip() for row in bars} == {f"task-{i}" for i in range(200)}  # the first by start
+    assert f"_200 attempts drawn, the first by start time; 300 later attempt(s) left out (the table lists every task)._" in text
+    assert all(f"| task-{i} | ✅ success |" in text for i in range(500))
+
+
+def test_mermaid_labels_escape_what_would_break_the_chart():
+    from runner.ci import mermaid_label
+
+    assert mermaid_label("docs:api:build") == "docs\u2236api\u2236build"
+    assert mermaid_label("a#b;c") == "a\uff03b\uff1bc"
+    assert mermaid_label("title") == "\u200btitle" and mermaid_label("Section2") == "\u200bSection2"
+    assert mermaid_label("build") == "build"

@@ -302,6 +302,33 @@ def test_needs_and_pool_2_across_both_workers_as_locally(cluster, taskrun):
     assert all(t["host"] == HOST for t in tasks.values() if t["attempts"])
 
 
+def test_each_attempt_has_its_slot_and_its_worker(cluster, taskrun):
+    from test_summary import assert_one_attempt_at_a_time_per_slot
+
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        tasks:
+          long: sleep 1
+          short1: sleep 0.1
+          short2: sleep 0.1
+          flaky: {cmd: 'test -e marker || { touch marker; exit 1; }', retries: 1}
+    """)
+    r = taskrun("tasks.yaml", "--scheduler", cluster.address, "--trace", "trace.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = taskrun.summary()
+    slots = assert_one_attempt_at_a_time_per_slot(summary)  # the scheduler's slots, as locally
+    assert slots[("long", 1)] == 0 and set(slots.values()) == {0, 1} and len(slots) == 5
+    starts = {(e["task"], e["attempt"]): e["slot"] for e in taskrun.events() if e["event"] == "task_start"}
+    assert starts == slots
+    workers = {(t["name"], n): a["worker"] for t in summary["tasks"] for n, a in enumerate(t["attempts"], start=1)}
+    assert all(WORKER_ADDRESS.match(w) for w in workers.values()), workers
+    bars = [e for e in json.loads((taskrun.cwd / "trace.json").read_text())["traceEvents"]
+            if e["ph"] == "X" and e["cat"] != "retry_wait"]
+    assert {(e["args"]["task"], e["args"]["attempt"]): (e["tid"], e["args"]["worker"]) for e in bars} == {
+        key: (slots[key], worker) for key, worker in workers.items()}
+
+
 def test_the_executor_can_come_from_the_file_and_the_flag_wins(cluster, taskrun):
     taskrun.write("tasks.yaml", f"""
         version: 1
