@@ -48,7 +48,7 @@ tasks:
   broken: {cmd: echo it broke >&2; exit 3}
   after-broken: {cmd: 'true', needs: [broken]}
   tool: {cmd: 'true', status: ['true']}
-  script: {cmd: "printf '<script>alert(1)</script>\\\\n</script><b>bold</b>\\\\n' >&2"}
+  script: {cmd: "printf '<script>alert(1)</script>\\\\n</script><b>bold</b>\\\\n' >&2; sleep 0.3"}
   package: {cmd: sleep 1.5, needs: [unit, flaky]}
 """
 
@@ -210,7 +210,7 @@ def test_the_tooltip_shows_a_tasks_stderr_as_text_never_as_markup(browser, mixed
     _, summary, report = mixed
     assert "<script>alert(1)</script>" in by_name(summary)["script"]["stderr_tail"]
     page = Page(browser, report)
-    bar = page.driver.find_element("css selector", "rect.bar[data-task=script]")
+    bar = page.driver.find_element("css selector", "rect.bar[data-task=script]")  # 0.3 s: wide enough to point at
     ActionChains(page.driver).move_to_element(bar).perform()
     tip = page.driver.find_element("id", "tip")
     assert tip.is_displayed()
