@@ -161,7 +161,7 @@ def main_command(
                                        "the critical path, concurrency, the tasks.")] = None,
     report: Annotated[Optional[str], typer.Option(
         "--report", metavar="SUMMARY", help="Run nothing: draw the run an earlier summary records "
-                                            "(with --html PATH).")] = None,
+                                            "(with --html PATH, --trace PATH, --timeline).")] = None,
     trace: Annotated[Optional[str], typer.Option(
         "--trace", metavar="PATH", help="Also write the run as Chrome trace JSON, one track per pool slot (open it "
                                         "in Perfetto or chrome://tracing).")] = None,
@@ -280,10 +280,12 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         return mode.init(file_option or file or "taskrun.yaml")
     if html is not None and not html:
         raise UsageError("--html: give a file path")
+    if trace is not None and not trace:
+        raise UsageError("--trace: give a file path")
     if report is not None:
         if file is not None or file_option is not None or targets:
             raise UsageError(f"--report {report}: draws a summary and runs nothing; it takes no task file or TASK")
-        return mode.report(report, html=html)
+        return mode.report(report, html=html, trace=trace, timeline=timeline)
     if summary is not None and summary != "-" and summary.startswith("-"):
         raise UsageError(f"--summary {summary}: a path that starts with '-' looks like an option "
                          f"(to write the summary to that path use --summary=./{summary})")
@@ -310,8 +312,6 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
         raise UsageError("--summary: give a file path, or - for stdout")
     if junit is not None and not junit:
         raise UsageError("--junit: give a file path")
-    if trace is not None and not trace:
-        raise UsageError("--trace: give a file path")
     if history is not None and no_history:
         raise UsageError("--history and --no-history contradict each other")
 

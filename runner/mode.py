@@ -126,24 +126,44 @@ def recover(run: str, *, file: str | None, log_dir: str | None) -> int:
     return recover_run(run, runs, say)
 
 
-def report(summary: str, *, html: str | None) -> int:
+def report(summary: str, *, html: str | None, trace: str | None = None, timeline: bool = False) -> int:
     """Draw the run that an earlier summary records (`--report`), as a run draws itself:
-    the summary is checked against its schema first, and each target is opened (or
-    refused) before anything is written."""
+    the HTML page, the trace, the text timeline (on stdout). The summary is checked
+    against its schema first, and each target is opened (or refused) before anything
+    is written."""
     from .record import NotASummary, read_summary
     from .target import open_target
 
-    if html is None:
-        raise UsageError(f"--report {summary}: nothing to write; add --html PATH")
-    html_target = open_target(html, "--html", example="report.html")
+    if html is None and trace is None and not timeline:
+        raise UsageError(f"--report {summary}: nothing to write; add --html PATH, --trace PATH or --timeline")
+    html_target = None if html is None else open_target(html, "--html", example="report.html")
+    trace_target = None
+    if trace is not None:
+        from .trace import EXAMPLE
+
+        trace_target = open_target(trace, "--trace", EXAMPLE)
     try:
         data = read_summary(summary)
     except NotASummary as exc:
         raise UsageError(f"--report {show_path(summary)}: {exc}") from None
-    from .htmlreport import write_html
+    from .runview import build_view
 
-    write_html(html_target, data)
-    say(f"taskrun: drew run {data['run_id']} ({show_path(summary)}) in {show_path(html)}")
+    view = build_view(data)
+    if html_target is not None:
+        from .htmlreport import write_html
+
+        write_html(html_target, data)
+        say(f"taskrun: drew run {data['run_id']} ({show_path(summary)}) in {show_path(html)}")
+    if trace_target is not None:
+        from .trace import write_trace
+
+        write_trace(view, trace_target)
+        say(f"taskrun: wrote the trace of run {data['run_id']} ({show_path(summary)}) to {show_path(trace)}")
+    if timeline:
+        from .console import columns
+        from .timeline import render_timeline
+
+        sys.stdout.write("".join(f"{line}\n" for line in render_timeline(view, width=columns(sys.stdout))))
     return EXIT_OK
 
 

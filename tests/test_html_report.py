@@ -357,6 +357,24 @@ def test_a_report_of_an_earlier_run_opens_in_the_browser(browser, mixed, tmp_pat
     assert sorted(page.bars()) == sorted(expected_bars(summary))
 
 
+def test_report_draws_the_trace_and_the_text_timeline_as_the_run_did(taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        pool: 2
+        tasks:
+          build: sleep 0.2
+          flaky: {cmd: "[ -e again ] || { touch again; exit 1; }", retries: 1, needs: [build]}
+          test: {cmd: sleep 0.1, needs: [build]}
+        """)
+    env = {"COLUMNS": "100"}
+    run = check(taskrun("tasks.yaml", "--trace", "trace.json", "--timeline", env=env), 0)
+    r = check(taskrun("--report", "taskrun-summary.json", "--trace", "again.json", "--timeline", env=env), 0)
+    assert (taskrun.cwd / "again.json").read_bytes() == (taskrun.cwd / "trace.json").read_bytes()
+    assert "critical path" in r.stdout and run.stdout.endswith("\n" + r.stdout)
+    run_id = taskrun.summary()["run_id"]
+    assert r.stderr == f"taskrun: wrote the trace of run {run_id} (taskrun-summary.json) to again.json\n"
+
+
 def test_report_refuses_what_is_not_a_summary_naming_the_file(taskrun):
     taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: 'true'\n")
     check(taskrun("tasks.yaml"), 0)
@@ -376,7 +394,8 @@ def test_report_refuses_what_is_not_a_summary_naming_the_file(taskrun):
 
 def test_report_with_nothing_to_write_is_a_usage_error(taskrun):
     r = check(taskrun("--report", "taskrun-summary.json"), 2)
-    assert r.stderr == "taskrun: --report taskrun-summary.json: nothing to write; add --html PATH\n"
+    assert r.stderr == ("taskrun: --report taskrun-summary.json: nothing to write; "
+                        "add --html PATH, --trace PATH or --timeline\n")
     r = check(taskrun("--report", "s.json", "--html", "r.html", "build"), 2)
     assert r.stderr == "taskrun: --report s.json: draws a summary and runs nothing; it takes no task file or TASK\n"
 
