@@ -356,6 +356,18 @@ def test_a_report_of_an_earlier_run_opens_in_the_browser(browser, mixed, tmp_pat
     check_loads_cleanly(page)
     assert sorted(page.bars()) == sorted(expected_bars(summary))
 
+    # A summary from before attempts recorded their slot: drawn all the same, and said so.
+    attempts = sorted((task, attempt) for task, attempt, _ in expected_bars(summary))
+    for task in summary["tasks"]:
+        for attempt in task["attempts"]:
+            del attempt["slot"]
+    (taskrun.cwd / "older.json").write_text(json.dumps(summary))
+    check(taskrun("--report", "older.json", "--html", "older.html"), 0)
+    page = Page(browser, taskrun.cwd / "older.html")
+    check_loads_cleanly(page)
+    assert sorted((task, attempt) for task, attempt, _ in page.bars()) == attempts
+    assert "This summary records no slots" in page.driver.find_element("id", "slot-note").text
+
 
 def test_report_draws_the_trace_and_the_text_timeline_as_the_run_did(taskrun):
     taskrun.write("tasks.yaml", """
