@@ -8,7 +8,8 @@ script builds, and a Content-Security-Policy lets no request out and no script r
 the page's own (its hash), so it reads the same from a CI artifact, offline.
 
 The run goes into the page as compact JSON (arrays, not objects, per attempt and per
-task: a 10,000-task run stays near a megabyte) in a `<script type="application/json">`
+task: a 10,000-task run stays near a megabyte; the stderr tails share a budget, so
+thousands of verbose tasks do not make it tens) in a `<script type="application/json">`
 block, every `<` written `\\u003c` so that no task output can close the block; the
 script puts task data into the page only as text (textContent, attributes), never as
 markup.
@@ -27,6 +28,8 @@ from . import __version__
 
 PAGE = Path(__file__).resolve().parent / "report"
 TAIL_CHARS = 4000  # of each attempt's stderr tail, in the page (the summary keeps all it has)
+TAILS_BUDGET = 1_500_000  # characters of tails in all: thousands of verbose tasks share it, down to TAIL_MIN each
+TAIL_MIN = 200
 OUTCOMES = ("success", "failed", "timeout", "cancelled")  # the bars' outcomes, in the page's order (page.js)
 _FIELD = re.compile(r"@(TITLE|VERSION|STYLE|SCRIPT|SCRIPT_HASH|DATA)@")
 
@@ -67,11 +70,12 @@ def page_data(summary: dict) -> dict:
     view = build_view(summary)
     index = {row.name: i for i, row in enumerate(view.tasks)}
     tails: list[str] = []
+    keep = max(TAIL_MIN, min(TAIL_CHARS, TAILS_BUDGET // max(1, sum(1 for b in view.bars if b.stderr_tail))))
     bars = []
     for b in view.bars:
         tail = -1
         if b.stderr_tail:
-            tails.append(clean_text(b.stderr_tail)[-TAIL_CHARS:])
+            tails.append(clean_text(b.stderr_tail)[-keep:])
             tail = len(tails) - 1
         bars.append([index[b.task], b.attempt, b.slot, _ms(b.start_s), _ms(b.end_s), OUTCOMES.index(b.outcome),
                      b.exit_code, b.signal, tail])

@@ -430,6 +430,23 @@ def test_the_readmes_picture_is_of_a_valid_demo_file(taskrun):
     assert r.stderr.endswith(": valid (11 tasks)\n")
 
 
+def test_many_verbose_tasks_share_the_pages_room_for_stderr(taskrun):
+    """600 tasks, each ending with 5,000 characters of stderr: the page keeps the end of each
+    (TAILS_BUDGET shared: 2,500 characters each), not 3 MB of it."""
+    from runner.htmlreport import TAILS_BUDGET
+
+    lines = ["version: 1", "pool: 16", "tasks:"]
+    lines += [f"  t{i:03}: head -c 5000 /dev/zero | tr '\\0' x >&2" for i in range(600)]
+    taskrun.write("tasks.yaml", "\n".join(lines) + "\n")
+    check(taskrun("tasks.yaml", "--html", "report.html", "--output", "quiet", timeout=300), 0)
+    text = (taskrun.cwd / "report.html").read_text()
+    start = text.index('id="run-data">') + len('id="run-data">')
+    tails = json.loads(text[start:text.index("</script>", start)])["tails"]
+    assert len(tails) == 600 and {len(t) for t in tails} == {TAILS_BUDGET // 600}
+    assert all(t == "x" * (TAILS_BUDGET // 600) for t in tails)
+    assert len(text.encode()) < 2 * 1024 * 1024
+
+
 # --- at scale -------------------------------------------------------------------------------
 
 
