@@ -2,7 +2,8 @@
 
 `cli` parses the flags and picks one mode: print the version or the schema,
 write a starter task file, recover a killed run, draw an earlier run from its
-summary (report), validate files, list the tasks, show the plan (dry run), or run. Each mode takes plain values (paths, names, numbers already parsed)
+summary (report), validate files, list the tasks, show the plan (dry run), or
+run. Each mode takes plain values (paths, names, numbers already parsed)
 and returns the process exit code; what goes wrong is raised as a
 `TaskrunError`, which `cli` turns into one line and its code.
 
