@@ -5,10 +5,10 @@ on the critical path), then a bar between `|`s scaled so the run fills the
 width (one column is `span / columns` seconds), each attempt drawn with its
 outcome's mark (`=` success, `X` failed, `T` timed out, `/` cancelled), the
 wait before a retry with `.`, then the task's time and, unless it succeeded,
-how it ended. The marks read without colour; `paint` (the console's) colours
+how it ended. A legend of the marks, wrapped to the width, heads it. The marks read without colour; `paint` (the console's) colours
 them on a terminal. Past `MAX_ROWS` tasks, the critical path, the failures and
 the longest tasks are drawn, and one line says how many were left out. Then the
-critical path and the tasks that did not run.
+critical path (`* critical path 2.93s: compile -> test`) and the tasks that did not run.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ WAIT = "."
 STYLES = {"=": "ok", "X": "fail", "T": "fail", "/": "warn", WAIT: "dim"}
 WORDS = {"success": "succeeded", "failed": "failed", "timeout": "timed out", "cancelled": "cancelled",
          "skipped": "skipped", "up_to_date": "up to date"}
-LEGEND = "= success  X failed  T timed out  / cancelled  . waiting to retry  * critical path"
+LEGEND = ("= success", "X failed", "T timed out", "/ cancelled", ". waiting to retry")
 LISTED = 10  # tasks named in the line of those that did not run
 
 
@@ -40,7 +40,7 @@ def render_timeline(view: RunView, *, width: int = 80,
                     paint: Callable[[str, str], str] | None = None) -> list[str]:
     """The timeline's lines (no newlines), at most `width` columns wide when the width allows a bar."""
     paint = paint or _plain
-    lines = [f"timeline  {LEGEND}"]
+    lines = legend(width)
     own: dict[str, list[Bar]] = {}
     for b in view.bars:
         own.setdefault(b.task, []).append(b)
@@ -50,13 +50,23 @@ def render_timeline(view: RunView, *, width: int = 80,
         if left_out:
             lines.append(f"... and {left_out} more task(s) not drawn: the shortest that succeeded")
         path = view.critical
-        lines.append(f"critical path {seconds_text(path.length_s)}: " + " -> ".join(path.tasks))
+        lines.append(f"{paint('*', 'bold')} critical path {seconds_text(path.length_s)}: " + " -> ".join(path.tasks))
     else:
         lines.append("no task ran")
     if view.not_run:
         named = ", ".join(f"{n.task} ({WORDS.get(n.status, n.status)})" for n in view.not_run[:LISTED])
         more = len(view.not_run) - LISTED
         lines.append(f"not run: {named}" + (f" and {more} more" if more > 0 else ""))
+    return lines
+
+
+def legend(width: int) -> list[str]:
+    """`timeline  = success  X failed ...`, wrapped to `width` between the marks."""
+    lines = ["timeline"]
+    for item in LEGEND:
+        if len(lines[-1]) + 2 + len(item) > width and lines[-1].strip():
+            lines.append(" " * len("timeline"))
+        lines[-1] += "  " + item
     return lines
 
 

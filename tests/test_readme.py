@@ -434,3 +434,30 @@ def test_the_rolling_deploy_example_runs_one_host_at_a_time(taskrun):
 
     check(taskrun("deploy.yaml", "--yes", "deploy[web3]"), 0)
     assert [t["name"] for t in taskrun.summary()["tasks"]] == ["approve", "deploy[web3]"]
+
+
+def test_the_timeline_section_shows_what_its_file_draws(taskrun):
+    """The README's timeline, from the file it shows: the same rows in the same order, the same
+    marks in each bar and the same words after it (times differ from run to run)."""
+    text = section("On the console (`--timeline`)")
+    [tasks] = blocks(text, "yaml")
+    [console] = blocks(text, "console")
+    shown = console.splitlines()
+    assert shown[0] == "$ taskrun --timeline"
+    taskrun.write("taskrun.yaml", tasks)
+    r = check(taskrun("--timeline", env={"COLUMNS": "80"}), 0)
+    real = r.stdout.splitlines()
+
+    def drawn(lines: list[str]) -> list[tuple]:
+        rows = []
+        for line in lines[lines.index(next(x for x in lines if x.startswith("timeline  "))):]:
+            m = re.match(r"^([* ]) (\S+)\s+\|([^|]*)\| (.*)$", line)
+            if m:  # the marks in order of appearance, each once; the words with the digits masked
+                marks = "".join(dict.fromkeys(m[3].replace(" ", "")))
+                rows.append((m[1], m[2], marks, re.sub(r"\d+", "9", m[4])))
+            elif not line.startswith(" "):  # the legend, the critical path, what did not run
+                rows.append(re.sub(r"\d+(\.\d+)?", "9", line))
+        return rows
+
+    assert drawn(real) == drawn(shown)
+    assert all(len(line) <= 80 for line in shown)

@@ -40,6 +40,7 @@ def test_an_interactive_task_waits_for_the_others_and_runs_alone(run):
                      ("end", "i"), ("done", "i", "success"), ("start", "b"),
                      ("end", "b"), ("done", "b", "success")]
     assert [s.interactive for s in r.backend.specs] == [False, True, False]
+    assert r.recorder.slots[("i", 1)] == 0  # alone: the lowest slot is free
 
 
 def test_on_failure_sees_a_failure_through_skipped_needs_and_always_any_end(run):

@@ -13,7 +13,7 @@ import termios
 
 from conftest import check, taskrun_argv
 from runner.runview import build_view
-from runner.timeline import LEGEND, MAX_ROWS, render_timeline
+from runner.timeline import MAX_ROWS, legend, render_timeline
 
 FILE = """
     version: 1
@@ -29,11 +29,12 @@ FILE = """
 """
 ROW = re.compile(r"^([* ]) (\S+)\s* \|([^|]*)\| (.*)$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+HEAD = "timeline  = success  X failed  T timed out  / cancelled  . waiting to retry"
 
 
 def timeline_of(out: str) -> list[str]:
     lines = out.splitlines()
-    return lines[lines.index(f"timeline  {LEGEND}"):]
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("timeline  = success")):]
 
 
 def rows_of(lines: list[str]) -> dict[str, tuple[str, str, str]]:
@@ -44,7 +45,7 @@ def test_the_timeline_follows_the_report_one_row_per_task(taskrun):
     taskrun.write("tasks.yaml", FILE)
     r = check(taskrun("tasks.yaml", "--timeline", env={"COLUMNS": "100"}), 1)
     out = r.stdout
-    assert out.index("summary: taskrun-summary.json") < out.index("timeline  ")
+    assert out.index("summary: taskrun-summary.json") < out.index(HEAD)
     lines = timeline_of(out)
     assert all(len(line) <= 100 for line in lines), lines
     rows = rows_of(lines)
@@ -60,7 +61,7 @@ def test_the_timeline_follows_the_report_one_row_per_task(taskrun):
     assert bars["package"].endswith("=")  # the last to end reaches the right edge
     assert rows["lint"][2].endswith("failed (exit 2)") and rows["flaky"][2].endswith(", 2 tries")
     assert rows["slow"][2].endswith("timed out (SIGTERM)")
-    assert re.fullmatch(r"critical path \d+\.\d\ds: compile -> integration -> package", lines[-2])
+    assert re.fullmatch(r"\* critical path \d+\.\d\ds: compile -> integration -> package", lines[-2])
     assert lines[-1] == "not run: docs (skipped)"
     assert not ANSI.search(out)  # a pipe: no colour, the marks say it all
 
@@ -97,7 +98,7 @@ def test_a_terminal_gives_its_width(taskrun):
     os.close(controller)
     out = b"".join(chunks).decode().replace("\r\n", "\n")
     out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)  # the status area's cursor moves
-    lines = timeline_of(out[out.index("timeline  "):])
+    lines = timeline_of(out)
     rows = [line for line in lines if ROW.match(line)]
     assert len(rows) == 6
     assert max(len(line) for line in rows) == 72  # the widest row fills the terminal
@@ -123,4 +124,10 @@ def test_nothing_ran():
     summary = {"file": "t.yaml", "status": "success", "exit_code": 0, "pool": 2, "run_id": "r",
                "started_at": "2026-01-01T00:00:00.000Z", "duration_s": 0.1,
                "tasks": [{"name": "a", "status": "up_to_date", "attempts": []}]}
-    assert render_timeline(build_view(summary)) == [f"timeline  {LEGEND}", "no task ran", "not run: a (up to date)"]
+    assert render_timeline(build_view(summary)) == [HEAD, "no task ran", "not run: a (up to date)"]
+
+
+def test_the_legend_wraps_to_the_width():
+    assert legend(80) == [HEAD]
+    assert legend(40) == ["timeline  = success  X failed", "          T timed out  / cancelled",
+                          "          . waiting to retry"]

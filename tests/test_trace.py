@@ -148,3 +148,10 @@ def test_a_trace_path_that_cannot_be_written_is_refused_before_anything_runs(tas
     r = check(taskrun("tasks.yaml", "--trace", ""), 2)
     assert r.stderr == "taskrun: --trace: give a file path\n"
     assert not (taskrun.cwd / "ran").exists()
+
+
+def test_a_trace_that_cannot_be_written_at_the_end_is_exit_3_after_the_summary(taskrun):
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  a: 'true'\n")
+    r = check(taskrun("tasks.yaml", "--trace", "tasks.yaml/trace.json"), 3)
+    assert r.stderr == "taskrun: cannot write tasks.yaml/trace.json: tasks.yaml is not a folder\n"
+    assert taskrun.summary()["status"] == "success"
