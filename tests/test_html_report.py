@@ -58,9 +58,8 @@ tasks:
 
 @pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the module, with its console and network logged."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("no chromium or chromedriver here (Debian: apt-get install chromium chromium-driver)")
+    """One headless Chromium for the module (its tests are marked `needs_browser`), with its
+    console and network logged."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -134,8 +133,7 @@ def expected_bars(summary: dict) -> list[tuple[str, int, int]]:
 def mixed(taskrun):
     """A real run of MIXED with --html: (runner, summary, report path)."""
     taskrun.write("tasks.yaml", MIXED)
-    r = check(taskrun("tasks.yaml", "--html", "report.html", "--no-history"), 1)
-    assert not r.stderr.count("Traceback")
+    check(taskrun("tasks.yaml", "--html", "report.html", "--no-history"), 1)
     return taskrun, taskrun.summary(), taskrun.cwd / "report.html"
 
 
