@@ -110,11 +110,13 @@
     const svg = sv("svg", {width: width, height: height, id: "timeline-svg", role: "group",
                            "aria-label": "Timeline: " + bars.length + " attempts on " + D.slots + " slots"});
     const defs = sv("defs", {});
-    for (const [o, color] of [["timeout", "--timeout"], ["cancelled", "--cancelled"]]) {
+    // Besides its colour, each outcome but success has its own texture: read without colour too.
+    for (const [o, turn, lines] of [["failed", 0, "M0 0L6 6M6 0L0 6"], ["timeout", 45, "M1 0L1 6"], ["cancelled", -45, "M1 0L1 6"]]) {
       const p = sv("pattern", {id: "hatch-" + o, patternUnits: "userSpaceOnUse", width: 6, height: 6,
-                               patternTransform: o === "timeout" ? "rotate(45)" : "rotate(-45)"});
-      const c = getComputedStyle(document.documentElement).getPropertyValue(color).trim();
-      p.append(sv("rect", {width: 6, height: 6, fill: c}), sv("rect", {width: 2, height: 6, fill: "rgba(255,255,255,0.55)"}));
+                               patternTransform: "rotate(" + turn + ")"});
+      const c = getComputedStyle(document.documentElement).getPropertyValue("--" + o).trim();
+      p.append(sv("rect", {width: 6, height: 6, fill: c}),
+               sv("path", {d: lines, stroke: "rgba(255,255,255,0.5)", "stroke-width": o === "failed" ? 1 : 2}));
       defs.append(p);
     }
     svg.append(defs);  // the legend's swatches use these patterns too
