@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .junit import at_step, clean_text
-from .runview import RunView, build_view
+from .runview import RunView, build_view, seconds
 
 STEP_SUMMARY_LIMIT = 1024 * 1024  # bytes GitHub accepts per step summary
 GANTT_BARS = 200  # Mermaid lays out every bar on the reader's side: past a few hundred the page crawls
@@ -137,12 +137,13 @@ def mermaid_label(name: str) -> str:
     return "\u200b" + label if label.lower().startswith(MERMAID_KEYWORDS) else label
 
 
-def _axis_format(span_s: float) -> str:
-    """Times are milliseconds from the run's start, shown by the reader's browser as a local time
-    near 1970-01-01T00:00: the seconds field alone is the same in every time zone."""
-    if span_s < 60:
-        return "%-S.%Ls"
-    return "%M:%S" if span_s < 3600 else "%H:%M:%S"
+def _time_axis(view: RunView) -> tuple[int, str]:
+    """(the run's start in the chart's milliseconds, the axis format). The reader's browser shows
+    the times as local times: under a minute, from 0 (1970-01-01T00:00 UTC), where the seconds
+    read the same in every time zone; longer, from the run's real start, the clock time of each."""
+    if view.span_s < 60 or not view.header.started_at:
+        return 0, "%-S.%Ls"
+    return round(seconds(view.header.started_at) * 1000), "%H:%M:%S"
 
 
 def gantt_chart(view: RunView, most: int = GANTT_BARS) -> str:
@@ -153,14 +154,16 @@ def gantt_chart(view: RunView, most: int = GANTT_BARS) -> str:
         return ""
     drawn = view.bars[:most]
     least = max(1, round(view.span_s * 1000 / 200))  # a bar of a millisecond would not show: every bar shows
-    lines = ["```mermaid", "gantt", "    dateFormat x", f"    axisFormat {_axis_format(view.span_s)}"]
+    origin, axis = _time_axis(view)
+    lines = ["```mermaid", "gantt", "    dateFormat x", f"    axisFormat {axis}"]
     for slot in sorted({b.slot for b in drawn}):
         lines.append(f"    section slot {slot}")
         for b in drawn:
             if b.slot == slot:
                 label = mermaid_label(b.task) + (f" (try {b.attempt})" if b.attempts > 1 else "")
-                start = round(b.start_s * 1000)
-                lines.append(f"    {label} :{_GANTT_TAGS[b.outcome]}, {start}, {max(start + least, round(b.end_s * 1000))}")
+                start = origin + round(b.start_s * 1000)
+                end = max(start + least, origin + round(b.end_s * 1000))
+                lines.append(f"    {label} :{_GANTT_TAGS[b.outcome]}, {start}, {end}")
     lines.append("```")
     text = "\n".join(lines) + "\n"
     left = len(view.bars) - len(drawn)

@@ -158,6 +158,7 @@ def attempt_outcome(a: dict) -> str:
 
 
 def build_view(summary: dict) -> RunView:
+    """The run of a summary dict (of this version or an earlier one) as the drawings see it."""
     tasks = summary.get("tasks", [])
     spans: list[tuple] = []  # start, duration (then end), task, attempt, number, of
     for t in tasks:

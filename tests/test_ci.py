@@ -229,8 +229,10 @@ def test_the_gantt_chart_is_capped_and_says_what_it_left_out():
                "run_id": "r", "started_at": "2026-01-01T00:00:00.000Z", "tasks": tasks}
     text = step_summary(summary)
     block = mermaid_block(text)
-    assert block[2] == "    axisFormat %M:%S"
+    assert block[2] == "    axisFormat %H:%M:%S"  # past a minute: the clock time, from the run's real start
     bars = [row for row in block if ":done," in row]
+    # 2026-01-01T00:00:00Z; half a second, drawn 1/200 of the 500 s run wide so that it shows
+    assert bars[0] == "    task-0 :done, 1767225600000, 1767225602500"
     assert len(bars) == GANTT_BARS == 200
     assert {row.split(" :")[0].strip() for row in bars} == {f"task-{i}" for i in range(200)}  # the first by start
     assert f"_200 attempts drawn, the first by start time; 300 later attempt(s) left out (the table lists every task)._" in text

@@ -107,8 +107,7 @@ class TestMixedRun:
     def test_the_table_lists_failures_first_then_the_longest(self, mixed):
         view = build_view(mixed)
         table = [r.name for r in view.table]
-        assert table[:2] in (["slow", "lint"], ["lint", "slow"])
-        assert set(table[:2]) == {"lint", "slow"}
+        assert table[:2] == ["slow", "lint"]  # the failures, the longer first (a timeout of 0.3s, an exit at once)
         rest = view.table[2:]
         assert [r.duration_s for r in rest] == sorted((r.duration_s for r in rest), reverse=True)
         assert rest[0].name == "integration" and {r.name for r in rest[-2:]} == {"docs", "fresh"}
