@@ -217,6 +217,7 @@ class DaskBackend:
         self._ended: deque[str] = deque()  # Dask keys whose future finished (appended by a Dask thread)
         self._gone: deque[tuple[str, tuple]] = deque()  # (worker, keys it was processing): workers removed
         self._markers: list[str] = []
+        self._spent: list[_Remote] = []  # back, but their future and Variable not yet released (see `_forget`)
         self._sel = selectors.DefaultSelector()
         self._pipe_r, self._pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._sel.register(self._pipe_r, selectors.EVENT_READ, "ended")
@@ -243,6 +244,7 @@ class DaskBackend:
             return None
         future = self._client.submit(run_on_worker, spec, name, self._token, key=name, pure=False,
                                      resources=dict(spec.resources) or None)
+        self._release_spent()
         remote = _Remote(spec=spec, name=name, future=future, submitted_at=time.time())
         if spec.timeout_s is not None:  # the worker enforces it; this bounds an attempt no worker answers for
             remote.timeout_at = time.monotonic() + spec.timeout_s + spec.kill_grace_s + STOP_MARGIN_S
@@ -300,6 +302,7 @@ class DaskBackend:
             self.stop(key, reason=reason, force=force)
 
     def wait(self, timeout_s: float | None, writable_fd: int | None = None) -> list[tuple[Hashable, AttemptResult]]:
+        self._release_spent()
         with watching_writable(self._sel, writable_fd):
             return self._wait(timeout_s)
 
@@ -515,14 +518,22 @@ class DaskBackend:
             pass
 
     def _forget(self, remote: _Remote) -> None:
+        """Release the attempt's future and Variable, after the next submit: the client sends its
+        messages in batches at most every 10 ms, and a release sent first would hold that submit
+        back by as much."""
+        self._spent.append(remote)
+
+    def _release_spent(self) -> None:
         from distributed import Variable
 
+        spent, self._spent = self._spent, []
         if self.lost is not None:
             return
-        try:
-            Variable(remote.name, client=self._client).delete()  # a message, no round trip
-        except Exception:  # the scheduler is gone: nothing left to clean up there
-            pass
+        for remote in spent:
+            try:
+                Variable(remote.name, client=self._client).delete()  # a message, no round trip
+            except Exception:  # the scheduler is gone: nothing left to clean up there
+                pass
 
     def close(self) -> None:
         try:
