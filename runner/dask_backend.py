@@ -4,7 +4,8 @@ Model:
 - Each attempt is one Dask task with its own key (`taskrun-TOKEN-TASK-N`),
   submitted impure so a retry really runs again, with the task's `resources`.
   It runs `run_on_worker`, which runs the command with `proc`'s ladder on the
-  worker, next to the process (Dask cannot interrupt a running function).
+  worker's machine, in the worker's launcher (`remote`), next to the process
+  (Dask cannot interrupt a running function).
 - One `distributed.Variable` per attempt carries the word between the two
   sides. The runner sets it to "stop" or "force" to stop the attempt; the
   worker polls it while the command runs (and checks it before starting, so a
@@ -17,7 +18,7 @@ Model:
   attempt whose task it no longer holds, so nothing keeps running. A worker
   also stops its attempts when it is closing or its stop check fails (the
   scheduler out of reach for `STOP_CHECK_S`), and runs the kill ladder to its
-  end whatever ended the wait (`proc.run_attempt`).
+  end whatever ended the wait (`remote.run_remote`).
 - A lost worker: the scheduler's "remove-worker" event (it comes as soon as the
   worker's connection closes; a worker that hangs, after the scheduler's
   `worker-ttl`) names the tasks it was processing. An attempt that had started
