@@ -155,19 +155,19 @@ def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
         ts = worker.state.tasks.get(key)
         return ts is not None and ts.state in ("executing", "long-running")
 
-    said = _read(word)
+    said, claimed = word.client.sync(_claim, word, [address, host, time.time()], held,
+                                     callback_timeout=STOP_CHECK_S)
     if isinstance(said, (list, tuple)):  # it started before, on a worker that is gone
         lost, lost_host, started_at = said[0], said[1], float(said[2])
         now = time.time()
         return RemoteOutcome(result=AttemptResult(
             exit_code=None, signal=None, timed_out=False, pid=None, started_at=started_at, finished_at=now,
             duration_s=round(now - started_at, 6), worker=lost, host=lost_host, reason=lost_worker(lost, lost_host)))
-    if said in ("stop", "force") or not held():  # stopped, or taskrun gave up on it already
+    if not claimed:  # stopped, or taskrun gave up on it already
         now = time.time()
         return RemoteOutcome(result=AttemptResult(
             exit_code=None, signal=None, timed_out=False, pid=None, started_at=now, finished_at=now,
             duration_s=0.0, cancelled=True, worker=address, host=host, reason="cancelled before it started"))
-    word.set([address, host, time.time()], callback_timeout=STOP_CHECK_S)
 
     own: list[str] = []  # why the worker stopped the attempt without being asked, if it did
 
@@ -190,11 +190,18 @@ def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
     return outcome
 
 
-def _read(variable):
+async def _claim(word, record: list, held) -> tuple[object, bool]:
+    """The attempt's word, and whether it may start here: then `record` (where and when it
+    starts) is its word from now on. One trip to the worker's event loop for both answers of
+    the scheduler's."""
     try:
-        return variable.get(timeout=0, callback_timeout=STOP_CHECK_S)
-    except TimeoutError:  # not set (or, rarely, no answer in time: the stop checks that follow decide)
-        return None
+        said = await word.get(timeout=0, asynchronous=True)
+    except TimeoutError:  # not set: a fresh attempt
+        said = None
+    if isinstance(said, (list, tuple)) or said in ("stop", "force") or not held():
+        return said, False
+    await word.set(record, asynchronous=True)
+    return said, True
 
 
 # --- the runner side -----------------------------------------------------------------
