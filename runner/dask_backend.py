@@ -37,6 +37,12 @@ Model:
 - After a stop the runner waits for the attempts to come back (their grace plus
   `STOP_MARGIN_S`); what has not come back by then is cancelled and reported
   as such.
+- The outcome comes back with the news of the attempt's end: the worker sends
+  it as an event on the topic named after taskrun's client (which the
+  scheduler forgets with the client), ahead of its task's end on the same
+  stream, so the runner need not fetch it, a round trip through the scheduler
+  to the worker. An outcome over `PUSH_MAX_BYTES` (output sent back because
+  the log folder is not shared) is fetched as the Dask task's result.
 - Future callbacks and scheduler events (a Dask thread) write to a pipe; `wait`
   selects on it and on the wake fd the signal handler writes to.
 - distributed's own log lines stay off the console (`TASKRUN_DEBUG=1` keeps
@@ -50,6 +56,7 @@ standard library, `model`, `proc` and `remote` only.
 from __future__ import annotations
 
 import os
+import pickle
 import secrets
 import selectors
 import socket
@@ -70,6 +77,7 @@ CHECK_S = 1.0  # while attempts are out: how often the connection to the schedul
 PROBE_S = 5.0  # ... and how often the scheduler is asked for a sign of life
 PROBE_TIMEOUT_S = 10.0  # ... which it must give within this, or it counts as lost
 CLIENT_BATCH_S = 0.001  # the client's batching of its messages to the scheduler (distributed's: 10 ms)
+PUSH_MAX_BYTES = 16 * 1024  # an outcome this small (logs in a shared folder) comes back with the end's news
 GATHER_TIMEOUT_S = 60.0  # the longest one fetch of finished attempts' results may take
 STOP_CHECK_S = 10.0  # on a worker: the longest a stop check waits for the scheduler (longer: stop)
 INSTALL_HINT = "pip install 'distributed>=2024.1' (the dask extra: pip install '.[dask]' in taskrun's folder)"
@@ -141,8 +149,19 @@ def _short(exc: BaseException) -> str:
 # --- the worker side ---------------------------------------------------------------
 
 
-def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
+def run_on_worker(spec: AttemptSpec, name: str, token: str, topic: str) -> RemoteOutcome:
     """One attempt, on a Dask worker (see the module's model)."""
+    outcome = _run_on_worker(spec, name, token)
+    data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) <= PUSH_MAX_BYTES:
+        from distributed import get_worker
+
+        get_worker().log_event(topic, {"taskrun": name, "outcome": data})
+    return outcome
+
+
+def _run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
+    """The attempt itself: its start claimed, its command run, its stop requests passed on."""
     from distributed import Variable, get_worker  # a Dask worker has it by definition
     from distributed.core import Status
 
@@ -247,6 +266,8 @@ class DaskBackend:
         self._probing = False
         self._probe_at = 0.0  # monotonic
         client.subscribe_topic("all", self._on_event)  # the scheduler says so when it removes a worker
+        self._pushed: dict[str, bytes] = {}  # Dask key -> the outcome its worker sent (appended by a Dask thread)
+        client.subscribe_topic(client.id, self._on_outcome)  # the scheduler forgets the topic with the client
         _hurry(client)
 
     @property
@@ -262,7 +283,7 @@ class DaskBackend:
                                                   started_at=now, finished_at=now, duration_s=0.0,
                                                   cancelled=True, reason=self.lost)))
             return None
-        future = self._client.submit(run_on_worker, spec, name, self._token, key=name, pure=False,
+        future = self._client.submit(run_on_worker, spec, name, self._token, self._client.id, key=name, pure=False,
                                      resources=dict(spec.resources) or None)
         self._release_spent()
         remote = _Remote(spec=spec, name=name, future=future, submitted_at=time.time())
@@ -286,6 +307,14 @@ class DaskBackend:
         # A Dask thread: hand the key over, wake the loop.
         self._ended.append(future.key)
         self._wake()
+
+    def _on_outcome(self, event) -> None:
+        # The client's event loop: an attempt's outcome, which comes before its future's end.
+        msg = event[1] if isinstance(event, tuple) and len(event) == 2 else None
+        if isinstance(msg, dict) and msg.get("taskrun") in self._by_name:
+            self._pushed[msg["taskrun"]] = msg["outcome"]
+            self._ended.append(msg["taskrun"])
+            self._wake()
 
     def _on_event(self, event) -> None:
         # A Dask thread: an event of the scheduler's; only a removed worker matters.
@@ -418,10 +447,15 @@ class DaskBackend:
                 del self._remotes[key], self._by_name[name]
                 self._cancel(remote)
                 self._forget(remote)
-                result = self._failure(remote, lost_worker(worker, where[1]),
-                                       cancelled=remote.stop_reason is not None and remote.cancelled)
-                self._done.append((key, replace(result, started_at=where[2], worker=worker, host=where[1],
-                                                duration_s=round(result.finished_at - where[2], 6))))
+                self._done.append((key, self._lost_with(remote, where)))
+
+    def _lost_with(self, remote: _Remote, where: tuple[str, str, float]) -> AttemptResult:
+        """The result of an attempt whose worker died under it (`where` it had started)."""
+        worker, host, started_at = where
+        result = self._failure(remote, lost_worker(worker, host),
+                               cancelled=remote.stop_reason is not None and remote.cancelled)
+        return replace(result, started_at=started_at, worker=worker, host=host,
+                       duration_s=round(result.finished_at - started_at, 6))
 
     def _started_on(self, remote: _Remote) -> tuple[str, str, float] | None:
         """(worker, host, start time) the attempt recorded when it started, if it did."""
@@ -443,8 +477,11 @@ class DaskBackend:
         while self._ended:
             names.append(self._ended.popleft())
         remotes = [(self._by_name.pop(n), n) for n in names if n in self._by_name]
-        finished = [(k, self._remotes[k]) for k, _ in remotes if self._remotes[k].future.status == "finished"]
+        pushed = {k: self._pushed.pop(n) for k, n in remotes if n in self._pushed}
+        finished = [(k, self._remotes[k]) for k, _ in remotes
+                    if k not in pushed and self._remotes[k].future.status == "finished"]
         by_key = self._gather(finished)
+        by_key.update((k, pickle.loads(data)) for k, data in pushed.items())
         for key, _name in remotes:
             remote = self._remotes.pop(key)
             outcome = by_key.get(key)
@@ -472,6 +509,11 @@ class DaskBackend:
 
     def _result_of(self, remote: _Remote, outcome: RemoteOutcome | None) -> AttemptResult:
         if outcome is None:
+            lost = self._killed_worker(remote)
+            if lost is not None:  # it had started there: the same as when the event comes first
+                where = self._started_on(remote)
+                if where is not None and where[0] == lost:
+                    return self._lost_with(remote, where)
             reason = self._why_lost(remote)
             return self._failure(remote, reason, cancelled=reason == self.lost)
         result = outcome.result
@@ -482,6 +524,19 @@ class DaskBackend:
         if result.cancelled:
             result = replace(result, reason=remote.stop_reason or result.reason, cancelled=remote.cancelled)
         return result
+
+    def _killed_worker(self, remote: _Remote) -> str | None:
+        """The worker whose loss made Dask give up on the attempt (KilledWorker), if it did. The
+        scheduler tells the client so before it says the worker was removed."""
+        if remote.future.status != "error":
+            return None
+        try:
+            exc = remote.future.exception(timeout=RPC_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - the scheduler went away too
+            return None
+        if type(exc).__name__ != "KilledWorker":
+            return None
+        return getattr(getattr(exc, "last_worker", None), "address", None)
 
     def _why_lost(self, remote: _Remote) -> str:
         future = remote.future
@@ -539,8 +594,8 @@ class DaskBackend:
 
     def _forget(self, remote: _Remote) -> None:
         """Release the attempt's future and Variable, after the next submit: the client sends its
-        messages in batches at most every 10 ms, and a release sent first would hold that submit
-        back by as much."""
+        messages in batches, and a release sent first would hold that submit back."""
+        self._pushed.pop(remote.name, None)
         self._spent.append(remote)
 
     def _release_spent(self) -> None:
