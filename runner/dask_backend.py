@@ -7,9 +7,11 @@ Model:
   worker's machine, in the worker's launcher (`remote`), next to the process
   (Dask cannot interrupt a running function).
 - One `distributed.Variable` per attempt carries the word between the two
-  sides. The runner sets it to "stop" or "force" to stop the attempt; the
-  worker polls it while the command runs (and checks it before starting, so a
-  queued attempt of a stopped run returns without starting). At the start the
+  sides. The runner sets it to "go" as it sends the attempt, then to "stop" or
+  "force" to stop it, each word after the one before has landed, never waiting
+  for them; the worker polls it while the command runs (and waits for its
+  first word before starting, so a queued attempt of a stopped run returns
+  without starting). At the start the
   worker sets it to where it runs: should that worker die, Dask would run the
   task again elsewhere; the second start finds the record and reports the
   attempt failed, naming the lost worker, instead of running the command twice
@@ -79,6 +81,7 @@ PROBE_TIMEOUT_S = 10.0  # ... which it must give within this, or it counts as lo
 CLIENT_BATCH_S = 0.001  # the client's batching of its messages to the scheduler (distributed's: 10 ms)
 PUSH_MAX_BYTES = 16 * 1024  # an outcome this small (logs in a shared folder) comes back with the end's news
 GATHER_TIMEOUT_S = 60.0  # the longest one fetch of finished attempts' results may take
+PRESET_WAIT_S = 5.0  # on a worker: the longest it waits for the runner's first word to an attempt
 STOP_CHECK_S = 10.0  # on a worker: the longest a stop check waits for the scheduler (longer: stop)
 INSTALL_HINT = "pip install 'distributed>=2024.1' (the dask extra: pip install '.[dask]' in taskrun's folder)"
 
@@ -213,9 +216,9 @@ async def _claim(word, record: list, held) -> tuple[object, bool]:
     """The attempt's word, and whether it may start here: then `record` (where and when it
     starts) is its word from now on. One trip to the worker's event loop for both answers of
     the scheduler's."""
-    try:
-        said = await word.get(timeout=0, asynchronous=True)
-    except TimeoutError:  # not set: a fresh attempt
+    try:  # the runner sets it before its task is sent (a word may land just after the task)
+        said = await word.get(timeout=PRESET_WAIT_S, asynchronous=True)
+    except TimeoutError:  # never set: a fresh attempt all the same
         said = None
     if isinstance(said, (list, tuple)) or said in ("stop", "force") or not held():
         return said, False
@@ -239,6 +242,7 @@ class _Remote:
     forced: bool = False
     give_up_at: float | None = None  # monotonic: stop waiting for the worker's answer
     timeout_at: float | None = None  # monotonic: past its timeout, grace and margin since it was sent
+    said: object = None  # concurrent.futures.Future: its Variable's last word set (see `_say`)
 
 
 class DaskBackend:
@@ -283,16 +287,50 @@ class DaskBackend:
                                                   started_at=now, finished_at=now, duration_s=0.0,
                                                   cancelled=True, reason=self.lost)))
             return None
+        said = self._say(name, "go")
         future = self._client.submit(run_on_worker, spec, name, self._token, self._client.id, key=name, pure=False,
                                      resources=dict(spec.resources) or None)
         self._release_spent()
-        remote = _Remote(spec=spec, name=name, future=future, submitted_at=time.time())
+        remote = _Remote(spec=spec, name=name, future=future, submitted_at=time.time(), said=said)
         if spec.timeout_s is not None:  # the worker enforces it; this bounds an attempt no worker answers for
             remote.timeout_at = time.monotonic() + spec.timeout_s + spec.kill_grace_s + STOP_MARGIN_S
         self._remotes[key] = remote
         self._by_name[name] = key
         future.add_done_callback(self._on_done)
         return None  # the pid is known only on the worker
+
+    def _say(self, name: str, word: str | None, after=None):
+        """Set the attempt's Variable to `word` (None: delete it) once the word said before
+        (`after`) has landed, on the client's own thread: the words land in the order said, and
+        the loop never waits for the scheduler. The first, "go", is said as the attempt is sent:
+        the worker waits for a word before it claims the attempt, so it never asks for an unset
+        Variable (an error the scheduler sends back with its traceback: milliseconds each).
+        Returns a future done when this word has landed (or failed to)."""
+        import asyncio
+        from concurrent.futures import Future
+
+        from distributed import Variable
+
+        landed: Future = Future()
+
+        def say(_earlier=None) -> None:
+            try:
+                variable = Variable(name, client=self._client)
+                if word is None:
+                    variable.delete()  # a message, no round trip
+                    landed.set_result(None)
+                    return
+                sent = asyncio.run_coroutine_threadsafe(variable.set(word, asynchronous=True),
+                                                        self._client.loop.asyncio_loop)
+                sent.add_done_callback(lambda _sent: landed.set_result(None))
+            except Exception:  # noqa: BLE001 - the scheduler or the client is gone: nobody to tell
+                landed.set_result(None)
+
+        if after is None:
+            say()
+        else:
+            after.add_done_callback(say)
+        return landed
 
     def _mark_folder(self, folder: str) -> None:
         """Let workers that see this folder (a shared filesystem) write their logs into it."""
@@ -333,16 +371,10 @@ class DaskBackend:
         remote = self._remotes.get(key)
         if remote is None or (remote.stop_reason is not None and (remote.forced or not force)):
             return
-        from distributed import Variable
-
         if remote.stop_reason is None:
             remote.stop_reason, remote.cancelled = reason, cancelled
         remote.forced |= force
-        try:
-            Variable(remote.name, client=self._client).set("force" if force else "stop",
-                                                           callback_timeout=RPC_TIMEOUT_S)
-        except Exception:  # the scheduler is out of reach: the wait below ends in a cancel
-            pass
+        remote.said = self._say(remote.name, "force" if force else "stop", after=remote.said)
         grace = 0.0 if force else remote.spec.kill_grace_s
         remote.give_up_at = time.monotonic() + grace + STOP_MARGIN_S
 
@@ -599,19 +631,15 @@ class DaskBackend:
         self._spent.append(remote)
 
     def _release_spent(self) -> None:
-        from distributed import Variable
-
         spent, self._spent = self._spent, []
         if self.lost is not None:
             return
         for remote in spent:
-            try:
-                Variable(remote.name, client=self._client).delete()  # a message, no round trip
-            except Exception:  # the scheduler is gone: nothing left to clean up there
-                pass
+            self._say(remote.name, None, after=remote.said)
 
     def close(self) -> None:
         try:
+            self._release_spent()
             if self._remotes and self.lost is None:
                 self._client.cancel([r.future for r in self._remotes.values()], force=True)
             self._client.close(timeout=5)
