@@ -6,10 +6,12 @@ one thread each, on 127.0.0.1), then runs, interleaved, `--repeat` times each:
 - plain `distributed` on the same cluster: N `client.submit` of a function that
   runs `true` (`subprocess.run`), two in flight at a time like a pool of 2,
   each fetched as it ends (`as_completed`) and the next one submitted;
+- the same two with everything sent at once: taskrun with a pool of N, and the
+  N submits made at once (Dask's own queue decides what runs);
 - taskrun's local pool on the same file, pool 2.
 It prints each one's duration per task (taskrun's from its summary, plain
 Dask's from its first submit to its last result: connecting and importing are
-not counted) and the ratios.
+not counted) and the ratios, run by run.
 
     python3 bench/dask_overhead.py [--tasks 500] [--repeat 3]
 """
@@ -98,9 +100,9 @@ def stop_cluster(procs: list[subprocess.Popen]) -> None:
             proc.wait()
 
 
-def run(folder: Path, *args: str) -> float:
+def run(folder: Path, pool: int, *args: str) -> float:
     summary = folder / "summary.json"
-    r = subprocess.run(["taskrun", str(folder / "tasks.yaml"), "-j", "2", "-o", str(summary), *args],
+    r = subprocess.run(["taskrun", str(folder / "tasks.yaml"), "-j", str(pool), "-o", str(summary), *args],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     data = json.loads(summary.read_text())
     if r.returncode != 0 or data["counts"]["success"] != len(data["tasks"]):
@@ -108,8 +110,8 @@ def run(folder: Path, *args: str) -> float:
     return data["duration_s"]
 
 
-def run_plain(address: str, n: int) -> float:
-    r = subprocess.run([sys.executable, "-c", _PLAIN, address, str(n), "2"], env=_env(),
+def run_plain(address: str, n: int, pool: int = 2) -> float:
+    r = subprocess.run([sys.executable, "-c", _PLAIN, address, str(n), str(pool)], env=_env(),
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"plain submit failed: {r.stderr}")
@@ -123,29 +125,33 @@ def main() -> None:
     opts = parser.parse_args()
     n = opts.tasks
     folder = Path(tempfile.mkdtemp(prefix="taskrun-bench-"))
-    times: dict[str, list[float]] = {"taskrun dask": [], "plain submit": [], "local pool": []}
+    times: dict[str, list[float]] = {"taskrun dask, pool 2": [], "plain submit, 2 in flight": [],
+                                     f"taskrun dask, pool {n}": [], "plain submit, all at once": [],
+                                     "taskrun local, pool 2": []}
     try:
         (folder / "tasks.yaml").write_text(
             "version: 1\ntasks:\n" + "".join(f"  t{i}: 'true'\n" for i in range(n)))
         address, procs = start_cluster(folder)
         try:
-            for _ in range(opts.repeat):  # interleaved: a load that comes and goes touches all three
-                times["taskrun dask"].append(run(folder, "--scheduler", address))
-                times["plain submit"].append(run_plain(address, n))
-                times["local pool"].append(run(folder))
+            for _ in range(opts.repeat):  # interleaved: a load that comes and goes touches them all
+                times["taskrun dask, pool 2"].append(run(folder, 2, "--scheduler", address))
+                times["plain submit, 2 in flight"].append(run_plain(address, n))
+                times[f"taskrun dask, pool {n}"].append(run(folder, n, "--scheduler", address))
+                times["plain submit, all at once"].append(run_plain(address, n, n))
+                times["taskrun local, pool 2"].append(run(folder, 2))
         finally:
             stop_cluster(procs)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"{n} trivial tasks, pool 2, 2 one-thread workers, {opts.repeat} interleaved runs (ms per task)")
+    print(f"{n} trivial tasks, 2 one-thread workers, {opts.repeat} interleaved runs (ms per task)")
     for what, got in times.items():
         ms = sorted(t / n * 1000 for t in got)
-        print(f"{what:14s} best {ms[0]:6.2f}  median {statistics.median(ms):6.2f}  worst {ms[-1]:6.2f}")
-    ratios = sorted(d / p for d, p in zip(times["taskrun dask"], times["plain submit"]))
-    print(f"taskrun dask / plain submit, run by run: {' '.join(f'{r:.2f}x' for r in ratios)}")
-    best = min(times["taskrun dask"]) / min(times["plain submit"])
-    print(f"taskrun dask / plain submit, best / best: {best:.2f}x")
-    print(f"taskrun dask / local pool, best / best:   {min(times['taskrun dask']) / min(times['local pool']):.2f}x")
+        print(f"{what:26s} best {ms[0]:6.2f}  median {statistics.median(ms):6.2f}  worst {ms[-1]:6.2f}")
+    for what, dask, plain in (("pool 2", "taskrun dask, pool 2", "plain submit, 2 in flight"),
+                              ("all at once", f"taskrun dask, pool {n}", "plain submit, all at once")):
+        ratios = [d / p for d, p in zip(times[dask], times[plain])]
+        print(f"taskrun dask / plain submit, {what}, run by run: {' '.join(f'{r:.2f}x' for r in ratios)}"
+              f" (median {statistics.median(ratios):.2f}x)")
 
 
 if __name__ == "__main__":
