@@ -106,7 +106,8 @@ def run(folder: Path, pool: int, *args: str) -> float:
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     data = json.loads(summary.read_text())
     if r.returncode != 0 or data["counts"]["success"] != len(data["tasks"]):
-        raise SystemExit(f"taskrun {' '.join(args)} failed: {r.stderr}")
+        reasons = sorted({t["attempts"][-1]["reason"] for t in data["tasks"] if t["status"] != "success"})
+        raise SystemExit(f"taskrun -j {pool} {' '.join(args)} failed (exit {r.returncode}): {r.stderr}{reasons[:3]}")
     return data["duration_s"]
 
 
