@@ -1,10 +1,17 @@
-"""Per-task overhead of the dask executor against the local pool.
+"""Per-task overhead of the dask executor, against plain Dask and the local pool.
 
 Starts a local cluster (a `dask scheduler` and two `dask worker` processes of
-one thread each, on 127.0.0.1), then runs the same file of N trivial tasks
-(`true`) with a pool of 2, locally and on the cluster, and prints the run's
-duration (from the summary: connecting and importing are not counted) per task
-for each, and their ratio.
+one thread each, on 127.0.0.1), then runs, interleaved, `--repeat` times each:
+- taskrun on that cluster: a file of N trivial tasks (`true`), pool 2;
+- plain `distributed` on the same cluster: N `client.submit` of a function that
+  runs `true` (`subprocess.run`), two in flight at a time like a pool of 2,
+  each fetched as it ends (`as_completed`) and the next one submitted;
+- the same two with everything sent at once: taskrun with a pool of N, and the
+  N submits made at once (Dask's own queue decides what runs);
+- taskrun's local pool on the same file, pool 2.
+It prints each one's duration per task (taskrun's from its summary, plain
+Dask's from its first submit to its last result: connecting and importing are
+not counted) and the ratios, run by run.
 
     python3 bench/dask_overhead.py [--tasks 500] [--repeat 3]
 """
@@ -16,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,9 +32,33 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+_PLAIN = """
+import subprocess, sys, time
+from distributed import Client, as_completed
+
+def trivial():
+    return subprocess.run(["true"]).returncode
+
+n, pool = int(sys.argv[2]), int(sys.argv[3])
+with Client(sys.argv[1], timeout=30) as client:
+    client.submit(trivial, pure=False).result()  # the function is on the workers: not counted
+    start = time.monotonic()
+    sent = 0
+    running = as_completed()
+    for _ in range(min(pool, n)):
+        running.add(client.submit(trivial, pure=False))
+        sent += 1
+    for future in running:
+        assert future.result() == 0
+        if sent < n:
+            running.add(client.submit(trivial, pure=False))
+            sent += 1
+    print(time.monotonic() - start)
+"""
+
 
 def start_cluster(folder: Path) -> tuple[str, list[subprocess.Popen]]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    env = _env()
     local = ("--no-dashboard", "--dashboard-address", "127.0.0.1:0")
     procs = []
 
@@ -50,6 +82,10 @@ def start_cluster(folder: Path) -> tuple[str, list[subprocess.Popen]]:
     return address, procs
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+
+
 def stop_cluster(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
         try:
@@ -64,14 +100,23 @@ def stop_cluster(procs: list[subprocess.Popen]) -> None:
             proc.wait()
 
 
-def run(folder: Path, *args: str) -> float:
+def run(folder: Path, pool: int, *args: str) -> float:
     summary = folder / "summary.json"
-    r = subprocess.run(["taskrun", str(folder / "tasks.yaml"), "-j", "2", "-o", str(summary), *args],
+    r = subprocess.run(["taskrun", str(folder / "tasks.yaml"), "-j", str(pool), "-o", str(summary), *args],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     data = json.loads(summary.read_text())
     if r.returncode != 0 or data["counts"]["success"] != len(data["tasks"]):
-        raise SystemExit(f"taskrun {' '.join(args)} failed: {r.stderr}")
+        reasons = sorted({t["attempts"][-1]["reason"] for t in data["tasks"] if t["status"] != "success"})
+        raise SystemExit(f"taskrun -j {pool} {' '.join(args)} failed (exit {r.returncode}): {r.stderr}{reasons[:3]}")
     return data["duration_s"]
+
+
+def run_plain(address: str, n: int, pool: int = 2) -> float:
+    r = subprocess.run([sys.executable, "-c", _PLAIN, address, str(n), str(pool)], env=_env(),
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"plain submit failed: {r.stderr}")
+    return float(r.stdout.split()[-1])
 
 
 def main() -> None:
@@ -79,23 +124,35 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
     opts = parser.parse_args()
+    n = opts.tasks
     folder = Path(tempfile.mkdtemp(prefix="taskrun-bench-"))
+    times: dict[str, list[float]] = {"taskrun dask, pool 2": [], "plain submit, 2 in flight": [],
+                                     f"taskrun dask, pool {n}": [], "plain submit, all at once": [],
+                                     "taskrun local, pool 2": []}
     try:
         (folder / "tasks.yaml").write_text(
-            "version: 1\ntasks:\n" + "".join(f"  t{i}: 'true'\n" for i in range(opts.tasks)))
+            "version: 1\ntasks:\n" + "".join(f"  t{i}: 'true'\n" for i in range(n)))
         address, procs = start_cluster(folder)
         try:
-            local = min(run(folder) for _ in range(opts.repeat))
-            remote = min(run(folder, "--scheduler", address) for _ in range(opts.repeat))
+            for _ in range(opts.repeat):  # interleaved: a load that comes and goes touches them all
+                times["taskrun dask, pool 2"].append(run(folder, 2, "--scheduler", address))
+                times["plain submit, 2 in flight"].append(run_plain(address, n))
+                times[f"taskrun dask, pool {n}"].append(run(folder, n, "--scheduler", address))
+                times["plain submit, all at once"].append(run_plain(address, n, n))
+                times["taskrun local, pool 2"].append(run(folder, 2))
         finally:
             stop_cluster(procs)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    n = opts.tasks
-    print(f"{n} trivial tasks, pool 2, best of {opts.repeat}")
-    print(f"local pool:          {local:7.2f}s  {local / n * 1000:6.2f} ms per task")
-    print(f"dask (2 workers):    {remote:7.2f}s  {remote / n * 1000:6.2f} ms per task")
-    print(f"dask / local:        {remote / local:7.1f}x")
+    print(f"{n} trivial tasks, 2 one-thread workers, {opts.repeat} interleaved runs (ms per task)")
+    for what, got in times.items():
+        ms = sorted(t / n * 1000 for t in got)
+        print(f"{what:26s} best {ms[0]:6.2f}  median {statistics.median(ms):6.2f}  worst {ms[-1]:6.2f}")
+    for what, dask, plain in (("pool 2", "taskrun dask, pool 2", "plain submit, 2 in flight"),
+                              ("all at once", f"taskrun dask, pool {n}", "plain submit, all at once")):
+        ratios = [d / p for d, p in zip(times[dask], times[plain])]
+        print(f"taskrun dask / plain submit, {what}, run by run: {' '.join(f'{r:.2f}x' for r in ratios)}"
+              f" (median {statistics.median(ratios):.2f}x)")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,14 @@ Model:
 - Each attempt is one Dask task with its own key (`taskrun-TOKEN-TASK-N`),
   submitted impure so a retry really runs again, with the task's `resources`.
   It runs `run_on_worker`, which runs the command with `proc`'s ladder on the
-  worker, next to the process (Dask cannot interrupt a running function).
+  worker's machine, in the worker's launcher (`remote`), next to the process
+  (Dask cannot interrupt a running function).
 - One `distributed.Variable` per attempt carries the word between the two
-  sides. The runner sets it to "stop" or "force" to stop the attempt; the
-  worker polls it while the command runs (and checks it before starting, so a
-  queued attempt of a stopped run returns without starting). At the start the
+  sides. The runner sets it to "go" as it sends the attempt, then to "stop" or
+  "force" to stop it, each word after the one before has landed, never waiting
+  for them; the worker polls it while the command runs (and waits for its
+  first word before starting, so a queued attempt of a stopped run returns
+  without starting). At the start the
   worker sets it to where it runs: should that worker die, Dask would run the
   task again elsewhere; the second start finds the record and reports the
   attempt failed, naming the lost worker, instead of running the command twice
@@ -17,7 +20,7 @@ Model:
   attempt whose task it no longer holds, so nothing keeps running. A worker
   also stops its attempts when it is closing or its stop check fails (the
   scheduler out of reach for `STOP_CHECK_S`), and runs the kill ladder to its
-  end whatever ended the wait (`proc.run_attempt`).
+  end whatever ended the wait (`remote.run_remote`).
 - A lost worker: the scheduler's "remove-worker" event (it comes as soon as the
   worker's connection closes; a worker that hangs, after the scheduler's
   `worker-ttl`) names the tasks it was processing. An attempt that had started
@@ -36,6 +39,12 @@ Model:
 - After a stop the runner waits for the attempts to come back (their grace plus
   `STOP_MARGIN_S`); what has not come back by then is cancelled and reported
   as such.
+- The outcome comes back with the news of the attempt's end: the worker sends
+  it as an event on the topic named after taskrun's client (which the
+  scheduler forgets with the client), ahead of its task's end on the same
+  stream, so the runner need not fetch it, a round trip through the scheduler
+  to the worker. An outcome over `PUSH_MAX_BYTES` (output sent back because
+  the log folder is not shared) is fetched as the Dask task's result.
 - Future callbacks and scheduler events (a Dask thread) write to a pipe; `wait`
   selects on it and on the wake fd the signal handler writes to.
 - distributed's own log lines stay off the console (`TASKRUN_DEBUG=1` keeps
@@ -49,6 +58,7 @@ standard library, `model`, `proc` and `remote` only.
 from __future__ import annotations
 
 import os
+import pickle
 import secrets
 import selectors
 import socket
@@ -68,7 +78,10 @@ RPC_TIMEOUT_S = 5.0  # the longest the runner waits for one answer of the schedu
 CHECK_S = 1.0  # while attempts are out: how often the connection to the scheduler is checked
 PROBE_S = 5.0  # ... and how often the scheduler is asked for a sign of life
 PROBE_TIMEOUT_S = 10.0  # ... which it must give within this, or it counts as lost
+CLIENT_BATCH_S = 0.001  # the client's batching of its messages to the scheduler (distributed's: 10 ms)
+PUSH_MAX_BYTES = 16 * 1024  # an outcome this small (logs in a shared folder) comes back with the end's news
 GATHER_TIMEOUT_S = 60.0  # the longest one fetch of finished attempts' results may take
+PRESET_WAIT_S = 5.0  # on a worker: the longest it waits for the runner's first word to an attempt
 STOP_CHECK_S = 10.0  # on a worker: the longest a stop check waits for the scheduler (longer: stop)
 INSTALL_HINT = "pip install 'distributed>=2024.1' (the dask extra: pip install '.[dask]' in taskrun's folder)"
 
@@ -103,6 +116,16 @@ def connect(address: str, timeout_s: float):
         raise ExecutorError(f"the scheduler address {address!r} is not valid: {_short(exc)} (use one such as tcp://10.0.0.5:8786)") from None
 
 
+def _hurry(client) -> None:
+    """The client sends its messages to the scheduler in batches, one at most every 10 ms: an
+    attempt's submit would wait in that window behind any message of the last 10 ms (a release,
+    the other slot's submit). taskrun sends a few messages per attempt: 1 ms is plenty of batching."""
+    try:
+        client.scheduler_comm.interval = CLIENT_BATCH_S
+    except AttributeError:  # another distributed: its own pace
+        pass
+
+
 def _quiet_logging() -> None:
     """distributed logs its client's troubles (a lost scheduler: tracebacks) to stderr; taskrun
     reports them itself, in one line. TASKRUN_DEBUG=1 keeps them."""
@@ -129,8 +152,19 @@ def _short(exc: BaseException) -> str:
 # --- the worker side ---------------------------------------------------------------
 
 
-def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
+def run_on_worker(spec: AttemptSpec, name: str, token: str, topic: str) -> RemoteOutcome:
     """One attempt, on a Dask worker (see the module's model)."""
+    outcome = _run_on_worker(spec, name, token)
+    data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) <= PUSH_MAX_BYTES:
+        from distributed import get_worker
+
+        get_worker().log_event(topic, {"taskrun": name, "outcome": data})
+    return outcome
+
+
+def _run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
+    """The attempt itself: its start claimed, its command run, its stop requests passed on."""
     from distributed import Variable, get_worker  # a Dask worker has it by definition
     from distributed.core import Status
 
@@ -143,19 +177,19 @@ def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
         ts = worker.state.tasks.get(key)
         return ts is not None and ts.state in ("executing", "long-running")
 
-    said = _read(word)
+    said, claimed = word.client.sync(_claim, word, [address, host, time.time()], held,
+                                     callback_timeout=STOP_CHECK_S)
     if isinstance(said, (list, tuple)):  # it started before, on a worker that is gone
         lost, lost_host, started_at = said[0], said[1], float(said[2])
         now = time.time()
         return RemoteOutcome(result=AttemptResult(
             exit_code=None, signal=None, timed_out=False, pid=None, started_at=started_at, finished_at=now,
             duration_s=round(now - started_at, 6), worker=lost, host=lost_host, reason=lost_worker(lost, lost_host)))
-    if said in ("stop", "force") or not held():  # stopped, or taskrun gave up on it already
+    if not claimed:  # stopped, or taskrun gave up on it already
         now = time.time()
         return RemoteOutcome(result=AttemptResult(
             exit_code=None, signal=None, timed_out=False, pid=None, started_at=now, finished_at=now,
             duration_s=0.0, cancelled=True, worker=address, host=host, reason="cancelled before it started"))
-    word.set([address, host, time.time()], callback_timeout=STOP_CHECK_S)
 
     own: list[str] = []  # why the worker stopped the attempt without being asked, if it did
 
@@ -178,11 +212,18 @@ def run_on_worker(spec: AttemptSpec, name: str, token: str) -> RemoteOutcome:
     return outcome
 
 
-def _read(variable):
-    try:
-        return variable.get(timeout=0, callback_timeout=STOP_CHECK_S)
-    except TimeoutError:  # not set (or, rarely, no answer in time: the stop checks that follow decide)
-        return None
+async def _claim(word, record: list, held) -> tuple[object, bool]:
+    """The attempt's word, and whether it may start here: then `record` (where and when it
+    starts) is its word from now on. One trip to the worker's event loop for both answers of
+    the scheduler's."""
+    try:  # the runner sets it before its task is sent (a word may land just after the task)
+        said = await word.get(timeout=PRESET_WAIT_S, asynchronous=True)
+    except TimeoutError:  # never set: a fresh attempt all the same
+        said = None
+    if isinstance(said, (list, tuple)) or said in ("stop", "force") or not held():
+        return said, False
+    await word.set(record, asynchronous=True)
+    return said, True
 
 
 # --- the runner side -----------------------------------------------------------------
@@ -201,6 +242,7 @@ class _Remote:
     forced: bool = False
     give_up_at: float | None = None  # monotonic: stop waiting for the worker's answer
     timeout_at: float | None = None  # monotonic: past its timeout, grace and margin since it was sent
+    said: object = None  # concurrent.futures.Future: its Variable's last word set (see `_say`)
 
 
 class DaskBackend:
@@ -217,6 +259,7 @@ class DaskBackend:
         self._ended: deque[str] = deque()  # Dask keys whose future finished (appended by a Dask thread)
         self._gone: deque[tuple[str, tuple]] = deque()  # (worker, keys it was processing): workers removed
         self._markers: list[str] = []
+        self._spent: list[_Remote] = []  # back, but their future and Variable not yet released (see `_forget`)
         self._sel = selectors.DefaultSelector()
         self._pipe_r, self._pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._sel.register(self._pipe_r, selectors.EVENT_READ, "ended")
@@ -227,6 +270,9 @@ class DaskBackend:
         self._probing = False
         self._probe_at = 0.0  # monotonic
         client.subscribe_topic("all", self._on_event)  # the scheduler says so when it removes a worker
+        self._pushed: dict[str, bytes] = {}  # Dask key -> the outcome its worker sent (appended by a Dask thread)
+        client.subscribe_topic(client.id, self._on_outcome)  # the scheduler forgets the topic with the client
+        _hurry(client)
 
     @property
     def running(self) -> int:
@@ -241,15 +287,50 @@ class DaskBackend:
                                                   started_at=now, finished_at=now, duration_s=0.0,
                                                   cancelled=True, reason=self.lost)))
             return None
-        future = self._client.submit(run_on_worker, spec, name, self._token, key=name, pure=False,
+        said = self._say(name, "go")
+        future = self._client.submit(run_on_worker, spec, name, self._token, self._client.id, key=name, pure=False,
                                      resources=dict(spec.resources) or None)
-        remote = _Remote(spec=spec, name=name, future=future, submitted_at=time.time())
+        self._release_spent()
+        remote = _Remote(spec=spec, name=name, future=future, submitted_at=time.time(), said=said)
         if spec.timeout_s is not None:  # the worker enforces it; this bounds an attempt no worker answers for
             remote.timeout_at = time.monotonic() + spec.timeout_s + spec.kill_grace_s + STOP_MARGIN_S
         self._remotes[key] = remote
         self._by_name[name] = key
         future.add_done_callback(self._on_done)
         return None  # the pid is known only on the worker
+
+    def _say(self, name: str, word: str | None, after=None):
+        """Set the attempt's Variable to `word` (None: delete it) once the word said before
+        (`after`) has landed, on the client's own thread: the words land in the order said, and
+        the loop never waits for the scheduler. The first, "go", is said as the attempt is sent:
+        the worker waits for a word before it claims the attempt, so it never asks for an unset
+        Variable (an error the scheduler sends back with its traceback: milliseconds each).
+        Returns a future done when this word has landed (or failed to)."""
+        import asyncio
+        from concurrent.futures import Future
+
+        from distributed import Variable
+
+        landed: Future = Future()
+
+        def say(_earlier=None) -> None:
+            try:
+                variable = Variable(name, client=self._client)
+                if word is None:
+                    variable.delete()  # a message, no round trip
+                    landed.set_result(None)
+                    return
+                sent = asyncio.run_coroutine_threadsafe(variable.set(word, asynchronous=True),
+                                                        self._client.loop.asyncio_loop)
+                sent.add_done_callback(lambda _sent: landed.set_result(None))
+            except Exception:  # noqa: BLE001 - the scheduler or the client is gone: nobody to tell
+                landed.set_result(None)
+
+        if after is None:
+            say()
+        else:
+            after.add_done_callback(say)
+        return landed
 
     def _mark_folder(self, folder: str) -> None:
         """Let workers that see this folder (a shared filesystem) write their logs into it."""
@@ -264,6 +345,14 @@ class DaskBackend:
         # A Dask thread: hand the key over, wake the loop.
         self._ended.append(future.key)
         self._wake()
+
+    def _on_outcome(self, event) -> None:
+        # The client's event loop: an attempt's outcome, which comes before its future's end.
+        msg = event[1] if isinstance(event, tuple) and len(event) == 2 else None
+        if isinstance(msg, dict) and msg.get("taskrun") in self._by_name:
+            self._pushed[msg["taskrun"]] = msg["outcome"]
+            self._ended.append(msg["taskrun"])
+            self._wake()
 
     def _on_event(self, event) -> None:
         # A Dask thread: an event of the scheduler's; only a removed worker matters.
@@ -282,16 +371,10 @@ class DaskBackend:
         remote = self._remotes.get(key)
         if remote is None or (remote.stop_reason is not None and (remote.forced or not force)):
             return
-        from distributed import Variable
-
         if remote.stop_reason is None:
             remote.stop_reason, remote.cancelled = reason, cancelled
         remote.forced |= force
-        try:
-            Variable(remote.name, client=self._client).set("force" if force else "stop",
-                                                           callback_timeout=RPC_TIMEOUT_S)
-        except Exception:  # the scheduler is out of reach: the wait below ends in a cancel
-            pass
+        remote.said = self._say(remote.name, "force" if force else "stop", after=remote.said)
         grace = 0.0 if force else remote.spec.kill_grace_s
         remote.give_up_at = time.monotonic() + grace + STOP_MARGIN_S
 
@@ -300,6 +383,7 @@ class DaskBackend:
             self.stop(key, reason=reason, force=force)
 
     def wait(self, timeout_s: float | None, writable_fd: int | None = None) -> list[tuple[Hashable, AttemptResult]]:
+        self._release_spent()
         with watching_writable(self._sel, writable_fd):
             return self._wait(timeout_s)
 
@@ -395,10 +479,15 @@ class DaskBackend:
                 del self._remotes[key], self._by_name[name]
                 self._cancel(remote)
                 self._forget(remote)
-                result = self._failure(remote, lost_worker(worker, where[1]),
-                                       cancelled=remote.stop_reason is not None and remote.cancelled)
-                self._done.append((key, replace(result, started_at=where[2], worker=worker, host=where[1],
-                                                duration_s=round(result.finished_at - where[2], 6))))
+                self._done.append((key, self._lost_with(remote, where)))
+
+    def _lost_with(self, remote: _Remote, where: tuple[str, str, float]) -> AttemptResult:
+        """The result of an attempt whose worker died under it (`where` it had started)."""
+        worker, host, started_at = where
+        result = self._failure(remote, lost_worker(worker, host),
+                               cancelled=remote.stop_reason is not None and remote.cancelled)
+        return replace(result, started_at=started_at, worker=worker, host=host,
+                       duration_s=round(result.finished_at - started_at, 6))
 
     def _started_on(self, remote: _Remote) -> tuple[str, str, float] | None:
         """(worker, host, start time) the attempt recorded when it started, if it did."""
@@ -420,8 +509,11 @@ class DaskBackend:
         while self._ended:
             names.append(self._ended.popleft())
         remotes = [(self._by_name.pop(n), n) for n in names if n in self._by_name]
-        finished = [(k, self._remotes[k]) for k, _ in remotes if self._remotes[k].future.status == "finished"]
+        pushed = {k: self._pushed.pop(n) for k, n in remotes if n in self._pushed}
+        finished = [(k, self._remotes[k]) for k, _ in remotes
+                    if k not in pushed and self._remotes[k].future.status == "finished"]
         by_key = self._gather(finished)
+        by_key.update((k, pickle.loads(data)) for k, data in pushed.items())
         for key, _name in remotes:
             remote = self._remotes.pop(key)
             outcome = by_key.get(key)
@@ -449,6 +541,11 @@ class DaskBackend:
 
     def _result_of(self, remote: _Remote, outcome: RemoteOutcome | None) -> AttemptResult:
         if outcome is None:
+            lost = self._killed_worker(remote)
+            if lost is not None:  # it had started there: the same as when the event comes first
+                where = self._started_on(remote)
+                if where is not None and where[0] == lost:
+                    return self._lost_with(remote, where)
             reason = self._why_lost(remote)
             return self._failure(remote, reason, cancelled=reason == self.lost)
         result = outcome.result
@@ -459,6 +556,19 @@ class DaskBackend:
         if result.cancelled:
             result = replace(result, reason=remote.stop_reason or result.reason, cancelled=remote.cancelled)
         return result
+
+    def _killed_worker(self, remote: _Remote) -> str | None:
+        """The worker whose loss made Dask give up on the attempt (KilledWorker), if it did. The
+        scheduler tells the client so before it says the worker was removed."""
+        if remote.future.status != "error":
+            return None
+        try:
+            exc = remote.future.exception(timeout=RPC_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - the scheduler went away too
+            return None
+        if type(exc).__name__ != "KilledWorker":
+            return None
+        return getattr(getattr(exc, "last_worker", None), "address", None)
 
     def _why_lost(self, remote: _Remote) -> str:
         future = remote.future
@@ -515,17 +625,21 @@ class DaskBackend:
             pass
 
     def _forget(self, remote: _Remote) -> None:
-        from distributed import Variable
+        """Release the attempt's future and Variable, after the next submit: the client sends its
+        messages in batches, and a release sent first would hold that submit back."""
+        self._pushed.pop(remote.name, None)
+        self._spent.append(remote)
 
+    def _release_spent(self) -> None:
+        spent, self._spent = self._spent, []
         if self.lost is not None:
             return
-        try:
-            Variable(remote.name, client=self._client).delete()  # a message, no round trip
-        except Exception:  # the scheduler is gone: nothing left to clean up there
-            pass
+        for remote in spent:
+            self._say(remote.name, None, after=remote.said)
 
     def close(self) -> None:
         try:
+            self._release_spent()
             if self._remotes and self.lost is None:
                 self._client.cancel([r.future for r in self._remotes.values()], force=True)
             self._client.close(timeout=5)

@@ -648,7 +648,8 @@ def test_a_worker_killed_mid_task_fails_the_attempt_and_the_retry_runs(cluster, 
     proc = taskrun.popen("tasks.yaml", "--scheduler", cluster.address)
     leader = int(wait_for(taskrun.cwd / "leader"))
     grandchild = int((taskrun.cwd / "grandchild").read_text())
-    worker_pid = _stat(leader)[1]
+    launcher = _stat(leader)[1]  # the worker process's launcher runs the command
+    worker_pid = _stat(launcher)[1]
     assert worker_pid in set().union(*(_tree(p.pid) for p in cluster.procs))
     os.kill(worker_pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=120)
@@ -659,11 +660,43 @@ def test_a_worker_killed_mid_task_fails_the_attempt_and_the_retry_runs(cluster, 
                         first["reason"]), first
     assert (first["exit_code"], first["signal"], first["worker"] in first["reason"]) == (None, None, True)
     assert (second["exit_code"], task["status"], task["stdout_tail"]) == (0, "success", "attempt 2 ran\n")
-    deadline = time.monotonic() + 10  # the worker's watchdog stops what the dead worker ran
+    deadline = time.monotonic() + 10  # the worker's launcher stops what the dead worker ran
     while (alive(leader) or alive(grandchild)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(leader) and not alive(grandchild)
     assert len(cluster.workers()) == 2  # the nanny started the worker again, for the tests that follow
+
+
+def test_a_launcher_killed_mid_task_fails_the_attempt_its_command_is_stopped_and_the_retry_runs(cluster, taskrun):
+    taskrun.write("tasks.yaml", """
+        version: 1
+        kill_grace: 0.5
+        tasks:
+          victim:
+            cmd: |
+              if [ "$TASKRUN_ATTEMPT" = 1 ]; then
+                trap '' TERM; sleep 300 & echo $! > grandchild; echo $$ > leader; wait
+              fi
+              echo "attempt $TASKRUN_ATTEMPT ran"
+            retries: 1
+    """)
+    proc = taskrun.popen("tasks.yaml", "--scheduler", cluster.address)
+    leader = int(wait_for(taskrun.cwd / "leader"))
+    grandchild = int((taskrun.cwd / "grandchild").read_text())
+    launcher = _stat(leader)[1]
+    assert launcher in set().union(*(_tree(p.pid) for p in cluster.procs))
+    os.kill(launcher, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    task = taskrun.summary()["tasks"][0]
+    first, second = task["attempts"]
+    assert first["reason"] == "the launcher process on the worker ended (exit -9)"
+    assert (first["exit_code"], first["signal"], first["host"]) == (None, None, HOST)
+    assert WORKER_ADDRESS.match(first["worker"])
+    assert (second["exit_code"], task["status"], task["stdout_tail"]) == (0, "success", "attempt 2 ran\n")
+    # The ladder ran on the command's group before the attempt failed: SIGKILL after the grace for
+    # a leader that ignores SIGTERM.
+    assert not alive(leader) and not alive(grandchild)
 
 
 def test_the_only_worker_killed_mid_task_is_noticed_and_the_retry_waits_no_longer_than_its_timeout(
@@ -686,14 +719,14 @@ def test_the_only_worker_killed_mid_task_is_noticed_and_the_retry_waits_no_longe
     leader = int(wait_for(taskrun.cwd / "leader"))
     grandchild = int((taskrun.cwd / "grandchild").read_text())
     worker = own_cluster.procs[1]
-    assert _stat(leader)[1] == worker.pid  # no nanny: the worker process runs the command
+    assert _stat(_stat(leader)[1])[1] == worker.pid  # no nanny: the worker process's launcher runs the command
     worker.kill()
     killed = time.monotonic()
     out, err = proc.communicate(timeout=120)
     r = check(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 1)
     # No worker is left: the retry waits for one, bounded by its timeout, grace and the runner's margin.
     assert time.monotonic() - killed < 5 + 0.5 + STOP_MARGIN_S + 30
-    wait_until(lambda: not alive(leader) and not alive(grandchild), 10, "the watchdog to stop the command")
+    wait_until(lambda: not alive(leader) and not alive(grandchild), 10, "the launcher to stop the command")
     tasks = by_name(taskrun.summary())
     victim = tasks["victim"]
     first, second = victim["attempts"]
@@ -729,7 +762,7 @@ def test_an_attempt_dask_gives_up_on_when_its_worker_dies_fails_with_killedworke
     worker.kill()
     out, err = proc.communicate(timeout=60)
     r = check(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 1)
-    wait_until(lambda: not alive(leader), 10, "the watchdog to stop the dead worker's command")
+    wait_until(lambda: not alive(leader), 10, "the launcher to stop the dead worker's command")
     tasks = by_name(taskrun.summary())
     (running,), (held,) = tasks["running"]["attempts"], tasks["held"]["attempts"]
     assert WORKER_ADDRESS.match(running["worker"])
