@@ -9,8 +9,6 @@ unreachable), nothing ran; 3 taskrun itself failed, or lost the Dask scheduler;
 128+N stopped by signal N (130 SIGINT, 143 SIGTERM).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import traceback
