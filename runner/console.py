@@ -39,7 +39,6 @@ import os
 import shlex
 import sys
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -129,7 +128,7 @@ class Console:
                  remote: bool = False, masker: Masker = NO_MASK, github: bool = False) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.masker = masker
-        self._fence = uuid.uuid4().hex if github else None  # the stop-commands token
+        self._fence = os.urandom(16).hex() if github else None  # the stop-commands token
         self._fenced = False  # task output is being echoed: workflow commands are off
         self.remote = remote  # attempts start on a cluster: their pid is not known here
         self.color = want_color(self.stream) if color is None else color
