@@ -55,7 +55,7 @@ from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration, pa
 from runner.errors import Problem, TaskFileError
 from runner.model import DEFAULT_SHELL, TEMPLATE_MARK, Call, Step, TaskFile, TaskSpec
 
-MAX_BYTES = 8 * 1024 * 1024  # a task file is a few KiB; refuse before parsing anything bigger
+MAX_BYTES = 32 * 1024 * 1024  # a task file is a few KiB, 100,000 tasks about 10 MiB; refuse before parsing more
 MAX_SUGGESTIONS = 50  # did-you-mean for unknown `needs`: each one compares against every task name
 DURATION_KEYS = ("timeout", "kill_grace", "retry_delay")
 TASK_NAME_HINT = "use letters, digits and _ . : - and start with a letter, a digit or _"
