@@ -33,6 +33,7 @@ then earlier merged mappings over later ones.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,7 @@ _IMPLICIT = Resolver.yaml_implicit_resolvers
 _IMPLICIT_ONLY = {tag for resolvers in _IMPLICIT.values() for tag, _ in resolvers} - _SCALAR_TAGS
 _CONSTRUCTOR = SafeConstructor()
 
+intern = sys.intern
 _MERGE = object()  # the key being read is `<<`
 _SKIP = object()  # the key being read is invalid: read its value, then drop it
 
@@ -285,7 +287,7 @@ class _Composer:
         self.total += 1
         if self.total > MAX_VALUES:
             self.count(0, mark, self.child_path())  # reports and stops
-        text = event.value
+        text = intern(event.value)  # one object for a text written many times (keys, names, `5m`)
         tag = event.tag
         if tag is None or tag == "!":
             tag = STR
