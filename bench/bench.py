@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
 """taskrun against its peers, side by side in one run: medians and ratios.
 
-    pip install . && apt-get install parallel hyperfine make   # peers (optional ones are skipped)
-    pip install go-task-bin                                    # go-task
+    pip install . && apt-get install parallel make ninja-build   # peers (optional ones are skipped)
+    pip install go-task-bin                                      # go-task
     python3 bench/bench.py                  # every section
     python3 bench/bench.py dispatch startup # some sections
     python3 bench/bench.py --quick          # fewer runs and smaller N, to try it out
 
 Sections:
-  dispatch    N trivial tasks at pool P: ms per task and the ratio to xargs -P (paired, same run)
+  dispatch    N trivial tasks at pool P: ms per task and the ratio to xargs -P (paired, same run),
+              with make -j, ninja -j, GNU parallel and go-task
+  scale       per-task cost of N `true`s at pool 2, 8 and 64 (5,000 tasks), and at 1,000, 10,000
+              and (not with --quick) 100,000 tasks (pool 8): ms a task and the ratio to the
+              smallest case of each group (target: flat within 15%)
   efficiency  makespan / ideal for sleeps on a pool, with a timeout on every task
   startup     --version, --validate, a one-task run, against `python -c pass` and go-task
-              (cold: with TASKRUN_CACHE_DIR=-, every run validates against the schema)
-  bigfile     load + validate + plan (--dry-run) of 5,000- and 10,000-task files: time, peak memory
+              (cold: with TASKRUN_CACHE_DIR=-, every run validates against the schema); the
+              one-task run against its target (warm: <= 100 ms)
+  bigfile     load + validate + plan (--dry-run) of 5,000-, 10,000- and (not with --quick)
+              100,000-task files: time, peak memory (targets at 100,000: <= 6 s, <= 400 MiB)
   history     makespan with and without --history on a file whose order is bad
   output      bench/output.py: 1 GiB through a task in each output mode, against a direct redirect
 
@@ -51,7 +57,9 @@ def find_gotask() -> str | None:
     return found
 
 
-COLD = {**os.environ, "TASKRUN_CACHE_DIR": "-"}  # no remembered validity: the schema pass every time
+COLD = {**os.environ, "TASKRUN_CACHE_DIR": "-"}
+STARTUP_TARGET_MS = 100  # a one-task run, whole process, warm
+BIGFILE_TARGET_S, BIGFILE_TARGET_MIB = 6, 400  # --dry-run of 100,000 tasks  # no remembered validity: the schema pass every time
 
 
 def timed(cmd: list[str] | str, cwd: Path, shell: bool = False, env: dict | None = None) -> tuple[float, int]:
@@ -123,6 +131,11 @@ def bench_dispatch(tmp: Path, quick: bool, runs: int) -> None:
                 "taskrun": ([taskrun, "tasks.yaml", "-o", "summary.json"], False),
                 "make -j": (["make", "-s", f"-j{pool}", "all"], False),
             }
+            if shutil.which("ninja"):
+                # No output is ever written and there is no restat: every edge is dirty, each run runs all N.
+                (d / "build.ninja").write_text(
+                    "rule t\n  command = true\n" + "".join(f"build o{i}: t\n" for i in range(n)))
+                cmds["ninja -j"] = (["ninja", "--quiet", f"-j{pool}"], False)
             if shutil.which("parallel"):
                 cmds["GNU parallel"] = (f"seq {n} | parallel -j {pool} true", True)
             if gotask:
@@ -137,6 +150,34 @@ def bench_dispatch(tmp: Path, quick: bool, runs: int) -> None:
                              f"{paired_ratio(samples, base):.2f}x", f"{med(s[1] for s in samples) / 1024:.0f}"])
     table("Dispatch overhead: N trivial tasks (`true`, run directly), pool P",
           ["N", "P", "runner", "ms/task", "vs xargs -P", "peak MiB"], rows)
+
+
+def bench_scale(tmp: Path, quick: bool, runs: int) -> None:
+    """Per-task cost as the pool and the number of tasks grow, all records on (summary, event
+    log, per-task logs). Each case is its own row; the ratio is to the smallest case's ms a task."""
+    taskrun = find_taskrun()
+    at = 1000 if quick else 5000  # tasks of the pool group
+    cases = [("pool", at, 2), ("pool", at, 8), ("pool", at, 64),
+             ("tasks", 1000, 8), ("tasks", 10000, 8)] + ([] if quick else [("tasks", 100000, 8)])
+    rows = []
+    smallest: dict[str, float] = {}
+    measured: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    for what, n, pool in cases:
+        if (n, pool) not in measured:  # 1,000 tasks at pool 8 is in both groups
+            d = tmp / f"scale-{n}-{pool}"
+            d.mkdir()
+            write_taskfile(d / "tasks.yaml", {f"t{i}": {"cmd": ["true"], "timeout": "1m"} for i in range(n)}, pool)
+            # 100,000 tasks take minutes a run: fewer runs there.
+            measured[n, pool] = compare({"taskrun": ([taskrun, "tasks.yaml", "-o", "summary.json"], False)},
+                                        runs if n <= 10000 else min(runs, 2), d)["taskrun"]
+        res = measured[n, pool]
+        per_task = med(s[0] for s in res) / n * 1000
+        smallest.setdefault(what, per_task)
+        rows.append([f"{n:,}", pool, f"{med(s[0] for s in res):.2f}", f"{per_task:.3f}",
+                     f"{per_task / smallest[what]:.2f}x", f"{med(s[1] for s in res) / 1024:.0f}"])
+    table("Scale: N tasks of `true` at pool P, all records on; ratio to the smallest case of each group "
+          f"(pool 2 at {at:,} tasks; 1,000 tasks at pool 8); target: flat within 15%",
+          ["N", "P", "whole process s", "ms/task", "vs smallest", "peak MiB"], rows)
 
 
 def bench_efficiency(tmp: Path, quick: bool, runs: int) -> None:
@@ -182,6 +223,9 @@ def bench_startup(tmp: Path, quick: bool, runs: int) -> None:
     rows = [[name, f"{med(s[0] for s in samples) * 1000:.1f}", f"{paired_ratio(samples, base):.2f}x"]
             for name, samples in res.items()]
     table("Start-up (whole process)", ["command", "median ms", "vs python -c pass"], rows)
+    one = med(s[0] for s in res["taskrun one.yaml (true)"]) * 1000
+    print(f"\none-task run, whole process, warm: {one:.1f} ms (target <= {STARTUP_TARGET_MS} ms: "
+          f"{'met' if one <= STARTUP_TARGET_MS else 'not met'})")
 
 
 def big_file(path: Path, n: int) -> Path:
@@ -195,16 +239,18 @@ def big_file(path: Path, n: int) -> Path:
 def bench_bigfile(tmp: Path, quick: bool, runs: int) -> None:
     taskrun = find_taskrun()
     rows = []
-    for n in ((2000,) if quick else (5000, 10000)):
+    for n in ((2000, 10000) if quick else (5000, 10000, 100000)):
         d = tmp / f"big-{n}"
         d.mkdir()
         big_file(d / "tasks.yaml", n)
         res = compare({"cold": ([taskrun, "tasks.yaml", "--dry-run"], False, COLD),
-                       "warm": ([taskrun, "tasks.yaml", "--dry-run"], False)}, runs, d)
-        rows.append([n, *(f"{med(s[0] for s in res[k]):.3f}" for k in ("cold", "warm")),
-                     f"{max(s[1] for k in res for s in res[k]) / 1024:.0f}"])
-    table("Big files: load + validate + plan (--dry-run); warm: the file's validity remembered",
-          ["tasks", "cold median s", "warm median s", "peak MiB"], rows)
+                       "warm": ([taskrun, "tasks.yaml", "--dry-run"], False)},
+                      runs if n <= 10000 else min(runs, 3), d)
+        rows.append([f"{n:,}", *(f"{med(s[0] for s in res[k]):.3f}" for k in ("cold", "warm")),
+                     *(f"{max(s[1] for s in res[k]) / 1024:.0f}" for k in ("cold", "warm"))])
+    table("Big files: load + validate + plan (--dry-run); warm: the file's validity remembered "
+          f"(targets at 100,000 tasks: <= {BIGFILE_TARGET_S} s, <= {BIGFILE_TARGET_MIB} MiB)",
+          ["tasks", "cold median s", "warm median s", "cold peak MiB", "warm peak MiB"], rows)
 
 
 def bench_history(tmp: Path, quick: bool, runs: int) -> None:
@@ -251,8 +297,8 @@ def bench_output(tmp: Path, quick: bool, runs: int) -> None:
                         "--repeat", str(runs)], check=True)
 
 
-SECTIONS = {"dispatch": bench_dispatch, "efficiency": bench_efficiency, "startup": bench_startup,
-            "bigfile": bench_bigfile, "history": bench_history, "output": bench_output}
+SECTIONS = {"dispatch": bench_dispatch, "scale": bench_scale, "efficiency": bench_efficiency,
+            "startup": bench_startup, "bigfile": bench_bigfile, "history": bench_history, "output": bench_output}
 
 
 def main() -> None:

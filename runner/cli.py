@@ -7,25 +7,29 @@ skipped because a need failed (or a confirm: was answered no); 2 invalid task
 file or command line, or an unusable executor (no `distributed`, scheduler
 unreachable), nothing ran; 3 taskrun itself failed, or lost the Dask scheduler;
 128+N stopped by signal N (130 SIGINT, 143 SIGTERM).
+
+Typer is the command line's one definition (`main_command`), and it answers
+--help, completion and every usage error. Importing and building it is about a
+fifth of a one-task run, so a command line made only of arguments and the
+options of `QUICK_OPTIONS` is read by `quick_params` without it, exactly as
+Typer reads it (tests/test_quick_cli.py holds the two together); anything else
+(an option it does not list, a value Typer would check or refuse, --help, a
+completion request) goes to Typer.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # Typer evaluates them when it builds the app: the quick path never does
 
 import os
 import sys
-import traceback
 from pathlib import Path
-from typing import Annotated, Optional
-
-import typer
+from types import SimpleNamespace
+from typing import Annotated, Optional  # names in the annotations Typer evaluates
 
 from . import channel, mode
 from .errors import EXIT_INTERNAL, EXIT_SIGINT, TaskFileError, TaskrunError, UsageError
 from .mode import say as _err
 
 DEBUG_VAR = "TASKRUN_DEBUG"
-
-app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def _finish_output(code: int) -> int:
@@ -109,7 +113,6 @@ Exit codes:
 """
 
 
-@app.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 def main_command(
     ctx: typer.Context,
     file: Annotated[Optional[str], typer.Argument(
@@ -214,10 +217,29 @@ def main_command(
         code = EXIT_SIGINT
     except Exception as exc:  # a bug: one line, the traceback on request
         if os.environ.get(DEBUG_VAR):
+            import traceback
+
             traceback.print_exc()
         _err(f"taskrun: internal error: {exc!r} (set {DEBUG_VAR}=1 to see the traceback)")
         code = EXIT_INTERNAL
-    raise typer.Exit(_finish_output(code))
+    sys.exit(_finish_output(code))
+
+
+def _app():
+    """The Typer app of `main_command`, made on first use."""
+    global app, typer  # Typer evaluates the annotations in this module: `typer` must be one of its names
+    if "app" not in globals():
+        import typer
+
+        app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None)
+        app.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)(main_command)
+    return app
+
+
+def __getattr__(name: str):
+    if name == "app":  # `from runner.cli import app`
+        return _app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _duration(flag: str, value: str | None, parse=None) -> float | None:
@@ -329,11 +351,80 @@ def _choose_mode(*, file, file_option, targets, pool, timeout, fail_fast, tags, 
     return mode.run(file, selection, display, where)
 
 
+# The options `quick_params` reads: option -> (parameter of `main_command`, its kind): a flag, text,
+# repeatable text, or a range of whole numbers (what Typer's range allows). One missing here is still
+# an option of the command: Typer reads the command lines that use it.
+_FLAG, _TEXT, _LIST = "flag", "text", "list"
+QUICK_OPTIONS: dict[str, tuple[str, str | range]] = {
+    "-f": ("file_option", _TEXT), "--file": ("file_option", _TEXT),
+    "-j": ("pool", range(1, 4097)), "--pool": ("pool", range(1, 4097)),
+    "--timeout": ("timeout", _TEXT), "--fail-fast": ("fail_fast", _FLAG),
+    "--tag": ("tag", _LIST), "--skip": ("skip", _LIST), "--var": ("var", _LIST),
+    "--rerun-failed": ("rerun_failed", _TEXT), "--force": ("force", _FLAG),
+    "-y": ("yes", _FLAG), "--yes": ("yes", _FLAG), "--validate": ("validate", _FLAG),
+    "-n": ("dry_run", _FLAG), "--dry-run": ("dry_run", _FLAG),
+    "-l": ("list_", _FLAG), "--list": ("list_", _FLAG), "--json": ("json_", _FLAG), "--all": ("all_", _FLAG),
+    "-o": ("summary", _TEXT), "--summary": ("summary", _TEXT), "--junit": ("junit", _TEXT),
+    "--log-dir": ("log_dir", _TEXT), "--history": ("history", _TEXT), "--no-history": ("no_history", _FLAG),
+    "--output": ("output", _TEXT), "--color": ("color", _TEXT),
+    "--tail-lines": ("tail_lines", range(0, sys.maxsize)), "--keep-runs": ("keep_runs", range(0, sys.maxsize)),
+    "--executor": ("executor", _TEXT), "--scheduler": ("scheduler", _TEXT),
+    "--connect-timeout": ("connect_timeout", _TEXT), "--schema": ("schema", _FLAG),
+    "--recover": ("recover", _TEXT), "--version": ("version", _FLAG), "--init": ("init", _FLAG),
+}
+
+
+def quick_params(argv: list[str]) -> dict | None:
+    """The parameters Typer would pass to `main_command` for `argv` (what precedes `--`), those given
+    only; None when Typer must read it: an option not in QUICK_OPTIONS (--help among them), short
+    options written together (-ny, -j4), a value to check (-j 0) or missing, a completion request.
+    As Typer: options and arguments in any order, an option's value is the next argument whatever
+    it is (or follows '='), the last of a repeated option wins, a lone '-' is an argument."""
+    if any(name.startswith("_") and name.endswith("_COMPLETE") for name in os.environ):
+        return None  # the shell asks for completions (click's _PROG_COMPLETE)
+    given: dict = {}
+    arguments: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg[:1] != "-" or arg == "-":
+            arguments.append(arg)
+            continue
+        option, has_value, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if option not in QUICK_OPTIONS:
+            return None
+        name, kind = QUICK_OPTIONS[option]
+        if kind == _FLAG:
+            if has_value:
+                return None
+            given[name] = True
+            continue
+        if not has_value:
+            value = next(rest, None)
+            if value is None:
+                return None
+        if kind == _LIST:
+            given.setdefault(name, []).append(value)
+        elif kind == _TEXT:
+            given[name] = value
+        elif value.isascii() and value.isdigit() and int(value) in kind:
+            given[name] = int(value)
+        else:
+            return None
+    if arguments:
+        given["file"] = arguments[0]
+        if arguments[1:]:
+            given["targets"] = arguments[1:]
+    return given
+
+
 def main() -> None:
     """What follows the first `--` is not parsed: it is `${{ args }}` (click would take it as TASKs)."""
     argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    given = quick_params(argv[:cut])
+    if given is not None:  # main_command ends the process with its exit code
+        main_command(SimpleNamespace(obj={"args": tuple(argv[cut + 1:])}), **given)
     if "--" in argv:
-        cut = argv.index("--")
-        app(args=argv[:cut], obj={"args": tuple(argv[cut + 1:])})
+        _app()(args=argv[:cut], obj={"args": tuple(argv[cut + 1:])})
     else:
-        app()
+        _app()()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -15,6 +16,7 @@ _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _FULL = re.compile(DURATION_PATTERN)
 
 
+@functools.lru_cache(maxsize=256, typed=True)  # a file writes the same few durations on every task; typed: 1 is not True
 def parse_duration(value: object) -> float:
     """Return seconds for a duration value; raise ValueError with a plain-English reason."""
     if isinstance(value, bool):

@@ -55,7 +55,7 @@ from runner.durations import DURATION_HINT, DURATION_PATTERN, parse_duration, pa
 from runner.errors import Problem, TaskFileError
 from runner.model import DEFAULT_SHELL, TEMPLATE_MARK, Call, Step, TaskFile, TaskSpec
 
-MAX_BYTES = 8 * 1024 * 1024  # a task file is a few KiB; refuse before parsing anything bigger
+MAX_BYTES = 32 * 1024 * 1024  # a task file is a few KiB, 100,000 tasks about 10 MiB; refuse before parsing more
 MAX_SUGGESTIONS = 50  # did-you-mean for unknown `needs`: each one compares against every task name
 DURATION_KEYS = ("timeout", "kill_grace", "retry_delay")
 TASK_NAME_HINT = "use letters, digits and _ . : - and start with a letter, a digit or _"
@@ -434,8 +434,10 @@ class _Problems:
         return bool(self.found)
 
 
-def _check_values(data: dict, report: _Problems) -> None:
-    """What the schema cannot say about values that have the right type."""
+def _check_values(data: dict, report: _Problems, escapes: bool = True) -> None:
+    """What the schema cannot say about values that have the right type. `escapes`: the text has
+    a backslash; without one no value holds a NUL (YAML writes it only as an escape in a
+    double-quoted scalar, and refuses the character itself), so the strings are not walked."""
     groups: list[tuple[Path, dict, tuple[str, ...]]] = [((), data, ("timeout", "kill_grace"))]
     tasks = data.get("tasks")
     if isinstance(tasks, dict):
@@ -453,7 +455,7 @@ def _check_values(data: dict, report: _Problems) -> None:
                 report.add(base + ("cmd",), "the command is empty")
             elif not cmd[0].strip():
                 report.add(base + ("cmd", 0), "the program (the first item) is empty")
-    for path, value in _strings(data, ()):
+    for path, value in _strings(data, ()) if escapes else ():
         if "\0" in value:
             report.add(path, "contains a NUL character (\\0), which no command, argument, path or variable "
                              "can hold; remove it")
@@ -670,7 +672,7 @@ def load_taskfile(path: str | os.PathLike[str], *, chain: tuple[tuple[str, str],
         explained = list(explain(error)) or [(tuple(error.absolute_path), error.message)]  # never drop one
         for where, message in explained:
             report.add(where, message)
-    _check_values(data, report)
+    _check_values(data, report, escapes="\\" in text)
     included, broken = _included(data, shown, report, chain)
     tasks = data.get("tasks")
     outside: dict[str, str] = {}

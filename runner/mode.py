@@ -14,6 +14,8 @@ run would run.
 
 from __future__ import annotations
 
+import functools
+import gc
 import os
 import sys
 from dataclasses import dataclass
@@ -168,6 +170,24 @@ def report(summary: str, *, html: str | None, trace: str | None = None, timeline
     return EXIT_OK
 
 
+def building(function):
+    """`function` builds what is read from task files, which lives until the process ends: the
+    cyclic collector's full passes over it while it is built find nothing to free (they were a
+    third of loading 30,000 tasks), and once it is frozen no later collection walks it again."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            gc.freeze()
+            if enabled:
+                gc.enable()
+    return wrapper
+
+
+@building
 def validate(files: tuple[str, ...]) -> int:
     """Check each file; every problem of every file is printed. 0 when all are valid."""
     from .load import load_taskfile
@@ -187,6 +207,7 @@ def validate(files: tuple[str, ...]) -> int:
     return code
 
 
+@building
 def load_plan(file: str, selection: Selection, log_dir: str | None = None,
               every_task: bool = False, render: bool = True) -> tuple[TaskFile, Plan | None]:
     """The file and its plan; no plan when a rerun finds nothing left to run (said on stderr).

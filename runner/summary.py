@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass
 
@@ -163,7 +162,7 @@ def build_summary(plan: Plan, results: list[TaskResult], info: RunInfo, *,
         "fail_fast": plan.fail_fast,
         "targets": list(plan.targets),
         "rerun_of": _rerun_of(plan),
-        "host": socket.gethostname(),
+        "host": os.uname().nodename,
         "user": _user(),
         "command": list(info.argv),
         "cwd": os.getcwd(),

@@ -14,9 +14,10 @@ PyYAML skips happen in the same pass, each reported as a `Problem`:
   (`yes` and `true` are the same key);
 - keys that are not strings (`on:`, `1:`); the data keeps their source text;
 - tags beyond plain safe YAML (`!!python/object`, `!custom`, `!!set`);
-- aliases: an alias shares the anchored value (no copy), and every node counts
-  as many values as it expands to; past `MAX_VALUES` the file is refused
-  before anything big exists ("billion laughs");
+- aliases: an alias shares the anchored value (no copy), and counts as many
+  values as it expands to; past `MAX_ALIASED` values added by aliases the file
+  is refused before anything big exists ("billion laughs"), and past
+  `MAX_VALUES` values in all, written or added;
 - nesting deeper than `MAX_DEPTH` is refused as it is read (libyaml's scanner
   slows down quadratically with flow nesting).
 
@@ -32,6 +33,7 @@ then earlier merged mappings over later ones.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +46,8 @@ from runner.errors import Problem, TaskFileError
 
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-MAX_VALUES = 1_000_000  # values after alias expansion; a real task file has a few thousand
+MAX_ALIASED = 1_000_000  # values aliases add; a real task file has a few thousand values in all
+MAX_VALUES = 5_000_000  # values in all, aliases expanded; 100,000 tasks of a dozen values each are 1.3 million
 MAX_DEPTH = 100  # nesting levels; a task file needs about five
 
 Path = tuple[Any, ...]
@@ -59,6 +62,7 @@ _IMPLICIT = Resolver.yaml_implicit_resolvers
 _IMPLICIT_ONLY = {tag for resolvers in _IMPLICIT.values() for tag, _ in resolvers} - _SCALAR_TAGS
 _CONSTRUCTOR = SafeConstructor()
 
+intern = sys.intern
 _MERGE = object()  # the key being read is `<<`
 _SKIP = object()  # the key being read is invalid: read its value, then drop it
 
@@ -149,6 +153,7 @@ class _Composer:
         self.anchor_texts: dict[str, str] = {}  # name -> source text of an anchored scalar that is not a string
         self.open_anchors: set[str] = set()
         self.total = 0  # values composed so far, aliases expanded
+        self.aliased = 0  # of which added by aliases
         self.data: Any = None
         self.documents = 0
 
@@ -173,11 +178,16 @@ class _Composer:
             return top.path + ("<<",)
         return top.path + (top.key,)
 
-    def count(self, n: int, mark: Any, path: Path | None) -> None:
+    def count(self, n: int, mark: Any, path: Path | None, aliased: bool = False) -> None:
         self.total += n
-        if self.total > MAX_VALUES:
-            self.problem(_pos(mark), path, f"aliases expand this file to more than {MAX_VALUES:,} values; "
+        self.aliased += n if aliased else 0
+        if self.aliased > MAX_ALIASED:
+            self.problem(_pos(mark), path, f"aliases expand this file to more than {MAX_ALIASED:,} values; "
                          "refusing to read it (is it an alias bomb?)")
+            raise _Fatal
+        if self.total > MAX_VALUES:
+            self.problem(_pos(mark), path, f"the file holds more than {MAX_VALUES:,} values (keys, items and "
+                         "scalars, aliases expanded); refusing to read it")
             raise _Fatal
 
     # --- events -------------------------------------------------------------------
@@ -258,7 +268,7 @@ class _Composer:
             value, size, key_pos = self.anchors[name]
             if name in self.anchor_texts and path is not None and self.is_text(path):
                 value = self.anchor_texts[name]
-        self.count(size, mark, path)
+        self.count(size, mark, path, aliased=True)
         top = self.stack[-1] if self.stack else None
         if top is not None and isinstance(top.items, dict) and top.key is None:
             self.on_key(value, None, mark)
@@ -277,7 +287,7 @@ class _Composer:
         self.total += 1
         if self.total > MAX_VALUES:
             self.count(0, mark, self.child_path())  # reports and stops
-        text = event.value
+        text = intern(event.value)  # one object for a text written many times (keys, names, `5m`)
         tag = event.tag
         if tag is None or tag == "!":
             tag = STR

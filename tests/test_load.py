@@ -607,7 +607,7 @@ def test_a_file_over_the_size_limit_is_refused_before_parsing(here):
         f.truncate(MAX_BYTES + 1)
     started = time.perf_counter()
     assert problems_of("tasks.yaml") == [
-        f"tasks.yaml:1:1: the file is too large ({MAX_BYTES + 1:,} bytes; the limit is 8 MiB)"]
+        f"tasks.yaml:1:1: the file is too large ({MAX_BYTES + 1:,} bytes; the limit is 32 MiB)"]
     assert time.perf_counter() - started < 10  # refused without parsing: no hang (speed: bench/)
 
 
@@ -636,6 +636,14 @@ def test_an_alias_bomb_is_refused_quickly_in_little_memory(here):
                      "refusing to read it (is it an alias bomb?)"]
     assert elapsed < 10  # no hang; the bound that matters is memory
     assert peak < 5 * 2**20
+
+
+def test_a_file_of_more_values_than_the_limit_is_refused_without_blaming_aliases(here, monkeypatch):
+    monkeypatch.setattr(yamlsrc, "MAX_VALUES", 20)  # 5,000,000 in earnest: a file that big takes long to write
+    write("version: 1\ntasks:\n" + "".join(f"  t{i}: 'true'\n" for i in range(12)))
+    assert problems_of("tasks.yaml") == [
+        "tasks.yaml:10:7: tasks.t7: the file holds more than 20 values (keys, items and scalars, aliases "
+        "expanded); refusing to read it"]
 
 
 def test_aliases_under_the_budget_are_fine(here):

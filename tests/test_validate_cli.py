@@ -222,10 +222,10 @@ def test_a_device(taskrun):
 
 def test_a_file_over_the_size_limit(taskrun):
     with open(taskrun.cwd / "tasks.yaml", "wb") as f:
-        f.truncate(8 * 1024 * 1024 + 1)
+        f.truncate(32 * 1024 * 1024 + 1)
     r = taskrun("tasks.yaml", "--validate")
     assert (r.returncode, r.stderr) == (
-        2, "tasks.yaml:1:1: the file is too large (8,388,609 bytes; the limit is 8 MiB)\n")
+        2, "tasks.yaml:1:1: the file is too large (33,554,433 bytes; the limit is 32 MiB)\n")
 
 
 def test_the_file_is_named_as_given(taskrun):
