@@ -371,6 +371,8 @@ QUICK_OPTIONS: dict[str, tuple[str, str | range]] = {
     "--executor": ("executor", _TEXT), "--scheduler": ("scheduler", _TEXT),
     "--connect-timeout": ("connect_timeout", _TEXT), "--schema": ("schema", _FLAG),
     "--recover": ("recover", _TEXT), "--version": ("version", _FLAG), "--init": ("init", _FLAG),
+    "--html": ("html", _TEXT), "--report": ("report", _TEXT), "--trace": ("trace", _TEXT),
+    "--timeline": ("timeline", _FLAG),
 }
 
 

@@ -33,6 +33,16 @@ def test_each_quick_option_is_the_commands_option_read_the_same_way(flag):
     assert param.nargs == 1
 
 
+# Options Typer itself must answer: the completion installers (help is not a parameter of the command).
+TYPER_ONLY = {"--install-completion", "--show-completion"}
+
+
+def test_every_option_of_the_command_is_read_by_the_quick_path_or_is_typers_own():
+    """An option added to the command and not to QUICK_OPTIONS would quietly make every
+    command line that uses it pay for building Typer: a new flag is listed in both."""
+    assert set(OPTIONS) - set(cli.QUICK_OPTIONS) == TYPER_ONLY
+
+
 class _Chosen(BaseException):  # not an Exception: main_command's own handlers let it through
     pass
 
@@ -74,6 +84,7 @@ QUICK = [
     ["--output", "group", "--junit", "j.xml", "--log-dir", "logs", "--history", "h.json", "--rerun-failed", "s.json"],
     ["--executor", "dask", "--scheduler", "tcp://h:1", "--connect-timeout", "2s"], ["--recover", "RUN"],
     ["--color", "sometimes"], ["--output=loud"], ["tâche", "ünïcode=ü"],
+    ["tasks.yaml", "--html", "r.html", "--trace=t.json", "--timeline"], ["--report", "s.json", "--timeline"],
 ]
 TYPERS = [
     ["--help"], ["-h"], ["tasks.yaml", "--help"], ["-j", "0"], ["-j", "4097"], ["-j", "x"], ["-j", "+4"],
