@@ -6,6 +6,7 @@
     python3 bench/bench.py                  # every section
     python3 bench/bench.py dispatch startup # some sections
     python3 bench/bench.py --quick          # fewer runs and smaller N, to try it out
+    python3 bench/bench.py --before OLD/bin/taskrun dispatch   # an earlier taskrun too, in the same runs
 
 Sections:
   dispatch    N trivial tasks at pool P: ms per task and the ratio to xargs -P (paired, same run),
@@ -21,6 +22,10 @@ Sections:
               100,000-task files: time, peak memory (targets at 100,000: <= 6 s, <= 400 MiB)
   history     makespan with and without --history on a file whose order is bad
   output      bench/output.py: 1 GiB through a task in each output mode, against a direct redirect
+
+With --before, an earlier install of taskrun (another venv's `taskrun` script) is measured in
+the same interleaved runs as "taskrun (before)" in dispatch, startup and bigfile (files it can
+read), so a change is judged against the old code on the same machine at the same moment.
 
 Every figure is the median of several runs; ratios are taken run by run (A1/B1,
 A2/B2, ...) with the runs interleaved, so drift of a shared machine cancels out.
@@ -47,6 +52,9 @@ def find_taskrun() -> str:
     """The installed console script itself (a version manager's shim would add its own start-up)."""
     script = Path(sysconfig.get_path("scripts")) / "taskrun"
     return str(script) if script.exists() else (shutil.which("taskrun") or sys.exit("taskrun is not installed"))
+
+
+BEFORE: str | None = None  # --before: an earlier taskrun, measured alongside
 
 
 def find_gotask() -> str | None:
@@ -131,6 +139,8 @@ def bench_dispatch(tmp: Path, quick: bool, runs: int) -> None:
                 "taskrun": ([taskrun, "tasks.yaml", "-o", "summary.json"], False),
                 "make -j": (["make", "-s", f"-j{pool}", "all"], False),
             }
+            if BEFORE:
+                cmds["taskrun (before)"] = ([BEFORE, "tasks.yaml", "-o", "summary.json"], False)
             if shutil.which("ninja"):
                 # No output is ever written and there is no restat: every edge is dirty, each run runs all N.
                 (d / "build.ninja").write_text(
@@ -214,6 +224,9 @@ def bench_startup(tmp: Path, quick: bool, runs: int) -> None:
         "taskrun one.yaml (true)": ([taskrun, "one.yaml", "-o", "summary.json"], False),
         "taskrun one.yaml (true, cold)": ([taskrun, "one.yaml", "-o", "summary.json"], False, COLD),
     }
+    if BEFORE:
+        cmds["taskrun (before) --version"] = ([BEFORE, "--version"], False)
+        cmds["taskrun (before) one.yaml (true)"] = ([BEFORE, "one.yaml", "-o", "summary.json"], False)
     if gotask:
         (d / "Taskfile.yml").write_text("version: '3'\ntasks:\n  default:\n    cmds: [/bin/true]\n")
         cmds["go-task --version"] = ([gotask, "--version"], False)
@@ -243,14 +256,19 @@ def bench_bigfile(tmp: Path, quick: bool, runs: int) -> None:
         d = tmp / f"big-{n}"
         d.mkdir()
         big_file(d / "tasks.yaml", n)
-        res = compare({"cold": ([taskrun, "tasks.yaml", "--dry-run"], False, COLD),
-                       "warm": ([taskrun, "tasks.yaml", "--dry-run"], False)},
-                      runs if n <= 10000 else min(runs, 3), d)
-        rows.append([f"{n:,}", *(f"{med(s[0] for s in res[k]):.3f}" for k in ("cold", "warm")),
-                     *(f"{max(s[1] for s in res[k]) / 1024:.0f}" for k in ("cold", "warm"))])
+        cmds = {"cold": ([taskrun, "tasks.yaml", "--dry-run"], False, COLD),
+                "warm": ([taskrun, "tasks.yaml", "--dry-run"], False)}
+        if BEFORE and n <= 10000:  # earlier versions refused files over 8 MiB
+            cmds["before cold"] = ([BEFORE, "tasks.yaml", "--dry-run"], False, COLD)
+            cmds["before warm"] = ([BEFORE, "tasks.yaml", "--dry-run"], False)
+        res = compare(cmds, runs if n <= 10000 else min(runs, 3), d)
+        for label, prefix in (("taskrun", ""), ("taskrun (before)", "before ")):
+            if prefix + "cold" in res:
+                rows.append([f"{n:,}", label, *(f"{med(s[0] for s in res[prefix + k]):.3f}" for k in ("cold", "warm")),
+                             *(f"{max(s[1] for s in res[prefix + k]) / 1024:.0f}" for k in ("cold", "warm"))])
     table("Big files: load + validate + plan (--dry-run); warm: the file's validity remembered "
           f"(targets at 100,000 tasks: <= {BIGFILE_TARGET_S} s, <= {BIGFILE_TARGET_MIB} MiB)",
-          ["tasks", "cold median s", "warm median s", "cold peak MiB", "warm peak MiB"], rows)
+          ["tasks", "runner", "cold median s", "warm median s", "cold peak MiB", "warm peak MiB"], rows)
 
 
 def bench_history(tmp: Path, quick: bool, runs: int) -> None:
@@ -306,7 +324,10 @@ def main() -> None:
     parser.add_argument("sections", nargs="*", choices=[[], *SECTIONS], default=[])
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller N")
     parser.add_argument("--runs", type=int, default=None, help="runs per command (default 5, quick 3)")
+    parser.add_argument("--before", metavar="TASKRUN", help="an earlier taskrun command to measure alongside")
     args = parser.parse_args()
+    global BEFORE
+    BEFORE = args.before and str(Path(args.before).resolve())
     runs = args.runs or (3 if args.quick else 5)
     print(f"# taskrun benchmarks: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {runs} runs each")
     with tempfile.TemporaryDirectory(prefix="taskrun-bench-") as tmp:
