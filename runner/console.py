@@ -153,6 +153,7 @@ class Console:
         self._echo: dict[tuple[str, int], _Echo] = {}  # (task, attempt) -> its commands to echo
         self._pending: dict[str, tuple[int, list[tuple[LogFollower, bytes]]]] = {}  # group: block awaiting its header
         self._backlog = False
+        self._read_at = 0.0  # monotonic: when the running tasks' logs were last read
         self._running: dict[str, float] = {}  # task -> monotonic start of its attempt
         self._ended = 0
         self._failed = 0
@@ -309,7 +310,7 @@ class Console:
         if self._backlog and not self._out.pending and not self._later:
             return 0.0
         if self.mode == "stream" and self._followed:
-            return STREAM_POLL_S
+            return max(0.0, self._read_at + STREAM_POLL_S - time.monotonic())
         if self._live is not None:
             return 0.1
         return None
@@ -338,7 +339,11 @@ class Console:
             self._silence()
         self._pump()
         self._backlog = self._backlog and self.stream is not None
-        if self.mode == "stream" and self.stream is not None and not self._out.pending and not self._later:
+        now = time.monotonic()
+        # Every STREAM_POLL_S, not at every wake: a wake per ended task would read every running log.
+        due = self._backlog or now >= self._read_at + STREAM_POLL_S
+        if due and self.mode == "stream" and self.stream is not None and not self._out.pending and not self._later:
+            self._read_at = now
             backlog = False
             for key, files in self._followed.items():
                 echo = self._echo.get(key)
