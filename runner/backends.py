@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 from .errors import UsageError
 from .model import AttemptResult, AttemptSpec
-from .proc import Attempt, become_subreaper, clamp_wait, launch, reap_orphans
+from .proc import Attempt, become_subreaper, children_left, clamp_wait, launch, reap_orphans
 
 
 FDS_PER_SLOT = 2  # a running attempt holds its pidfd; spawning briefly holds one more
@@ -152,6 +152,7 @@ class LocalBackend:
         has come, are looked at: a wake costs the same whatever the pool."""
         woken = False
         touched: dict[Hashable, Attempt] = {}
+        ended: list[Attempt] = []
         for sel_key, _ in self._sel.select(timeout_s):
             key = sel_key.data
             if key is WRITABLE:  # back to the loop, which writes what waits
@@ -168,7 +169,12 @@ class LocalBackend:
                 continue
             attempt = touched[key] = self._attempts[key]
             self._sel.unregister(attempt.pidfd)
-            attempt.on_exit()
+            if attempt.see_exit():
+                ended.append(attempt)
+        if ended:  # one look at our children, after every end of this wake was seen, answers for all
+            left = children_left()
+            for attempt in ended:
+                attempt.settle(left)
         now = time.monotonic()
         due = self._due
         while due and due[0][0] <= now + 0.0005:
