@@ -161,12 +161,18 @@ def read_end(path: str | None, max_bytes: int) -> tuple[bytes, int] | None:
     if path is None:
         return None
     try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - max_bytes))
-            return f.read(max_bytes), size
+        if os.stat(path).st_size == 0:  # most logs: one stat answers, at the end of thousands of tasks
+            return b"", 0
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        return os.pread(fd, max_bytes, max(0, size - max_bytes)), size
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def last_lines(path: str | None, lines: int, max_bytes: int = 16 * 1024) -> bytes | None:
