@@ -578,16 +578,17 @@ class Console:
         rows += [((r.name, None), _status_cell(r), (_exit_cell(r), None), (_time_cell(r), None),
                   (str(len(r.attempts)), None)) for r in unsuccessful + succeeded]
         widths = [max(len(row[i][0]) for row in rows) for i in range(5)]
-        self.line()
+        table = ["\n"]  # written at once: a write per row costs a system call per task of a large run
         for row in rows:
             cells = []
             for i, ((text, style), width) in enumerate(zip(row, widths)):
                 padding = " " * (width - len(text))
                 text = self.paint(text, style) if style else text
                 cells.append(text + padding if i < 2 else padding + text)
-            self.line("  ".join(cells).rstrip())
+            table.append("  ".join(cells).rstrip() + "\n")
         if folded:
-            self.line(f"{len(folded)} more succeeded")
+            table.append(f"{len(folded)} more succeeded\n")
+        self.write("".join(table))
         causes = root_causes(plan, results)
         if causes:
             self.line()
