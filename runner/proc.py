@@ -839,17 +839,25 @@ def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str
     with _CHDIR_LOCK:  # a Dask worker starts commands from several threads; the folder is per process
         if _HOME is None:  # the runner's own folder, to come back to (O_PATH: needs no read permission)
             _HOME = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Most commands run in the runner's own folder: then there is no folder to step into
+        # (getcwd is one call; a folder renamed or deleted since no longer matches, and is stepped into).
         try:
-            try:
-                os.chdir(cwd)
-            except OSError as exc:
-                exc.filename = cwd
-                raise
+            here = os.getcwd() == cwd
+        except OSError:
+            here = False
+        try:
+            if not here:
+                try:
+                    os.chdir(cwd)
+                except OSError as exc:
+                    exc.filename = cwd
+                    raise
             program = argv[0] if "/" in argv[0] else _which(argv[0], env.get("PATH", os.defpath), cwd)
             return os.posix_spawn(program, argv, env, file_actions=actions, setsid=True,  # own group, so a timeout
                                   setsigdef=_SIGDEF, setsigmask=())                     # reaches grandchildren too
         finally:
-            os.fchdir(_HOME)
+            if not here:
+                os.fchdir(_HOME)
 
 
 def launch(spec: AttemptSpec, before_spawn=None) -> Attempt:
