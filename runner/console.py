@@ -310,6 +310,8 @@ class Console:
         if self._backlog and not self._out.pending and not self._later:
             return 0.0
         if self.mode == "stream" and self._followed:
+            if self.stream is None or self._out.pending or self._later:  # no read now: nothing falls due
+                return STREAM_POLL_S
             return max(0.0, self._read_at + STREAM_POLL_S - time.monotonic())
         if self._live is not None:
             return 0.1
