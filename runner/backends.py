@@ -119,14 +119,14 @@ class LocalBackend:
         attempt = self._attempts.get(key)
         if attempt is not None:
             attempt.stop(reason=reason, cancelled=cancelled, force=force)
-            self._settle(key, attempt)
+            self._collect(key, attempt)
 
     def stop_all(self, *, reason: str, force: bool = False) -> None:
         self._take_events(0.0, drain_wake=False)  # a command that has ended keeps its own result
         # Every group gets its SIGTERM now, so all share one grace period.
         for key, attempt in list(self._attempts.items()):
             attempt.stop(reason=reason, cancelled=True, force=force)
-            self._settle(key, attempt)
+            self._collect(key, attempt)
 
     def wait(self, timeout_s: float | None, writable_fd: int | None = None) -> list[tuple[Hashable, AttemptResult]]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -186,10 +186,10 @@ class LocalBackend:
             wake_at = attempt.next_attention()
             if wake_at is not None and wake_at <= now + 0.0005:
                 attempt.tick()
-            self._settle(key, attempt)
+            self._collect(key, attempt)
         return woken
 
-    def _settle(self, key: Hashable, attempt: Attempt) -> None:
+    def _collect(self, key: Hashable, attempt: Attempt) -> None:
         """After the attempt was driven: collect it if done, else note when it next needs a tick."""
         # An attempt is done only after its leader's exit was seen, and its
         # pidfd was unregistered then (before it was closed).
