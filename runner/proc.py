@@ -824,8 +824,9 @@ def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str
 
     posix_spawn (vfork + exec in glibc) is the cheapest way to start a process
     from Python, and reports exec errors as OSError. It cannot change folder,
-    so the runner steps into `cwd` around the call (the loop is single-threaded,
-    and relative paths of its own are resolved before the run).
+    so the runner steps into `cwd` around the call when it is not the runner's own
+    folder (the loop is single-threaded, and relative paths of its own are resolved
+    before the run).
     """
     actions = [] if interactive else [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
     if interactive:
