@@ -14,6 +14,8 @@ deadline costs nothing until it fires.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import selectors
 import time
@@ -22,7 +24,7 @@ from contextlib import contextmanager
 
 from .errors import UsageError
 from .model import AttemptResult, AttemptSpec
-from .proc import Attempt, become_subreaper, clamp_wait, launch, reap_orphans
+from .proc import Attempt, become_subreaper, children_left, clamp_wait, launch, reap_orphans
 
 
 FDS_PER_SLOT = 2  # a running attempt holds its pidfd; spawning briefly holds one more
@@ -66,6 +68,9 @@ class LocalBackend:
         self._sel = selectors.DefaultSelector()
         self._attempts: dict[Hashable, Attempt] = {}
         self._done: list[tuple[Hashable, AttemptResult]] = []
+        self._due: list[tuple[float, int, Hashable, Attempt]] = []  # heap: when attempts need a tick
+        self._noted: dict[Hashable, float] = {}  # the time each attempt has in `_due`
+        self._seq = itertools.count()  # ties in `_due` never compare keys or attempts
         self._wake_fd = wake_fd
         if wake_fd is not None:
             self._sel.register(wake_fd, selectors.EVENT_READ, None)
@@ -79,12 +84,31 @@ class LocalBackend:
         self._watch(key, attempt)
         attempt.on_close_fd = self._sel.unregister
         attempt.on_spawn = lambda a: self._watch(key, a)  # each later step has its own process
+        self._due_at(key, attempt)
         return attempt.pid
 
     def _watch(self, key: Hashable, attempt: Attempt) -> None:
         self._sel.register(attempt.pidfd, selectors.EVENT_READ, key)
         for fd in attempt.outputs:
             self._sel.register(fd, selectors.EVENT_READ, _Output(key))
+
+    def _due_at(self, key: Hashable, attempt: Attempt) -> None:
+        """Note when the attempt next needs a `tick` (an entry made stale by a later change is
+        skipped when it comes up: `_next_due`)."""
+        at = attempt.next_attention()
+        if at is not None and self._noted.get(key) != at:
+            self._noted[key] = at
+            heapq.heappush(self._due, (at, next(self._seq), key, attempt))
+
+    def _next_due(self) -> float | None:
+        """The earliest time an attempt needs a `tick`, stale entries dropped."""
+        due = self._due
+        while due:
+            at, _, key, attempt = due[0]
+            if self._attempts.get(key) is attempt and self._noted.get(key) == at:
+                return at
+            heapq.heappop(due)
+        return None
 
     @property
     def running(self) -> int:
@@ -111,12 +135,12 @@ class LocalBackend:
 
     def _wait(self, deadline: float | None) -> list[tuple[Hashable, AttemptResult]]:
         while not self._done:
-            wake = [t for t in (a.next_attention() for a in self._attempts.values()) if t is not None]
-            if deadline is not None:
-                wake.append(deadline)
             if not self._attempts and deadline is None and self._wake_fd is None:
                 break
-            woken = self._take_events(clamp_wait(min(wake) - time.monotonic()) if wake else None)
+            wake = self._next_due()
+            if deadline is not None:
+                wake = deadline if wake is None else min(wake, deadline)
+            woken = self._take_events(clamp_wait(wake - time.monotonic()) if wake is not None else None)
             if woken or (deadline is not None and time.monotonic() >= deadline):
                 break
         done, self._done = self._done, []
@@ -124,8 +148,11 @@ class LocalBackend:
 
     def _take_events(self, timeout_s: float | None, *, drain_wake: bool = True) -> bool:
         """One select(): copy output, see exits, advance deadlines. True if the wake fd was written
-        or the console's reader can take more."""
+        or the console's reader can take more. Only the attempts with an event, or whose time
+        has come, are looked at: a wake costs the same whatever the pool."""
         woken = False
+        touched: dict[Hashable, Attempt] = {}
+        ended: list[Attempt] = []
         for sel_key, _ in self._sel.select(timeout_s):
             key = sel_key.data
             if key is WRITABLE:  # back to the loop, which writes what waits
@@ -137,13 +164,25 @@ class LocalBackend:
                     woken = True
                 continue
             if isinstance(key, _Output):
-                self._attempts[key.key].on_output(sel_key.fd)
+                attempt = touched[key.key] = self._attempts[key.key]
+                attempt.on_output(sel_key.fd)
                 continue
-            attempt = self._attempts[key]
+            attempt = touched[key] = self._attempts[key]
             self._sel.unregister(attempt.pidfd)
-            attempt.on_exit()
+            if attempt.see_exit():
+                ended.append(attempt)
+        if ended:  # one look at our children, after every end of this wake was seen, answers for all
+            left = children_left()
+            for attempt in ended:
+                attempt.settle(left)
         now = time.monotonic()
-        for key, attempt in list(self._attempts.items()):
+        due = self._due
+        while due and due[0][0] <= now + 0.0005:
+            at, _, key, attempt = heapq.heappop(due)
+            if self._attempts.get(key) is attempt and self._noted.get(key) == at:
+                del self._noted[key]
+                touched[key] = attempt
+        for key, attempt in touched.items():
             wake_at = attempt.next_attention()
             if wake_at is not None and wake_at <= now + 0.0005:
                 attempt.tick()
@@ -151,13 +190,19 @@ class LocalBackend:
         return woken
 
     def _collect(self, key: Hashable, attempt: Attempt) -> None:
+        """After the attempt was driven: collect it if done, else note when it next needs a tick."""
         # An attempt is done only after its leader's exit was seen, and its
         # pidfd was unregistered then (before it was closed).
-        if attempt.done and self._attempts.get(key) is attempt:
+        if self._attempts.get(key) is not attempt:
+            return
+        if attempt.done:
             del self._attempts[key]
+            self._noted.pop(key, None)
             if attempt.write_error is not None:
                 self.write_errors.append(attempt.write_error)
             self._done.append((key, attempt.result))
+        else:
+            self._due_at(key, attempt)
 
     def close(self) -> None:
         reap_orphans()

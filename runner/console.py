@@ -165,6 +165,7 @@ class Console:
         self._echo: dict[tuple[str, int], _Echo] = {}  # (task, attempt) -> its commands to echo
         self._pending: dict[str, tuple[int, list[tuple[LogFollower, bytes]]]] = {}  # group: block awaiting its header
         self._backlog = False
+        self._read_at = 0.0  # monotonic: when the running tasks' logs were last read
         self._running: dict[str, float] = {}  # task -> monotonic start of its attempt
         self._ended = 0
         self._failed = 0
@@ -321,7 +322,9 @@ class Console:
         if self._backlog and not self._out.pending and not self._later:
             return 0.0
         if self.mode == "stream" and self._followed:
-            return STREAM_POLL_S
+            if self.stream is None or self._out.pending or self._later:  # no read now: nothing falls due
+                return STREAM_POLL_S
+            return max(0.0, self._read_at + STREAM_POLL_S - time.monotonic())
         if self._live is not None:
             return 0.1
         return None
@@ -350,7 +353,11 @@ class Console:
             self._silence()
         self._pump()
         self._backlog = self._backlog and self.stream is not None
-        if self.mode == "stream" and self.stream is not None and not self._out.pending and not self._later:
+        now = time.monotonic()
+        # Every STREAM_POLL_S, not at every wake: a wake per ended task would read every running log.
+        due = self._backlog or now >= self._read_at + STREAM_POLL_S
+        if due and self.mode == "stream" and self.stream is not None and not self._out.pending and not self._later:
+            self._read_at = now
             backlog = False
             for key, files in self._followed.items():
                 echo = self._echo.get(key)
@@ -589,16 +596,17 @@ class Console:
         rows += [((r.name, None), _status_cell(r), (_exit_cell(r), None), (_time_cell(r), None),
                   (str(len(r.attempts)), None)) for r in unsuccessful + succeeded]
         widths = [max(len(row[i][0]) for row in rows) for i in range(5)]
-        self.line()
+        table = ["\n"]  # written at once: a write per row costs a system call per task of a large run
         for row in rows:
             cells = []
             for i, ((text, style), width) in enumerate(zip(row, widths)):
                 padding = " " * (width - len(text))
                 text = self.paint(text, style) if style else text
                 cells.append(text + padding if i < 2 else padding + text)
-            self.line("  ".join(cells).rstrip())
+            table.append("  ".join(cells).rstrip() + "\n")
         if folded:
-            self.line(f"{len(folded)} more succeeded")
+            table.append(f"{len(folded)} more succeeded\n")
+        self.write("".join(table))
         causes = root_causes(plan, results)
         if causes:
             self.line()

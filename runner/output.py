@@ -88,8 +88,9 @@ def ci_flavor(env: os._Environ | dict) -> str | None:
 class LogFollower:
     """The new complete lines of one growing log file, read in bounded chunks.
 
-    The file is opened on first read (it may not exist yet, or ever, when the
-    command could not start) and read with `pread` at a kept offset.
+    The file is opened on the first read that finds bytes in it (it may not exist
+    yet, or ever, when the command could not start; most short tasks write nothing)
+    and read with `pread` at a kept offset.
     """
 
     __slots__ = ("path", "offset", "_fd", "_carry", "_skipping", "_missing", "_pending_cut")
@@ -106,6 +107,8 @@ class LogFollower:
     def _open(self) -> int | None:
         if self._fd is None and not self._missing:
             try:
+                if os.stat(self.path).st_size <= self.offset:
+                    return None  # nothing to read yet (most short tasks': ever): opened once there is
                 self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 return None

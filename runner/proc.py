@@ -94,12 +94,27 @@ def own_children() -> set[int]:
     except OSError:
         return pids
     for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/children", "rb") as f:
-                pids.update(int(p) for p in f.read().split())
+        try:  # os-level: a buffered open() costs several more system calls, at every task's end
+            fd = os.open(f"/proc/self/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             continue
+        data = b""
+        try:
+            while chunk := os.read(fd, 65536):
+                data += chunk
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        pids.update(map(int, data.split()))
     return pids
+
+
+def children_left() -> set[int]:
+    """This process's children other than the leaders of unfinished attempts: what commands
+    left behind (adopted, as a subreaper). Read once after the ends seen in one wake, it
+    answers for all of them (`Attempt.on_exit`)."""
+    return own_children() - _LIVE_LEADERS
 
 
 def _stat(pid: str) -> tuple[bytes, int, int] | None:
@@ -146,12 +161,18 @@ def read_end(path: str | None, max_bytes: int) -> tuple[bytes, int] | None:
     if path is None:
         return None
     try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - max_bytes))
-            return f.read(max_bytes), size
+        if os.stat(path).st_size == 0:  # most logs: one stat answers, at the end of thousands of tasks
+            return b"", 0
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        return os.pread(fd, max_bytes, max(0, size - max_bytes)), size
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def last_lines(path: str | None, lines: int, max_bytes: int = 16 * 1024) -> bytes | None:
@@ -520,22 +541,29 @@ class Attempt:
 
     # -- driven by the loop ---------------------------------------------------
 
-    def on_exit(self) -> None:
-        """The leader's pidfd became readable: take its status, keep it unreaped."""
+    def on_exit(self, left: set[int] | None = None) -> None:
+        """The leader's pidfd became readable: take its status, keep it unreaped; then settle.
+        `left`: `children_left()`, read after this end was seen (None: read here)."""
+        if self.see_exit():
+            self.settle(left)
+
+    def see_exit(self) -> bool:
+        """Take the leader's status (kept unreaped), if it has ended: whether it had."""
         info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
         if info is None:  # spurious wakeup
-            return
+            return False
         self._ended_mono = time.monotonic()
         if info.si_code == os.CLD_EXITED:
             self._status = (info.si_status, None)
         else:
             self._status = (None, signal_name(info.si_status))
-        self._settle()
+        return True
 
-    def _settle(self) -> None:
-        """After the leader ended: finish now, or stop what it left behind first."""
+    def settle(self, left: set[int] | None = None) -> None:
+        """After the leader ended: finish now, or stop what it left behind first. `left`:
+        `children_left()` read after the end was seen, by whoever saw several ends at once."""
         members, escapees = ([], [])
-        if self._may_have_members():
+        if self._may_have_members(left):
             # Not a subreaper (a Dask worker): escapees were adopted by someone else, look everywhere.
             members, escapees = group_members(self.pid, self.attempt_id, self.pid, anywhere=not _SUBREAPER)
         if self._kill_at is not None and self._give_up_at is None:
@@ -558,14 +586,14 @@ class Attempt:
         elif self._give_up_at is not None and time.monotonic() >= self._give_up_at:
             self._finish()
 
-    def _may_have_members(self) -> bool:
+    def _may_have_members(self, left: set[int] | None = None) -> bool:
         # Fast path (a few microseconds instead of a /proc scan): once the leader
         # is dead, every survivor of its tree was adopted by us (subreaper) or
         # lives under such an adoptee, so no child of ours other than a running
         # leader means an empty group.
         if self._kill_at is not None or not _SUBREAPER:
             return True
-        return bool(own_children() - _LIVE_LEADERS)
+        return bool(children_left() if left is None else left)
 
     def stop(self, *, reason: str | None, timed_out: bool = False, cancelled: bool = False,
              force: bool = False) -> None:
@@ -636,7 +664,7 @@ class Attempt:
             self._strays.update(members + escapees)
             _send(escapees, self.pid, signal.SIGKILL)
         if self._status is not None:
-            self._settle()
+            self.settle()
 
     def _finish(self) -> None:
         code, sig = self._status
@@ -796,8 +824,9 @@ def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str
 
     posix_spawn (vfork + exec in glibc) is the cheapest way to start a process
     from Python, and reports exec errors as OSError. It cannot change folder,
-    so the runner steps into `cwd` around the call (the loop is single-threaded,
-    and relative paths of its own are resolved before the run).
+    so the runner steps into `cwd` around the call when it is not the runner's own
+    folder (the loop is single-threaded, and relative paths of its own are resolved
+    before the run).
     """
     actions = [] if interactive else [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
     if interactive:
@@ -811,17 +840,25 @@ def spawn(argv: tuple[str, ...], env: dict[str, str], cwd: str, stdout_path: str
     with _CHDIR_LOCK:  # a Dask worker starts commands from several threads; the folder is per process
         if _HOME is None:  # the runner's own folder, to come back to (O_PATH: needs no read permission)
             _HOME = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Most commands run in the runner's own folder: then there is no folder to step into
+        # (getcwd is one call; a folder renamed or deleted since no longer matches, and is stepped into).
         try:
-            try:
-                os.chdir(cwd)
-            except OSError as exc:
-                exc.filename = cwd
-                raise
+            here = os.getcwd() == cwd
+        except OSError:
+            here = False
+        try:
+            if not here:
+                try:
+                    os.chdir(cwd)
+                except OSError as exc:
+                    exc.filename = cwd
+                    raise
             program = argv[0] if "/" in argv[0] else _which(argv[0], env.get("PATH", os.defpath), cwd)
             return os.posix_spawn(program, argv, env, file_actions=actions, setsid=True,  # own group, so a timeout
                                   setsigdef=_SIGDEF, setsigmask=())                     # reaches grandchildren too
         finally:
-            os.fchdir(_HOME)
+            if not here:
+                os.fchdir(_HOME)
 
 
 def launch(spec: AttemptSpec, before_spawn=None) -> Attempt:

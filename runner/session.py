@@ -5,6 +5,7 @@ interrupt or an error of taskrun's own still leaves the record.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -161,6 +162,9 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         try:
             scheduler = Scheduler(plan, backend, (watch, events, listener), log_dir=log_dir, run_id=run_id, stop=stop,
                                   priority=options.priority, pump=pump, mask=masker.secret_values, wake=wake)
+            # The plan and everything loaded live as long as the run: the collector need not
+            # walk them again at each of its full passes, which would grow with the number of tasks.
+            gc.freeze()
             if options.cancelled is None:
                 scheduler.run()
             else:
@@ -175,6 +179,7 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
         finally:
             backend.close()
         results = scheduler.results() if scheduler else []
+        gc.freeze()  # the same for the results, before the summary's objects are made
         finished = time.time()
         signum = stop.signum
         status, code = run_status(results, stopped_by_signal=signum is not None)

@@ -141,6 +141,25 @@ class TestLeftovers:
         assert (t["status"], t["exit_code"]) == ("failed", 4)
         assert t["stray_killed"] >= 1
 
+    def test_leftovers_of_tasks_ending_together_are_each_killed_and_counted_on_their_own_task(self, taskrun):
+        # Each waits until all four are ready, so they end within moments of each other and the
+        # runner sees several ends in one wake (one look at its children answers for all of them).
+        ready = "touch ready.$TASKRUN_TASK; while [ $(ls ready.* | wc -l) -lt 4 ]; do sleep 0.01; done"
+        taskrun.write("tasks.yaml", "version: 1\npool: 4\nkill_grace: 0.5\ntasks:\n"
+                      f"  a:\n    cmd: 'sleep 300 & {ready}'\n"
+                      f"  b:\n    cmd: '{ready}'\n"
+                      f"  c:\n    cmd: 'sleep 300 & sleep 300 & {ready}'\n"
+                      f"  d:\n    cmd: '{ready}'\n")
+        check(taskrun("tasks.yaml"), 0)
+        tasks = by_name(taskrun.summary())
+        assert [(n, t["status"], t["stray_killed"], t["attempts"][0]["reason"]) for n, t in tasks.items()] == [
+            ("a", "success", 1, "stopped 1 process(es) the command left running"),
+            ("b", "success", 0, None),
+            ("c", "success", 2, "stopped 2 process(es) the command left running"),
+            ("d", "success", 0, None),
+        ]
+        assert taskrun.summary()["duration_s"] < NOT_WAITED
+
     def test_no_leftover_means_none_killed(self, taskrun):
         t = run_one(taskrun, "    cmd: sleep 0.1 & wait; echo ok\n", code=0)
         assert t["stray_killed"] == 0

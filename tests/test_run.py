@@ -508,6 +508,17 @@ class TestCommandEnvironment:
         check(taskrun("proj/tasks.yaml"), 0)
         assert by_name(taskrun.summary())["where"]["stdout_tail"] == f"{taskrun.cwd / 'proj' / 'sub'}\n"
 
+    def test_tasks_in_the_runners_folder_and_in_another_each_run_in_their_own_in_turn(self, taskrun):
+        # The runner steps into a task's folder only when it is not its own, and back after each start.
+        (taskrun.cwd / "sub").mkdir()
+        taskrun.write("tasks.yaml", "version: 1\npool: 1\ntasks:\n"
+                      + "".join(f"  t{i}:\n    cmd: pwd\n" + ("    cwd: sub\n" if i % 2 else "") for i in range(4)))
+        check(taskrun("tasks.yaml"), 0)
+        t = by_name(taskrun.summary())
+        here, sub = f"{taskrun.cwd}\n", f"{taskrun.cwd / 'sub'}\n"
+        assert [t[f"t{i}"]["stdout_tail"] for i in range(4)] == [here, sub, here, sub]
+        assert taskrun.summary()["cwd"] == str(taskrun.cwd)
+
     def test_env_file_and_task_level_task_wins(self, taskrun):
         taskrun.write("tasks.yaml", """
             version: 1

@@ -228,3 +228,44 @@ def test_a_socket_as_stdout_holds_no_timeout_back_and_gets_every_line(taskrun):
     prefix = "noisy    | "  # padded to the longest name, stubborn
     assert [line for line in lines if line.startswith(prefix)] == [f"{prefix}{i}" for i in range(1, 200_001)]
     assert lines[-2].startswith("1 succeeded, 2 timed out in ")
+
+
+def test_the_loop_rests_while_nobody_reads_the_console(taskrun):
+    # Logs are read at most every 50 ms, and not at all while the console waits for its reader:
+    # the loop must then wait, not spin (it would burn a CPU for as long as the reader lags).
+    taskrun.write("tasks.yaml", f"""
+        version: 1
+        pool: 2
+        tasks:
+          noisy: {NOISY}
+          long: sleep 3
+        """)
+    r, w = os.pipe()
+    proc = taskrun.popen("tasks.yaml", stdout=w, stderr=w)
+    os.close(w)
+    try:
+        run_dir = wait_for(taskrun.run_dirs, WAIT_S, "the run folder")[0]
+
+        def noisy_ended_and_pipe_full():
+            events = read_events_file(run_dir / "events.jsonl")
+            return (any(e.get("event") == "task_end" and e.get("task") == "noisy" for e in events)
+                    and queued(r) > 32 * 1024)
+
+        wait_for(noisy_ended_and_pipe_full, WAIT_S, "noisy's end, with the console blocked")
+        before, t0 = cpu_s(proc.pid), time.monotonic()
+        time.sleep(1.0)  # a span to measure over, not a synchronisation
+        used, span = cpu_s(proc.pid) - before, time.monotonic() - t0
+        assert used < 0.1 * span, f"taskrun used {used:.2f}s of CPU in {span:.2f}s while waiting for its reader"
+        read_all(r)
+        assert proc.wait(timeout=WAIT_S) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(r)
+
+
+def cpu_s(pid: int) -> float:
+    """User + system seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
