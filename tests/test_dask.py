@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MARK_VAR, ROOT, by_name, check, read_events_file
+from conftest import MARK_VAR, ROOT, adopted_zombies, by_name, check, read_events_file, reap
 from conftest import wait_for as wait_until
 
 pytestmark = pytest.mark.dask
@@ -88,6 +88,29 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         except ProcessLookupError:
             pass
         proc.wait()
+    # A process of a group that outlived its parent (a worker's launcher) is handed to this process,
+    # a subreaper: wait for the groups to be empty, reaping those, so no later test inherits them.
+    groups = {proc.pid for proc in procs}
+    deadline = time.monotonic() + 15
+    while _group_members(groups) and time.monotonic() < deadline:
+        reap(adopted_zombies())
+        time.sleep(0.02)
+    reap(adopted_zombies())
+
+
+def _group_members(groups: set[int]) -> list[int]:
+    """Pids of the processes (zombies included) whose process group is one of `groups`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    pgrp = int(f.read().rsplit(b")", 1)[1].split()[2])
+            except (OSError, IndexError, ValueError):
+                continue
+            if pgrp in groups:
+                found.append(int(entry))
+    return found
 
 
 def _launch(folder: Path, procs: list[subprocess.Popen], workers: list[tuple[str, tuple[str, ...]]],
