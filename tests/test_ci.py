@@ -65,7 +65,7 @@ def test_github_gets_one_annotation_per_failed_task_after_the_report(taskrun):
     text = step.read_text()
     assert text.startswith("earlier content of this step\n\n### taskrun ci/tasks.yaml: failed\n")
     run_id = taskrun.summary()["run_id"]
-    assert f"1 succeeded, 2 failed, 1 timed out, 1 skipped in " in text
+    assert "1 succeeded, 2 failed, 1 timed out, 1 skipped in " in text
     assert f"run `{run_id}`" in text
     assert "| task | status | exit | time | tries |\n|---|---|---|---|---|\n| ok | ✅ success | 0 |" in text
     assert "| deploy | ⏭️ skipped | - | - | 0 |\n" in text
@@ -235,7 +235,7 @@ def test_the_gantt_chart_is_capped_and_says_what_it_left_out():
     assert bars[0] == "    task-0 :done, 1767225600000, 1767225602500"
     assert len(bars) == GANTT_BARS == 200
     assert {row.split(" :")[0].strip() for row in bars} == {f"task-{i}" for i in range(200)}  # the first by start
-    assert f"_200 attempts drawn, the first by start time; 300 later attempt(s) left out (the table lists every task)._" in text
+    assert "_200 attempts drawn, the first by start time; 300 later attempt(s) left out (the table lists every task)._" in text
     assert all(f"| task-{i} | ✅ success |" in text for i in range(500))
 
 

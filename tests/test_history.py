@@ -133,7 +133,7 @@ def test_run_uses_earlier_runs_of_the_file_by_default(taskrun):
 
 def test_two_files_run_from_one_folder_never_feed_each_other_history(taskrun):
     a = taskrun.write("ops/a.yaml", HISTORY_FILE)
-    b = taskrun.write("ops/b.yaml", HISTORY_FILE.replace("quick1", "first"))
+    taskrun.write("ops/b.yaml", HISTORY_FILE.replace("quick1", "first"))
     _run_summary(taskrun.cwd / "ops" / ".taskrun" / "runs", "20260101T000000Z-000001", a,
                  {"quick1": 0.1, "quick2": 0.1, "slow": 9.0})
     r = taskrun("ops/b.yaml", "--dry-run")  # b shares a's runs folder, and task names

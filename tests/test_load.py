@@ -751,7 +751,7 @@ def test_ten_thousand_tasks_with_needs_load(here):
     # How fast is measured by bench/bench.py (bigfile), not here: shared machines are noisy.
     lines = ["version: 1", "tasks:"]
     for i in range(10_000):
-        lines += [f"  t{i}:", f"    cmd: echo {i}", f"    timeout: 5m"]
+        lines += [f"  t{i}:", f"    cmd: echo {i}", "    timeout: 5m"]
         if i:
             lines.append(f"    needs: [t{i - 1}, t{i // 2}]" if i // 2 != i - 1 else f"    needs: [t{i - 1}]")
     Path("tasks.yaml").write_text("\n".join(lines) + "\n")

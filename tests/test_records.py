@@ -9,12 +9,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, by_name, read_events_file, validate_events_line, validate_summary, wait_for
+from conftest import ROOT, by_name, read_events_file, validate_summary, wait_for
 
 
 def test_the_event_log_records_every_start_and_end_in_order(taskrun):

@@ -13,7 +13,7 @@ from collections import deque
 
 import pytest
 
-from runner.model import AttemptResult, Plan, Status, TaskFile, TaskSpec
+from runner.model import AttemptResult, Plan, TaskFile, TaskSpec
 from runner.plan import make_plan
 from runner.schedule import Scheduler, StopRequest
 

@@ -87,27 +87,34 @@ def test_a_timeout_fires_on_time_while_nobody_reads_the_console(taskrun):
         os.close(r)
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_is_honoured_while_nobody_reads_the_console(taskrun, sig, code):
+def start_with_the_console_blocked(taskrun, long: str):
+    """Start a run of a task that floods the console and one running `long`, on a pipe nobody
+    reads; return (the process, the pipe's read end) once the flood has ended and the pipe is full."""
     taskrun.write("tasks.yaml", f"""
         version: 1
         pool: 2
         tasks:
           noisy: {NOISY}
-          long: sleep 60
+          long: {long}
         """)
     r, w = os.pipe()
     proc = taskrun.popen("tasks.yaml", stdout=w, stderr=w)
     os.close(w)
+    run_dir = wait_for(taskrun.run_dirs, WAIT_S, "the run folder")[0]
+
+    def noisy_ended_and_pipe_full():
+        events = read_events_file(run_dir / "events.jsonl")
+        return (any(e.get("event") == "task_end" and e.get("task") == "noisy" for e in events)
+                and queued(r) > 32 * 1024)
+
+    wait_for(noisy_ended_and_pipe_full, WAIT_S, "noisy's end, with the console blocked")
+    return proc, r
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_is_honoured_while_nobody_reads_the_console(taskrun, sig, code):
+    proc, r = start_with_the_console_blocked(taskrun, "sleep 60")
     try:
-        run_dir = wait_for(taskrun.run_dirs, WAIT_S, "the run folder")[0]
-
-        def noisy_ended_and_pipe_full():
-            events = read_events_file(run_dir / "events.jsonl")
-            return (any(e.get("event") == "task_end" and e.get("task") == "noisy" for e in events)
-                    and queued(r) > 32 * 1024)
-
-        wait_for(noisy_ended_and_pipe_full, WAIT_S, "noisy's end, with the console blocked")
         proc.send_signal(sig)
         summary = summary_when_written(taskrun)
         assert (summary["status"], summary["exit_code"], summary["signal"]) == ("cancelled", code, sig.name)
@@ -233,25 +240,8 @@ def test_a_socket_as_stdout_holds_no_timeout_back_and_gets_every_line(taskrun):
 def test_the_loop_rests_while_nobody_reads_the_console(taskrun):
     # Logs are read at most every 50 ms, and not at all while the console waits for its reader:
     # the loop must then wait, not spin (it would burn a CPU for as long as the reader lags).
-    taskrun.write("tasks.yaml", f"""
-        version: 1
-        pool: 2
-        tasks:
-          noisy: {NOISY}
-          long: sleep 3
-        """)
-    r, w = os.pipe()
-    proc = taskrun.popen("tasks.yaml", stdout=w, stderr=w)
-    os.close(w)
+    proc, r = start_with_the_console_blocked(taskrun, "sleep 3")
     try:
-        run_dir = wait_for(taskrun.run_dirs, WAIT_S, "the run folder")[0]
-
-        def noisy_ended_and_pipe_full():
-            events = read_events_file(run_dir / "events.jsonl")
-            return (any(e.get("event") == "task_end" and e.get("task") == "noisy" for e in events)
-                    and queued(r) > 32 * 1024)
-
-        wait_for(noisy_ended_and_pipe_full, WAIT_S, "noisy's end, with the console blocked")
         before, t0 = cpu_s(proc.pid), time.monotonic()
         time.sleep(1.0)  # a span to measure over, not a synchronisation
         used, span = cpu_s(proc.pid) - before, time.monotonic() - t0
