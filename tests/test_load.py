@@ -764,9 +764,9 @@ VALID = "version: 1\ntasks:\n  a: echo a\n  b: {cmd: [echo, b], needs: [a]}\n"
 
 
 def _load_in_child(path, cache):
-    """Load in a fresh interpreter; report whether jsonschema had to be imported."""
+    """Load in a fresh interpreter; report whether a schema validator had to be imported."""
     code = ("import sys, runner.load as l; tf = l.load_taskfile(sys.argv[1]); "
-            "print(len(tf.tasks), 'jsonschema' in sys.modules)")
+            "print(len(tf.tasks), bool({'jsonschema', 'fastjsonschema'} & set(sys.modules)))")
     env = {**os.environ, "TASKRUN_CACHE_DIR": str(cache)}
     return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
                           check=True).stdout.split()
@@ -804,3 +804,51 @@ def test_invalid_files_leave_no_verdict_and_caching_can_be_off(tmp_path):
     path.write_text(VALID)
     assert _load_in_child(path, "") == ["2", "True"]
     assert _load_in_child(path, "") == ["2", "True"]
+
+
+# Where a compiled check and jsonschema could part: bool against number, 1.0 against 1, Python's
+# whitespace (\x1c is whitespace to `re`), equal-looking items, keys under if/then, empty values.
+SCHEMA_CORNERS = [
+    {"version": True, "tasks": {"a": "x"}}, {"version": 1.0, "tasks": {"a": "x"}},
+    {"version": 1, "pool": True, "tasks": {"a": "x"}}, {"version": 1, "pool": 2.0, "tasks": {"a": "x"}},
+    {"version": 1, "pool": 2.5, "tasks": {"a": "x"}}, {"version": 1, "output": True, "tasks": {"a": "x"}},
+    {"version": 1, "tasks": {"a": "\x1c"}}, {"version": 1, "tasks": {"a": " \u3000"}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "retries": True}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "retries": 1.0}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "timeout": True}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "timeout": False}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "tags": [1, True]}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "tags": ["1", 1]}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "tags": [0, False]}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "resources": {"r": True}}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "when": True}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "steps": ["y"]}}}, {"version": 1, "tasks": {"a": {"steps": ["y"]}}},
+    {"version": 1, "tasks": {"a": {"steps": [{"cmd": "x", "task": "b"}]}, "b": "x"}},
+    {"version": 1, "tasks": {"a": {"steps": [{"task": "b"}, "y", ["z"]]}, "b": "x"}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "needs": ["b", "b"]}, "b": "x"}},
+    {"version": 1, "tasks": {"a": {"cmd": ["x", 1, True]}}}, {"version": 1, "tasks": {"a": {"cmd": []}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "if": {"sh": "y"}}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "if": "${{ true }}"}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "matrix": {"os": ["a", "a"]}}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "env": {"A": None}}}},
+    {"version": 1, "tasks": {"a": None}}, {"version": 1, "tasks": {}}, {"version": 1}, {"tasks": {"a": "x"}},
+]
+
+
+def test_the_compiled_schema_check_gives_jsonschemas_verdict():
+    """A yes of `schema_check` skips jsonschema: it must never accept what jsonschema refuses.
+    Checked on the editor test's valid and invalid files and on corner values."""
+    from test_editor import BAD, GOOD
+
+    from runner import load, yamlsrc
+
+    documents = list(SCHEMA_CORNERS)
+    for text in [*GOOD.values(), *BAD.values()]:
+        try:
+            documents.append(yamlsrc.parse_yaml(text, file="t.yaml", key_noun=load._key_noun,
+                                                is_text=load.holds_text).data)
+        except Exception:
+            continue  # refused before the schema (a YAML error): nothing to compare
+    verdicts = [(load.schema_check()(doc), load.schema_validator().is_valid(doc)) for doc in documents]
+    assert [doc for doc, (fast, full) in zip(documents, verdicts) if fast != full] == []
+    assert {full for _, full in verdicts} == {True, False}  # both verdicts are exercised
