@@ -5,9 +5,10 @@ The stages, each adding problems rather than stopping at the first:
 1. read: a regular file under `MAX_BYTES`, opened without blocking, UTF-8 (a BOM is fine);
 2. YAML (`yamlsrc`): data plus the position of every key, duplicate and
    non-string keys, unsafe tags, alias and nesting budgets;
-3. the JSON Schema (`runner/schemas/taskfile.schema.json`): a compiled yes/no
-   check, then, only if it says no, one jsonschema `iter_errors` pass, each
-   error put in plain words at the position of its key;
+3. the JSON Schema (`runner/schemas/taskfile.schema.json`): from
+   `COMPILED_CHECK_FROM` tasks a compiled yes/no check first; then, unless it
+   said yes, one jsonschema `iter_errors` pass, each error put in plain words
+   at the position of its key;
 4. what a schema cannot say: durations that are not finite, empty commands,
    `needs` naming no task or the task itself, dependency cycles, step calls
    (`{task: NAME}`) of no task or of the caller, cycles through calls and the
@@ -80,6 +81,10 @@ Path = tuple[Any, ...]
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "taskfile.schema.json")
 CACHE_VAR = "TASKRUN_CACHE_DIR"
+# From this many tasks the compiled check (`schema_check`) goes first. Compiling it costs a process
+# about 15 ms and 18 MiB more than importing jsonschema, and saves about 50 us a task: measured on
+# --dry-run, the two cost the same at 250 tasks; at 1,000 the compiled check takes 17% off.
+COMPILED_CHECK_FROM = 500
 
 
 @functools.cache
@@ -695,7 +700,9 @@ def load_taskfile(path: str | os.PathLike[str], *, chain: tuple[tuple[str, str],
     digest = hashlib.sha256(raw).hexdigest()
     verdict = verdict_path(digest)
     known_valid = verdict is not None and os.path.isfile(verdict)
-    errors = [] if known_valid or schema_check()(data) else list(schema_validator().iter_errors(data))
+    tasks = data.get("tasks")
+    quick = isinstance(tasks, dict) and len(tasks) >= COMPILED_CHECK_FROM and schema_check()(data)
+    errors = [] if known_valid or quick else list(schema_validator().iter_errors(data))
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     for error in errors:
         if error.validator != "type" and tuple(error.absolute_path) in mistyped:
@@ -707,7 +714,6 @@ def load_taskfile(path: str | os.PathLike[str], *, chain: tuple[tuple[str, str],
             report.add(where, message)
     _check_values(data, report, escapes="\\" in text)
     included, broken = _included(data, shown, report, chain)
-    tasks = data.get("tasks")
     outside: dict[str, str] = {}
     if isinstance(tasks, dict):
         names = _check_names(tasks, report)
