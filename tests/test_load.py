@@ -832,6 +832,12 @@ SCHEMA_CORNERS = [
     {"version": 1, "tasks": {"a": {"cmd": "x", "matrix": {"os": ["a", "a"]}}}},
     {"version": 1, "tasks": {"a": {"cmd": "x", "env": {"A": None}}}},
     {"version": 1, "tasks": {"a": None}}, {"version": 1, "tasks": {}}, {"version": 1}, {"tasks": {"a": "x"}},
+    {"version": 1, "pool": float("inf"), "tasks": {"a": "x"}},
+    {"version": 1, "timeout": float("nan"), "tasks": {"a": "x"}},
+    {"version": 1, "timeout": float("inf"), "tasks": {"a": "x"}},
+    {"version": datetime.date(2024, 1, 2), "tasks": {"a": "x"}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "description": datetime.date(2024, 1, 2)}}},
+    {"version": 1, "tasks": {"a": b"x"}}, {"version": 1, "tasks": {"a": {"cmd": "x", "needs": [["b"]]}}},
 ]
 
 
