@@ -804,3 +804,80 @@ def test_invalid_files_leave_no_verdict_and_caching_can_be_off(tmp_path):
     path.write_text(VALID)
     assert _load_in_child(path, "") == ["2", "True"]
     assert _load_in_child(path, "") == ["2", "True"]
+
+
+# Where a compiled check and jsonschema could part: bool against number, 1.0 against 1, Python's
+# whitespace (\x1c is whitespace to `re`), equal-looking items, keys under if/then, empty values.
+SCHEMA_CORNERS = [
+    {"version": True, "tasks": {"a": "x"}}, {"version": 1.0, "tasks": {"a": "x"}},
+    {"version": 1, "pool": True, "tasks": {"a": "x"}}, {"version": 1, "pool": 2.0, "tasks": {"a": "x"}},
+    {"version": 1, "pool": 2.5, "tasks": {"a": "x"}}, {"version": 1, "output": True, "tasks": {"a": "x"}},
+    {"version": 1, "tasks": {"a": "\x1c"}}, {"version": 1, "tasks": {"a": " \u3000"}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "retries": True}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "retries": 1.0}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "timeout": True}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "timeout": False}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "tags": [1, True]}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "tags": ["1", 1]}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "tags": [0, False]}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "resources": {"r": True}}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "when": True}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "steps": ["y"]}}}, {"version": 1, "tasks": {"a": {"steps": ["y"]}}},
+    {"version": 1, "tasks": {"a": {"steps": [{"cmd": "x", "task": "b"}]}, "b": "x"}},
+    {"version": 1, "tasks": {"a": {"steps": [{"task": "b"}, "y", ["z"]]}, "b": "x"}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "needs": ["b", "b"]}, "b": "x"}},
+    {"version": 1, "tasks": {"a": {"cmd": ["x", 1, True]}}}, {"version": 1, "tasks": {"a": {"cmd": []}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "if": {"sh": "y"}}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "if": "${{ true }}"}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "matrix": {"os": ["a", "a"]}}}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "env": {"A": None}}}},
+    {"version": 1, "tasks": {"a": None}}, {"version": 1, "tasks": {}}, {"version": 1}, {"tasks": {"a": "x"}},
+    {"version": 1, "pool": float("inf"), "tasks": {"a": "x"}},
+    {"version": 1, "timeout": float("nan"), "tasks": {"a": "x"}},
+    {"version": 1, "timeout": float("inf"), "tasks": {"a": "x"}},
+    {"version": datetime.date(2024, 1, 2), "tasks": {"a": "x"}},
+    {"version": 1, "tasks": {"a": {"cmd": "x", "description": datetime.date(2024, 1, 2)}}},
+    {"version": 1, "tasks": {"a": b"x"}}, {"version": 1, "tasks": {"a": {"cmd": "x", "needs": [["b"]]}}},
+]
+
+
+def test_the_compiled_schema_check_gives_jsonschemas_verdict():
+    """A yes of `schema_check` skips jsonschema: it must never accept what jsonschema refuses.
+    Checked on the editor test's valid and invalid files and on corner values."""
+    from test_editor import BAD, GOOD
+
+    from runner import load, yamlsrc
+
+    documents = list(SCHEMA_CORNERS)
+    for text in [*GOOD.values(), *BAD.values()]:
+        try:
+            documents.append(yamlsrc.parse_yaml(text, file="t.yaml", key_noun=load._key_noun,
+                                                is_text=load.holds_text).data)
+        except Exception:
+            continue  # refused before the schema (a YAML error): nothing to compare
+    verdicts = [(load.schema_check()(doc), load.schema_validator().is_valid(doc)) for doc in documents]
+    assert [doc for doc, (fast, full) in zip(documents, verdicts) if fast != full] == []
+    assert {full for _, full in verdicts} == {True, False}  # both verdicts are exercised
+
+
+def test_a_big_file_gets_the_same_problems_and_verdict_as_a_small_one(taskrun):
+    """From `COMPILED_CHECK_FROM` tasks the compiled check goes first: an invalid file still gets
+    jsonschema's messages at their places, and a valid one is remembered as valid."""
+    from runner.load import COMPILED_CHECK_FROM
+
+    filler = "".join(f"  t{i}: {{cmd: echo {i}, needs: [t{i - 1}], timeout: 5m}}\n"
+                     for i in range(1, COMPILED_CHECK_FROM))
+    bad = ("version: 1\ntasks:\n  t0: echo 0\n" + filler + "  last: {cmd: x, timout: 5s}\n"
+           "  both: {cmd: x, steps: [y]}\n")
+    taskrun.write("tasks.yaml", bad)
+    r = taskrun("tasks.yaml", "--validate")
+    assert r.returncode == 2, r.stderr
+    line = COMPILED_CHECK_FROM + 3
+    assert r.stderr.splitlines() == [
+        f"tasks.yaml:{line}:18: tasks.last.timout: unknown key (did you mean 'timeout'?)",
+        f"tasks.yaml:{line + 1}:3: tasks.both: a task has either 'cmd' or 'steps', not both",
+    ]
+    taskrun.write("tasks.yaml", "version: 1\ntasks:\n  t0: echo 0\n" + filler)
+    r = taskrun("tasks.yaml", "--validate")
+    assert r.returncode == 0, r.stderr
+    assert list((taskrun.cwd.parent / f"{taskrun.cwd.name}-cache" / "valid").iterdir())
