@@ -50,8 +50,9 @@ class Cluster:
     procs: list[subprocess.Popen]
     gpu_worker: str  # address of the worker advertising gpu=1
 
-    def workers(self) -> dict[str, dict]:
-        out = subprocess.run([sys.executable, "-c", _WAIT_FOR_WORKERS, self.address, "1"], env=_cluster_env(),
+    def workers(self, at_least: int = 1) -> dict[str, dict]:
+        """The workers, once at least `at_least` have joined."""
+        out = subprocess.run([sys.executable, "-c", _WAIT_FOR_WORKERS, self.address, str(at_least)], env=_cluster_env(),
                              capture_output=True, text=True, timeout=START_TIMEOUT_S, check=True)
         return json.loads(out.stdout)
 
@@ -687,7 +688,7 @@ def test_a_worker_killed_mid_task_fails_the_attempt_and_the_retry_runs(cluster, 
     while (alive(leader) or alive(grandchild)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(leader) and not alive(grandchild)
-    assert len(cluster.workers()) == 2  # the nanny started the worker again, for the tests that follow
+    assert len(cluster.workers(2)) == 2  # the nanny started the worker again, for the tests that follow
 
 
 def test_a_launcher_killed_mid_task_fails_the_attempt_its_command_is_stopped_and_the_retry_runs(cluster, taskrun):
