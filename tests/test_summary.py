@@ -276,3 +276,43 @@ class TestCannotWrite:
         r = check(taskrun("tasks.yaml", "-o", "/proc/taskrun-summary.json"), 3)
         assert "/proc/taskrun-summary.json" in r.stderr
         self.summary_on_stderr(r.stderr)
+
+
+def test_the_compiled_summary_check_gives_jsonschemas_verdict(taskrun):
+    """`--report` takes a summary on the compiled check's yes (runner/schemacheck.py): it must
+    never accept what jsonschema refuses. Checked on a real summary and on changed copies."""
+    import copy
+
+    import jsonschema
+
+    from runner.record import SUMMARY_SCHEMA
+    from runner.schemacheck import compiled
+
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          a: 'true'
+          b: {cmd: exit 3, retries: 1, needs: [a]}
+          c: {cmd: 'true', needs: [b]}
+        """)
+    check(taskrun("tasks.yaml"), 1)
+    real = taskrun.summary()
+    changes = [
+        lambda s: s["tasks"][0].update(status="fine"), lambda s: s.update(exit_code=True),
+        lambda s: s.update(pool=1.0), lambda s: s.update(pool=0), lambda s: s.update(extra=1),
+        lambda s: s["tasks"][1]["attempts"][0].update(slot=-1), lambda s: s["tasks"][1]["attempts"][0].update(slot=True),
+        lambda s: s["tasks"][1]["attempts"][0].pop("slot"), lambda s: s["tasks"][0].pop("attempts"),
+        lambda s: s["tasks"][0].update(started_at="2026-01-01 00:00:00"), lambda s: s["tasks"][0].update(needs=[1]),
+        lambda s: s["tasks"][0].update(duration_s=-1), lambda s: s["tasks"][0].update(duration_s=float("nan")),
+        lambda s: s.update(tasks={}), lambda s: s.update(counts=None), lambda s: None,
+    ]
+    documents = []
+    for change in changes:
+        document = copy.deepcopy(real)
+        change(document)
+        documents.append(document)
+    schema = json.loads(SUMMARY_SCHEMA.read_text())
+    full = jsonschema.validators.validator_for(schema)(schema)
+    verdicts = [(compiled(schema)(doc), full.is_valid(doc)) for doc in documents]
+    assert [i for i, (fast, whole) in enumerate(verdicts) if fast != whole] == []
+    assert {whole for _, whole in verdicts} == {True, False}
