@@ -3,7 +3,9 @@
 `build_view(summary)` reads only the summary (schemas/summary.schema.json), so
 it draws the summary of a run just ended and one kept from long ago alike. The
 time axis is seconds from the run's start (`started_at`): an attempt is a `Bar`
-from its start to its start plus its `duration_s`, in its pool `slot`. A
+from its `started_at` to its `finished_at` (both to the millisecond, so bars
+that hand a slot over never overlap) in its pool `slot`, and says the exact
+`duration_s` the summary records. A
 summary written before attempts recorded their slot gets slots assigned
 greedily: attempts in order of start, each in the lowest slot free by then
 (`slots_assigned` says so); that is what the scheduler does, so the tracks are
@@ -58,8 +60,9 @@ class Bar:
     attempt: int  # 1-based
     attempts: int  # how many attempts its task made
     slot: int
-    start_s: float  # seconds from the run's start
+    start_s: float  # seconds from the run's start, from the attempt's stamps (to the millisecond)
     end_s: float
+    duration_s: float  # the summary's own (to the microsecond): what the drawings say it took
     outcome: str  # success | failed | timeout | cancelled
     exit_code: int | None
     signal: str | None
@@ -68,10 +71,6 @@ class Bar:
     stderr_log: str | None
     worker: str | None
     host: str | None
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
 
     @property
     def last(self) -> bool:
@@ -160,26 +159,31 @@ def attempt_outcome(a: dict) -> str:
 def build_view(summary: dict) -> RunView:
     """The run of a summary dict (of this version or an earlier one) as the drawings see it."""
     tasks = summary.get("tasks", [])
-    spans: list[tuple] = []  # start, duration (then end), task, attempt, number, of
+    spans: list[tuple] = []  # start, span (then end), duration, task, attempt, number, of
     for t in tasks:
         attempts = t.get("attempts") or []
         for n, a in enumerate(attempts, start=1):
             if a.get("started_at") is None:
                 continue
-            spans.append((seconds(a["started_at"]), a.get("duration_s") or 0.0, t, a, n, len(attempts)))
+            start = seconds(a["started_at"])
+            # The end from its own stamp, as the start: both cut to the millisecond alike, so an
+            # attempt that took over a slot never overlaps the one that left it (start + an exact
+            # duration could end up to a millisecond after the next start).
+            end = seconds(a["finished_at"]) if a.get("finished_at") else start + (a.get("duration_s") or 0.0)
+            spans.append((start, max(0.0, end - start), a.get("duration_s") or 0.0, t, a, n, len(attempts)))
     # The run's start, or its first attempt's in a summary (made by hand) without one
     origin = seconds(summary["started_at"]) if summary.get("started_at") else min((s[0] for s in spans), default=0.0)
     spans = [(start - origin, start - origin + duration, *rest) for start, duration, *rest in spans]
     spans.sort(key=lambda s: s[0])
-    slots = [s[3].get("slot") for s in spans]
+    slots = [s[4].get("slot") for s in spans]
     assigned = any(slot is None for slot in slots)
     if assigned:
         slots = assign_slots([(s[0], s[1]) for s in spans])
-    bars = [Bar(task=t["name"], attempt=n, attempts=of, slot=slot, start_s=start, end_s=end,
+    bars = [Bar(task=t["name"], attempt=n, attempts=of, slot=slot, start_s=start, end_s=end, duration_s=took,
                 outcome=attempt_outcome(a), exit_code=a.get("exit_code"), signal=a.get("signal"),
                 reason=a.get("reason"), stderr_tail=t.get("stderr_tail") if n == of else None,
                 stderr_log=a.get("stderr_log"), worker=a.get("worker"), host=a.get("host"))
-            for (start, end, t, a, n, of), slot in zip(spans, slots)]
+            for (start, end, took, t, a, n, of), slot in zip(spans, slots)]
     bars.sort(key=lambda b: (b.start_s, b.slot))
     by_task: dict[str, list[Bar]] = {}
     for b in bars:

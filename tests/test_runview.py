@@ -202,6 +202,16 @@ class TestMadeByHand:
         assert view.concurrency == ((0.0, 1), (3.0, 0))
         assert view.critical.tasks == ("a", "b") and view.critical.length_s == 3.0
 
+    def test_a_bar_ends_at_its_end_stamp_so_a_slot_handed_over_in_one_millisecond_never_overlaps(self):
+        # As a run records it: stamps cut to the millisecond, durations to the microsecond. Ending
+        # bars at start + duration put `a` past `b`'s start: three attempts at once on a pool of 2.
+        a, b, c = task("a", (0.591, 0.592), slots=[1]), task("b", (0.592, 0.9), slots=[1]), task("c", (0, 1), slots=[0])
+        a["attempts"][0].update(finished_at="2026-01-01T00:00:00.592Z", duration_s=0.00135)
+        view = build_view(summary_of([a, b, c]))
+        first = next(bar for bar in view.bars if bar.task == "a")
+        assert (first.end_s, first.duration_s) == (pytest.approx(0.592), 0.00135)
+        assert max(n for _, n in view.concurrency) == 2
+
     def test_the_path_goes_back_through_the_need_that_ended_last_and_past_needs_that_did_not_run(self):
         view = build_view(summary_of([
             task("early", (0, 1)), task("late", (0, 2)), task("fresh", status="up_to_date"),

@@ -95,7 +95,9 @@ def test_each_attempt_is_a_complete_event_on_its_slots_track(traced):
         e = bars[key]
         assert (e["name"], e["pid"], e["tid"]) == (key[0], 1, a["slot"])
         assert e["ts"] == us_since(a["started_at"], summary["started_at"])
-        assert abs(e["dur"] - round(a["duration_s"] * 1_000_000)) <= 1
+        # from its start stamp to its end stamp, both to the millisecond
+        assert e["dur"] == us_since(a["finished_at"], summary["started_at"]) - e["ts"]
+        assert abs(e["dur"] - round(a["duration_s"] * 1_000_000)) <= 1000
         outcome = outcomes.get(key, "success")
         assert (e["args"]["outcome"], e["args"]["exit_code"], e["args"]["signal"]) == (
             outcome, a["exit_code"], a["signal"])
@@ -115,8 +117,8 @@ def test_tracks_are_named_and_the_retry_wait_has_its_own(traced):
     first, second = by_name(summary)["flaky"]["attempts"]
     assert (wait["name"], wait["tid"], wait["args"]) == (
         "flaky (waiting to retry)", 3, {"task": "flaky", "after_attempt": 1, "next_attempt": 2})
-    ended = us_since(first["started_at"], summary["started_at"]) + round(first["duration_s"] * 1_000_000)
-    assert abs(wait["ts"] - ended) <= 1
+    assert wait["ts"] == us_since(first["finished_at"], summary["started_at"])
+    assert wait["ts"] + wait["dur"] == us_since(second["started_at"], summary["started_at"])
     assert abs(wait["ts"] + wait["dur"] - us_since(second["started_at"], summary["started_at"])) <= 1
     assert wait["dur"] >= 200_000 - 1_000  # the retry delay at least (the summary's stamps are milliseconds)
 
