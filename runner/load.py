@@ -688,7 +688,7 @@ def load_taskfile(path: str | os.PathLike[str], *, chain: tuple[tuple[str, str],
     verdict = verdict_path(digest)
     known_valid = verdict is not None and os.path.isfile(verdict)
     tasks = data.get("tasks")
-    quick = isinstance(tasks, dict) and len(tasks) >= COMPILED_CHECK_FROM and schema_check()(data)
+    quick = not known_valid and isinstance(tasks, dict) and len(tasks) >= COMPILED_CHECK_FROM and schema_check()(data)
     errors = [] if known_valid or quick else list(schema_validator().iter_errors(data))
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     for error in errors:
