@@ -100,12 +100,16 @@ class LocalBackend:
             self._noted[key] = at
             heapq.heappush(self._due, (at, next(self._seq), key, attempt))
 
+    def _current(self, at: float, key: Hashable, attempt: Attempt) -> bool:
+        """Whether an entry of `_due` still stands: its attempt runs and was not noted again since."""
+        return self._attempts.get(key) is attempt and self._noted.get(key) == at
+
     def _next_due(self) -> float | None:
         """The earliest time an attempt needs a `tick`, stale entries dropped."""
         due = self._due
         while due:
             at, _, key, attempt = due[0]
-            if self._attempts.get(key) is attempt and self._noted.get(key) == at:
+            if self._current(at, key, attempt):
                 return at
             heapq.heappop(due)
         return None
@@ -179,7 +183,7 @@ class LocalBackend:
         due = self._due
         while due and due[0][0] <= now + 0.0005:
             at, _, key, attempt = heapq.heappop(due)
-            if self._attempts.get(key) is attempt and self._noted.get(key) == at:
+            if self._current(at, key, attempt):
                 del self._noted[key]
                 touched[key] = attempt
         for key, attempt in touched.items():

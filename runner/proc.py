@@ -541,11 +541,12 @@ class Attempt:
 
     # -- driven by the loop ---------------------------------------------------
 
-    def on_exit(self, left: set[int] | None = None) -> None:
+    def on_exit(self) -> None:
         """The leader's pidfd became readable: take its status, keep it unreaped; then settle.
-        `left`: `children_left()`, read after this end was seen (None: read here)."""
+        (A loop that sees several ends at once calls `see_exit`, then `settle` each with one
+        `children_left()`.)"""
         if self.see_exit():
-            self.settle(left)
+            self.settle()
 
     def see_exit(self) -> bool:
         """Take the leader's status (kept unreaped), if it has ended: whether it had."""
