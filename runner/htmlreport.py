@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 from . import __version__
+from .runview import RunView, build_view
 
 PAGE = Path(__file__).resolve().parent / "report"
 TAIL_CHARS = 4000  # of each attempt's stderr tail, in the page (the summary keeps all it has)
@@ -34,16 +35,16 @@ OUTCOMES = ("success", "failed", "timeout", "cancelled")  # the bars' outcomes, 
 _FIELD = re.compile(r"@(TITLE|VERSION|STYLE|SCRIPT|SCRIPT_HASH|DATA)@")
 
 
-def render_html(summary: dict) -> str:
-    """The page for a summary (schemas/summary.schema.json)."""
+def render_html(view: RunView) -> str:
+    """The page of a run (its `RunView`)."""
     script = (PAGE / "page.js").read_text(encoding="utf-8")
     fields = {
-        "TITLE": html.escape(f"taskrun {summary.get('status')}: {summary.get('file')}"),
+        "TITLE": html.escape(f"taskrun {view.header.status}: {view.header.file}"),
         "VERSION": html.escape(__version__),
         "STYLE": (PAGE / "page.css").read_text(encoding="utf-8"),
         "SCRIPT": script,
         "SCRIPT_HASH": "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),
-        "DATA": embed_json(page_data(summary)),
+        "DATA": embed_json(page_data(view)),
     }
     # One pass: what is put in is never searched for fields again.
     return _FIELD.sub(lambda m: fields[m.group(1)], (PAGE / "page.html").read_text(encoding="utf-8"))
@@ -56,18 +57,18 @@ def embed_json(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def write_html(target, summary: dict) -> None:
-    """Write the page to a `target.Target` (opened, or refused, before the run)."""
-    target.write(render_html(summary))
+def write_html(target, view_or_summary: RunView | dict) -> None:
+    """Write the page of a run (its `RunView`, or its summary dict) to a `target.Target`
+    (opened, or refused, before the run)."""
+    view = view_or_summary if isinstance(view_or_summary, RunView) else build_view(view_or_summary)
+    target.write(render_html(view))
 
 
-def page_data(summary: dict) -> dict:
+def page_data(view: RunView) -> dict:
     """What the page's script reads (page.js names the columns): the run model of `runview`
     with tasks as indexes into `names`, times in milliseconds' precision, tails once each."""
     from .junit import clean_text
-    from .runview import build_view
 
-    view = build_view(summary)
     index = {row.name: i for i, row in enumerate(view.tasks)}
     tails: list[str] = []
     keep = max(TAIL_MIN, min(TAIL_CHARS, TAILS_BUDGET // max(1, sum(1 for b in view.bars if b.stderr_tail))))

@@ -155,7 +155,7 @@ def report(summary: str, *, html: str | None, trace: str | None = None, timeline
     if html_target is not None:
         from .htmlreport import write_html
 
-        write_html(html_target, data)
+        write_html(html_target, view)
         say(f"taskrun: drew run {data['run_id']} ({show_path(summary)}) in {show_path(html)}")
     if trace_target is not None:
         from .trace import write_trace
