@@ -83,6 +83,43 @@ def reap(pids: list[int]) -> None:
             pass
 
 
+def reap_while(still_there, timeout_s: float = 15.0) -> None:
+    """While `still_there()` lists processes (zombies included), reap what is handed to this
+    process, a subreaper, as their parents end: a fixture that stops a tree of processes (a
+    Dask cluster, a browser) leaves no zombie for a later test to find."""
+    deadline = time.monotonic() + timeout_s
+    while still_there() and time.monotonic() < deadline:
+        reap(adopted_zombies())
+        time.sleep(0.02)
+    reap(adopted_zombies())
+
+
+def descendants(root: int) -> set[int]:
+    """The processes below `root`, now."""
+    found: set[int] = set()
+    parents = [root]
+    while parents:
+        pid = parents.pop()
+        for tid in _listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                    children = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            for child in children:
+                if child not in found:
+                    found.add(child)
+                    parents.append(child)
+    return found
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def processes_with_mark(mark: str) -> list[int]:
     """Pids of live (non-zombie) processes whose environment holds the mark."""
     needle = f"{MARK_VAR}={mark}".encode()

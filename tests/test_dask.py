@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MARK_VAR, ROOT, adopted_zombies, by_name, check, read_events_file, reap
+from conftest import MARK_VAR, ROOT, by_name, check, read_events_file, reap_while
 from conftest import wait_for as wait_until
 
 pytestmark = pytest.mark.dask
@@ -92,11 +92,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
     # A process of a group that outlived its parent (a worker's launcher) is handed to this process,
     # a subreaper: wait for the groups to be empty, reaping those, so no later test inherits them.
     groups = {proc.pid for proc in procs}
-    deadline = time.monotonic() + 15
-    while _group_members(groups) and time.monotonic() < deadline:
-        reap(adopted_zombies())
-        time.sleep(0.02)
-    reap(adopted_zombies())
+    reap_while(lambda: _group_members(groups))
 
 
 def _group_members(groups: set[int]) -> list[int]:

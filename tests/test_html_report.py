@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Runner, by_name, check, processes_with_mark, read_events_file, validate_summary, wait_for
+from conftest import (Runner, by_name, check, descendants, processes_with_mark, read_events_file, reap_while,
+                      validate_summary, wait_for)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -74,7 +75,11 @@ def browser():
     try:
         yield driver
     finally:
+        # Chromium's processes end after their parents, and are handed to this process (a
+        # subreaper): wait for them, reaping, so no later test finds them as zombies.
+        tree = descendants(driver.service.process.pid) | {driver.service.process.pid}
         driver.quit()
+        reap_while(lambda: [pid for pid in tree if os.path.exists(f"/proc/{pid}")])
 
 
 class Page:
