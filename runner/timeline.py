@@ -1,6 +1,6 @@
 """A run as a text timeline (`--timeline`), for terminals and CI logs.
 
-One row per task that ran, in order of its first start: its name (`*` before it
+One row per task that ran, in order of its first start (within one millisecond, of its slot): its name (`*` before it
 on the critical path), then a bar between `|`s scaled so the run fills the
 width (one column is `span / columns` seconds), each attempt drawn with its
 outcome's mark (`=` success, `X` failed, `T` timed out, `/` cancelled), the
