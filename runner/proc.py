@@ -55,6 +55,7 @@ ATTEMPT_ID_VAR = "TASKRUN_ATTEMPT_ID"
 _ATTEMPT_PREFIX = ATTEMPT_ID_VAR.encode() + b"="
 PR_SET_CHILD_SUBREAPER = 36
 STRAY_POLL_S = 0.02  # how often a group being stopped is checked for members
+UNSURE_S = 0.25  # how long an adopted child whose environment cannot be read holds an ended attempt
 KILL_WAIT_S = 5.0  # after SIGKILL, how long to wait for the group to vanish (D state)
 DRAIN_S = 1.0  # after the group is empty, how long output pipes may stay open
 # The longest single wait. epoll and poll take their timeout in milliseconds in a C int
@@ -194,25 +195,37 @@ def last_lines(path: str | None, lines: int, max_bytes: int = 16 * 1024) -> byte
     return data[pos + 1:]
 
 
-def _env_value(pid: str, prefix: bytes) -> bytes | None:
-    """The value of one variable (`prefix` is `NAME=`) in a process's environment."""
+def _environ(pid: str) -> bytes | None:
+    """A process's environment as /proc gives it (NUL-separated); None if it is gone.
+    Empty for a moment in every exec (between the new image's mapping and its stack being
+    set up) and while a process exits: an empty one says nothing about whose it is."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            for item in f.read().split(b"\0"):
-                if item.startswith(prefix):
-                    return item[len(prefix):]
+            return f.read()
     except OSError:
-        pass
+        return None
+
+
+def _env_value(pid: str, prefix: bytes) -> bytes | None:
+    """The value of one variable (`prefix` is `NAME=`) in a process's environment."""
+    return _value_in(_environ(pid), prefix)
+
+
+def _value_in(environ: bytes | None, prefix: bytes) -> bytes | None:
+    for item in (environ or b"").split(b"\0"):
+        if item.startswith(prefix):
+            return item[len(prefix):]
     return None
 
 
-def group_members(pgid: int, attempt_id: str, leader: int, *,
-                  anywhere: bool = False) -> tuple[list[int], list[int]]:
+def group_members(pgid: int, attempt_id: str, leader: int, *, anywhere: bool = False,
+                  unsure: list[int] | None = None) -> tuple[list[int], list[int]]:
     """Live processes of an attempt other than its leader: (its process group,
     escapees). An escapee left the group (setsid) but carries the attempt's id in
     its environment; it is looked for among our adopted children, or, with
     `anywhere`, among all processes (a costlier scan, for the moments a stop
-    starts and escalates)."""
+    starts and escalates). Adopted children whose environment could not be read
+    (in the middle of an exec, or exiting) are added to `unsure`, to be looked at again."""
     me = os.getpid()
     want = attempt_id.encode()
     members, escapees = [], []
@@ -224,8 +237,13 @@ def group_members(pgid: int, attempt_id: str, leader: int, *,
             continue
         if st[2] == pgid:
             members.append(int(entry))
-        elif (anywhere or st[1] == me) and _env_value(entry, _ATTEMPT_PREFIX) == want:
-            escapees.append(int(entry))
+        elif anywhere or st[1] == me:
+            environ = _environ(entry)
+            if environ:
+                if _value_in(environ, _ATTEMPT_PREFIX) == want:
+                    escapees.append(int(entry))
+            elif unsure is not None and st[1] == me and environ is not None:
+                unsure.append(int(entry))
     return members, escapees
 
 
@@ -563,10 +581,11 @@ class Attempt:
     def settle(self, left: set[int] | None = None) -> None:
         """After the leader ended: finish now, or stop what it left behind first. `left`:
         `children_left()` read after the end was seen, by whoever saw several ends at once."""
-        members, escapees = ([], [])
+        members, escapees, unsure = [], [], []
         if self._may_have_members(left):
             # Not a subreaper (a Dask worker): escapees were adopted by someone else, look everywhere.
-            members, escapees = group_members(self.pid, self.attempt_id, self.pid, anywhere=not _SUBREAPER)
+            members, escapees = group_members(self.pid, self.attempt_id, self.pid,
+                                              anywhere=not _SUBREAPER, unsure=unsure)
         if self._kill_at is not None and self._give_up_at is None:
             # Escapees adopted since the stop began have not had their SIGTERM yet.
             fresh = [p for p in escapees if p not in self._termed]
@@ -575,6 +594,10 @@ class Attempt:
             self._strays.update(fresh)  # escaping the group makes a process a stray
         members += escapees
         if not members:
+            if unsure and time.monotonic() < self._ended_mono + UNSURE_S:
+                # An adopted child caught in an exec may be this attempt's escapee: look again.
+                self._poll_at = time.monotonic() + STRAY_POLL_S
+                return
             self._finish()
             return
         self._poll_at = time.monotonic() + STRAY_POLL_S

@@ -7,12 +7,15 @@ did not wait for a `sleep 300`."""
 from __future__ import annotations
 
 import os
+import signal
+import time
+from pathlib import Path
 
 import pytest
 
-from conftest import by_name, check
+from conftest import by_name, check, wait_for
 from runner.model import AttemptSpec
-from runner.proc import launch
+from runner.proc import UNSURE_S, become_subreaper, group_members, launch
 
 NOT_WAITED = 20  # seconds: far below any `sleep 300`, far above a noisy machine's delays
 # A background process that leaves the command's session and group, then writes its
@@ -238,3 +241,33 @@ class TestStopRace:
         attempt.on_exit()
         r = attempt.result
         assert (r.exit_code, r.signal, r.cancelled, r.reason) == (None, "SIGTERM", True, "fail_fast: 'other' failed")
+
+
+class TestUnreadableEnvironment:
+    """An adopted child whose environment reads empty (for a moment in every exec) may be an
+    ended attempt's escapee: the attempt looks again before it finishes, for a bounded time."""
+
+    def test_an_ended_attempt_looks_again_at_a_child_it_cannot_tell_then_finishes(self, tmp_path):
+        assert become_subreaper()
+        # env -i: an escapee whose environment stays empty, as it is in the middle of an exec
+        script = ("setsid sh -c 'echo $$ > esc.tmp; mv esc.tmp esc; exec env -i sleep 300' &"
+                  " while [ ! -e esc ]; do sleep 0.01; done")
+        attempt = launch(TestStopRace.spec(tmp_path, script))
+        os.waitid(os.P_PID, attempt.pid, os.WEXITED | os.WNOWAIT)
+        escapee = int((tmp_path / "esc").read_text())
+        try:
+            wait_for(lambda: Path(f"/proc/{escapee}/cmdline").read_bytes().startswith(b"sleep"), what="its exec")
+            unsure: list[int] = []
+            assert group_members(attempt.pid, attempt.attempt_id, attempt.pid, unsure=unsure) == ([], [])
+            assert unsure == [escapee]
+            attempt.on_exit()
+            assert not attempt.done and attempt.next_attention() is not None  # held, to look again
+            while not attempt.done:
+                time.sleep(max(0.0, attempt.next_attention() - time.monotonic()))
+                attempt.tick()
+            r = attempt.result
+            assert (r.exit_code, r.stray_killed, r.reason) == (0, 0, None)  # not this attempt's, as far as it can tell
+            assert r.finished_at - r.started_at < UNSURE_S
+        finally:
+            os.kill(escapee, signal.SIGKILL)
+            os.waitpid(escapee, 0)
