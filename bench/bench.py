@@ -7,6 +7,7 @@
     python3 bench/bench.py dispatch startup # some sections
     python3 bench/bench.py --quick          # fewer runs and smaller N, to try it out
     python3 bench/bench.py --before OLD/bin/taskrun dispatch   # an earlier taskrun too, in the same runs
+    python3 bench/bench.py --tmp /dev/shm dispatch   # files and logs on tmpfs (default: the temporary folder)
 
 Sections:
   dispatch    N trivial tasks at pool P: ms per task and the ratio to xargs -P (paired, same run),
@@ -315,6 +316,24 @@ def bench_output(tmp: Path, quick: bool, runs: int) -> None:
                         "--repeat", str(runs)], check=True)
 
 
+def filesystem(path: str) -> str:
+    """The type of the filesystem holding `path` (the longest mount point over it), from
+    /proc/self/mountinfo; "unknown" elsewhere. Creating files costs very different amounts
+    on tmpfs and on ext4 (which, without a journal, scans the inodes freed in the last
+    minutes before reusing one), and taskrun creates two log files a task."""
+    real, best, kind = os.path.realpath(path), "", "unknown"
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                point, fstype = fields[4], fields[fields.index("-") + 1]
+                if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+                    best, kind = point, fstype
+    except (OSError, ValueError, IndexError):
+        pass
+    return kind
+
+
 SECTIONS = {"dispatch": bench_dispatch, "scale": bench_scale, "efficiency": bench_efficiency,
             "startup": bench_startup, "bigfile": bench_bigfile, "history": bench_history, "output": bench_output}
 
@@ -325,12 +344,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller N")
     parser.add_argument("--runs", type=int, default=None, help="runs per command (default 5, quick 3)")
     parser.add_argument("--before", metavar="TASKRUN", help="an earlier taskrun command to measure alongside")
+    parser.add_argument("--tmp", metavar="DIR", default=tempfile.gettempdir(),
+                        help="where the task files, run folders and logs go (default: the temporary folder)")
     args = parser.parse_args()
     global BEFORE
     BEFORE = args.before and str(Path(args.before).resolve())
     runs = args.runs or (3 if args.quick else 5)
     print(f"# taskrun benchmarks: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {runs} runs each")
-    with tempfile.TemporaryDirectory(prefix="taskrun-bench-") as tmp:
+    print(f"# files and logs in {args.tmp} ({filesystem(args.tmp)})")
+    with tempfile.TemporaryDirectory(prefix="taskrun-bench-", dir=args.tmp) as tmp:
         for name in args.sections or SECTIONS:
             SECTIONS[name](Path(tmp), args.quick, runs)
 
