@@ -156,8 +156,22 @@ def attempt_outcome(a: dict) -> str:
     return "success" if a.get("exit_code") == 0 else "failed"
 
 
+_LAST: tuple[dict, RunView] | None = None  # the last summary drawn, and its view
+
+
 def build_view(summary: dict) -> RunView:
-    """The run of a summary dict (of this version or an earlier one) as the drawings see it."""
+    """The run of a summary dict (of this version or an earlier one) as the drawings see it.
+    The view of the last summary asked for is kept: the writers of one run (the page, the
+    trace, the text timeline, GitHub's step summary) get the same dict, and share one view."""
+    global _LAST
+    if _LAST is not None and _LAST[0] is summary:
+        return _LAST[1]
+    view = _build_view(summary)
+    _LAST = (summary, view)
+    return view
+
+
+def _build_view(summary: dict) -> RunView:
     tasks = summary.get("tasks", [])
     spans: list[tuple] = []  # start, span (then end), duration, task, attempt, number, of
     for t in tasks:

@@ -197,6 +197,13 @@ class TestMadeByHand:
         assert [(g.task, g.attempt, g.start_s, g.end_s) for g in view.gaps] == [("flaky", 1, 1.0, 3.0)]
         assert view.concurrency == ((0.0, 1), (0.5, 2), (1.0, 1), (3.0, 2), (4.0, 1), (5.0, 0))
 
+    def test_the_writers_of_one_summary_share_its_view_and_another_summary_gets_its_own(self):
+        one = summary_of([task("a", (0, 1))])
+        view = build_view(one)
+        assert build_view(one) is view  # the page, the trace, the timeline and the step summary
+        other = summary_of([task("a", (0, 1))])
+        assert build_view(other) is not view and build_view(other) == view
+
     def test_an_end_and_a_start_at_one_moment_are_a_hand_over(self):
         view = build_view(summary_of([task("a", (0, 2), slots=[0]), task("b", (2, 3), slots=[0], needs=["a"])]))
         assert view.concurrency == ((0.0, 1), (3.0, 0))
