@@ -755,7 +755,8 @@ def load_taskfile(path: str | os.PathLike[str], *, chain: tuple[tuple[str, str],
         matrices=tuple(expanded.groups.items()) if isinstance(tasks, dict) else (),
         vars=_read_vars(data.get("vars"), ("vars",)),
         templates=templates,
-        places=tuple((path, line, column) for path, (line, column) in source.positions.items()) if uses_vars else (),
+        places=tuple((path, line, column) for path, (line, column) in source.all_positions().items())
+        if uses_vars else (),
         tasks=_with_steps(tuple(
             _build_task(name, spec, folder, source.position(("tasks", name))[0])
             for name, spec in tasks.items()
@@ -838,7 +839,9 @@ def _expand_matrices(tasks: dict, names: dict[str, str], source: yamlsrc.Source,
     """The matrix stage (`runner.matrix`): the written matrices checked, then each matrix task
     replaced by its instances; problems found later in an instance are shown where it is written."""
     matrix.check_matrices(tasks, report.add, report.paths)
-    expanded = matrix.expand_matrices(tasks, names, source.positions, outside_groups or {})
+    written = outside_groups or any(isinstance(spec, dict) and "matrix" in spec for spec in tasks.values())
+    positions = source.all_positions() if written else source.positions  # instances take their keys' positions
+    expanded = matrix.expand_matrices(tasks, names, positions, outside_groups or {})
     report.origin = expanded.origin_of
     return expanded
 

@@ -79,15 +79,27 @@ def no_text(path: Path) -> bool:
 
 @dataclass(slots=True)
 class Source:
-    """What `parse_yaml` read: the data (None for an empty file), positions, problems."""
+    """What `parse_yaml` read: the data (None for an empty file), positions, problems.
+    `complete`: for a file read by `jsonsrc`, which found only some positions, what finds
+    them all (the YAML reader), called the first time one it lacks is asked for."""
 
     data: Any
     positions: dict[Path, Position]
     problems: list[Problem] = field(default_factory=list)
+    complete: Callable[[], dict[Path, Position]] | None = None
+
+    def all_positions(self) -> dict[Path, Position]:
+        """Every position, found now if they were not yet."""
+        if self.complete is not None:
+            complete, self.complete = self.complete, None
+            self.positions = complete()
+        return self.positions
 
     def position(self, path: Path) -> Position:
         """Where `path` stands, or its nearest parent that has a position."""
         path = tuple(path)
+        if self.complete is not None and path not in self.positions:
+            self.all_positions()
         while path:
             pos = self.positions.get(path)
             if pos is not None:
@@ -443,6 +455,16 @@ def parse_yaml(text: str, *, file: str = "", key_noun: Callable[[Path], str] = n
     unsupported tags) come back in `Source.problems`, so the caller can add its
     own and report them all together.
     """
+    from runner.jsonsrc import read_json  # here: it reads this module's limits
+
+    fast = read_json(text, is_text)
+    if fast is not None:
+        data, positions = fast
+        return Source(data, positions, complete=lambda: _read(text, file, key_noun, is_text).positions)
+    return _read(text, file, key_noun, is_text)
+
+
+def _read(text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool]) -> Source:
     try:
         return _parse(text, file, key_noun, is_text, Loader)
     except _TooDeep:
