@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 from .errors import UsageError
 from .model import AttemptResult, AttemptSpec
-from .proc import Attempt, become_subreaper, children_left, clamp_wait, launch, reap_orphans
+from .proc import Attempt, ask_short_slices, become_subreaper, children_left, clamp_wait, launch, reap_orphans
 
 
 FDS_PER_SLOT = 2  # a running attempt holds its pidfd; spawning briefly holds one more
@@ -65,6 +65,7 @@ class LocalBackend:
         ensure_fd_room(slots, FDS_PER_MASKED_SLOT if masked else FDS_PER_SLOT)
         self.write_errors: list[OSError] = []
         become_subreaper()
+        ask_short_slices()
         self._sel = selectors.DefaultSelector()
         self._attempts: dict[Hashable, Attempt] = {}
         self._done: list[tuple[Hashable, AttemptResult]] = []

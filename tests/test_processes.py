@@ -7,15 +7,17 @@ did not wait for a `sleep 300`."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import by_name, check, wait_for
+from conftest import by_name, check, taskrun_argv, wait_for
 from runner.model import AttemptSpec
-from runner.proc import UNSURE_S, become_subreaper, group_members, launch
+from runner.proc import DISPATCH_SLICE_NS, UNSURE_S, become_subreaper, group_members, launch
 
 NOT_WAITED = 20  # seconds: far below any `sleep 300`, far above a noisy machine's delays
 # A background process that leaves the command's session and group, then writes its
@@ -271,3 +273,28 @@ class TestUnreadableEnvironment:
         finally:
             os.kill(escapee, signal.SIGKILL)
             os.waitpid(escapee, 0)
+
+
+def _slice_line(text: str) -> str | None:
+    return next((line.split(":")[1].strip() for line in text.splitlines() if line.startswith("se.slice")), None)
+
+
+def _kernel() -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", os.uname().release)[:2])
+
+
+def test_the_runner_asks_for_short_time_slices_and_its_commands_keep_the_defaults(taskrun):
+    default = _slice_line(subprocess.run(["cat", "/proc/self/sched"], capture_output=True, text=True).stdout)
+    if default is None:
+        pytest.skip("this kernel does not show a process's time slice")
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          show: "cat /proc/self/sched > command.txt; cat /proc/$PPID/sched > runner.txt; nice > nice.txt"
+    """)
+    check(subprocess.run(["nice", "-n", "3", *taskrun_argv(), "tasks.yaml"], cwd=taskrun.cwd, env=taskrun.env(),
+                         capture_output=True, text=True, timeout=60), 0)
+    assert _slice_line((taskrun.cwd / "command.txt").read_text()) == default  # reset in what it starts
+    assert (taskrun.cwd / "nice.txt").read_text() == "3\n"  # the nice value it was started with
+    if _kernel() >= (6, 12):  # where a slice can be asked for
+        assert _slice_line((taskrun.cwd / "runner.txt").read_text()) == str(DISPATCH_SLICE_NS)
