@@ -135,6 +135,8 @@ class LocalBackend:
 
     def wait(self, timeout_s: float | None, writable_fd: int | None = None) -> list[tuple[Hashable, AttemptResult]]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        if writable_fd is None:  # the common case, at every wake: no context to enter
+            return self._wait(deadline)
         with watching_writable(self._sel, writable_fd):
             return self._wait(deadline)
 

@@ -117,29 +117,48 @@ def ask_short_slices() -> bool:
         return False
 
 
+_CHILDREN: list[int] = [0, -1]  # (pid, fd): this process's own list of children, kept open
+
+
 def own_children() -> set[int]:
     """Pids of this process's children (its own and adopted ones), from /proc."""
+    if threading.active_count() == 1:  # one thread (the loop's case): one list, read with one call
+        try:
+            return _read_children(_children_fd())
+        except OSError:
+            pass
     pids: set[int] = set()
     try:
-        # One thread (the usual case) has one list; threads each have their own.
-        tids = os.listdir("/proc/self/task") if threading.active_count() > 1 else (os.getpid(),)
+        tids = os.listdir("/proc/self/task")  # threads each have their own list
     except OSError:
         return pids
     for tid in tids:
-        try:  # os-level: a buffered open() costs several more system calls, at every task's end
+        try:
             fd = os.open(f"/proc/self/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             continue
-        data = b""
         try:
-            while chunk := os.read(fd, 65536):
-                data += chunk
+            pids |= _read_children(fd)
         except OSError:
             pass
         finally:
             os.close(fd)
-        pids.update(map(int, data.split()))
     return pids
+
+
+def _children_fd() -> int:
+    """The main thread's list of children, opened once per process (it is read at every wake
+    where a task ended; a read from its start lists them anew)."""
+    if _CHILDREN[0] != os.getpid():
+        _CHILDREN[:] = [os.getpid(), os.open(f"/proc/self/task/{os.getpid()}/children", os.O_RDONLY | os.O_CLOEXEC)]
+    return _CHILDREN[1]
+
+
+def _read_children(fd: int) -> set[int]:
+    data = b""
+    while chunk := os.pread(fd, 65536, len(data)):
+        data += chunk
+    return set(map(int, data.split()))
 
 
 def children_left() -> set[int]:
