@@ -89,66 +89,41 @@ class _Reader:
 
     def top(self, at: int) -> dict:
         self.positions[()] = self._pos(at)
-        return self._mapping(at, ())
+        data, at = self._mapping(at, (), self._top_value)
+        if _WS.match(self.text, at).end() != len(self.text):
+            raise _NotHere  # something after the document
+        return data
 
-    def _mapping(self, at: int, path: Path) -> dict:
-        """The mapping opening at `at`, its keys' positions recorded (the top level's, and
-        `tasks`'s); its end must be the text's end at the top level."""
+    def _top_value(self, key: str, at: int) -> tuple[Any, int]:
+        if key == "tasks" and self.text.startswith("{", at):
+            return self._mapping(at, ("tasks",), lambda _key, at: _SCAN(self.text, at))
+        return _SCAN(self.text, at)
+
+    def _mapping(self, at: int, path: Path, value_at: Callable[[str, int], tuple[Any, int]]) -> tuple[dict, int]:
+        """The mapping opening at `at`, and where it ends: its keys' positions recorded under
+        `path`, each value read by `value_at(key, where it starts)`."""
         text, items = self.text, {}
         at = _WS.match(text, at + 1).end()
         if text.startswith("}", at):
-            at += 1
-        else:
-            while True:
-                if not text.startswith('"', at):
-                    raise _NotHere
-                key, end = _STRING(text, at + 1)
-                if key in items or len(key) > MAX_KEY:
-                    raise _NotHere
-                self.positions[path + (key,)] = self._pos(at)
-                at = _WS.match(text, end).end()
-                if not text.startswith(":", at):
-                    raise _NotHere
-                at = _WS.match(text, at + 1).end()
-                if path == () and key == "tasks" and text.startswith("{", at):
-                    items[key], at = self._tasks(at)
-                else:
-                    items[key], at = _SCAN(text, at)
-                at = _WS.match(text, at).end()
-                if text.startswith(",", at):
-                    at = _WS.match(text, at + 1).end()
-                    continue
-                if not text.startswith("}", at):
-                    raise _NotHere
-                at += 1
-                break
-        if _WS.match(text, at).end() != len(text):
-            raise _NotHere  # something after the document
-        return items
-
-    def _tasks(self, at: int) -> tuple[dict, int]:
-        text, tasks, positions = self.text, {}, self.positions
-        at = _WS.match(text, at + 1).end()
-        if text.startswith("}", at):
-            return tasks, at + 1
+            return items, at + 1
         while True:
             if not text.startswith('"', at):
                 raise _NotHere
-            name, end = _STRING(text, at + 1)
-            if name in tasks or len(name) > MAX_KEY:
+            key, end = _STRING(text, at + 1)
+            if key in items or len(key) > MAX_KEY:
                 raise _NotHere
-            positions[("tasks", name)] = self._pos(at)
+            self.positions[path + (key,)] = self._pos(at)
             at = _WS.match(text, end).end()
             if not text.startswith(":", at):
                 raise _NotHere
-            tasks[name], at = _SCAN(text, _WS.match(text, at + 1).end())
+            items[key], at = value_at(key, _WS.match(text, at + 1).end())
             at = _WS.match(text, at).end()
             if text.startswith(",", at):
                 at = _WS.match(text, at + 1).end()
-                continue
-            if not text.startswith("}", at):
+            elif text.startswith("}", at):
+                return items, at + 1
+            else:
                 raise _NotHere
-            return tasks, at + 1
 
 
 def _check(data: dict, is_text: Callable[[Path], bool]) -> None:
@@ -160,27 +135,17 @@ def _check(data: dict, is_text: Callable[[Path], bool]) -> None:
         node, path = stack.pop()
         if len(path) >= MAX_DEPTH - 1:
             raise _NotHere
-        if node.__class__ is dict:
-            count += 2 * len(node) + 1
-            for key, value in node.items():
-                if len(key) > MAX_KEY:
-                    raise _NotHere
-                kind = value.__class__
-                if kind is str or value is None:
-                    continue
-                if kind is dict or kind is list:
-                    stack.append((value, path + (key,)))
-                elif is_text(path + (key,)):
-                    raise _NotHere
-        else:
-            count += len(node) + 1
-            for i, value in enumerate(node):
-                kind = value.__class__
-                if kind is str or value is None:
-                    continue
-                if kind is dict or kind is list:
-                    stack.append((value, path + (i,)))
-                elif is_text(path + (i,)):
-                    raise _NotHere
+        mapping = node.__class__ is dict
+        count += (2 if mapping else 1) * len(node) + 1
+        for key, value in node.items() if mapping else enumerate(node):
+            if mapping and len(key) > MAX_KEY:
+                raise _NotHere
+            kind = value.__class__
+            if kind is str or value is None:
+                continue
+            if kind is dict or kind is list:
+                stack.append((value, path + (key,)))
+            elif is_text(path + (key,)):
+                raise _NotHere
         if count > MAX_VALUES:
             raise _NotHere
