@@ -25,6 +25,7 @@ import sys
 import textwrap
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,22 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TASKRUN = shutil.which("taskrun")
 MARK_VAR = "TASKRUN_TEST_MARK"
+
+
+# A run of every kind of outcome on a pool of 3: a chain (the critical path), a failure and the
+# task it skips, a retry after a wait, a timeout. The drawings' tests (trace, timeline) run it.
+MIXED_RUN = """
+    version: 1
+    pool: 3
+    tasks:
+      compile: sleep 0.4
+      integration: {cmd: sleep 0.8, needs: [compile]}
+      package: {cmd: sleep 0.1, needs: [integration]}
+      lint: {cmd: echo bad >&2; exit 2}
+      flaky: {cmd: 'test -e marker || { touch marker; exit 1; }', retries: 1, retry_delay: 0.3}
+      slow: {cmd: sleep 30, timeout: 0.3, kill_grace: 0.2}
+      docs: {cmd: echo never, needs: [lint]}
+"""
 
 
 def taskrun_argv() -> list[str]:
@@ -61,18 +78,23 @@ def adopted_zombies() -> list[int]:
     (Children started by the tests share this process's session; a command runs in a session of its own.)"""
     me = os.getsid(0)
     found = []
-    for tid in os.listdir("/proc/self/task"):
+    for pid in children_of(os.getpid()):
+        st = _stat(pid)
+        if st is not None and st[0] == b"Z" and st[1] != me:
+            found.append(pid)
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    """The children of a process now, over all its threads (each thread has its own list)."""
+    children = []
+    for tid in _listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/self/task/{tid}/children", "rb") as f:
-                pids = [int(p) for p in f.read().split()]
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                children += [int(c) for c in f.read().split()]
         except OSError:
             continue
-        for pid in pids:
-            st = _stat(pid)
-            if st is not None and st[0] == b"Z" and st[1] != me:
-                found.append(pid)
-
-    return found
+    return children
 
 
 def reap(pids: list[int]) -> None:
@@ -99,17 +121,10 @@ def descendants(root: int) -> set[int]:
     found: set[int] = set()
     parents = [root]
     while parents:
-        pid = parents.pop()
-        for tid in _listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                    children = [int(c) for c in f.read().split()]
-            except OSError:
-                continue
-            for child in children:
-                if child not in found:
-                    found.add(child)
-                    parents.append(child)
+        for child in children_of(parents.pop()):
+            if child not in found:
+                found.add(child)
+                parents.append(child)
     return found
 
 
@@ -262,6 +277,25 @@ def taskrun(tmp_path: Path, request):
 
 def by_name(summary: dict) -> dict[str, dict]:
     return {t["name"]: t for t in summary["tasks"]}
+
+
+def slots_of_run(summary: dict, events: list[dict]) -> dict[tuple[str, int], int]:
+    """(task, attempt number) -> slot, checked: every attempt has a slot of the pool, the
+    attempts of one slot never overlap in time, and the event log's `task_start` lines say
+    the same slots."""
+    slots, spans = {}, {}
+    for t in summary["tasks"]:
+        for n, a in enumerate(t["attempts"], start=1):
+            assert 0 <= a["slot"] < summary["pool"], (t["name"], n, a["slot"])
+            slots[(t["name"], n)] = a["slot"]
+            spans.setdefault(a["slot"], []).append((datetime.fromisoformat(a["started_at"]),
+                                                    datetime.fromisoformat(a["finished_at"]), t["name"]))
+    for slot, held in spans.items():
+        held.sort()
+        for (_, end, before), (start, _, after) in zip(held, held[1:]):
+            assert end <= start, f"slot {slot}: {after} started before {before} ended"
+    assert {(e["task"], e["attempt"]): e["slot"] for e in events if e["event"] == "task_start"} == slots
+    return slots
 
 
 def check(r: subprocess.CompletedProcess[str], code: int) -> subprocess.CompletedProcess[str]:

@@ -11,22 +11,10 @@ import struct
 import subprocess
 import termios
 
-from conftest import check, taskrun_argv
+from conftest import MIXED_RUN, check, taskrun_argv
 from runner.runview import build_view
 from runner.timeline import MAX_ROWS, legend, render_timeline
 
-FILE = """
-    version: 1
-    pool: 3
-    tasks:
-      compile: sleep 0.4
-      integration: {cmd: sleep 0.8, needs: [compile]}
-      package: {cmd: sleep 0.1, needs: [integration]}
-      lint: {cmd: echo bad >&2; exit 2}
-      flaky: {cmd: 'test -e marker || { touch marker; exit 1; }', retries: 1, retry_delay: 0.3}
-      slow: {cmd: sleep 30, timeout: 0.3, kill_grace: 0.2}
-      docs: {cmd: echo never, needs: [lint]}
-"""
 ROW = re.compile(r"^([* ]) (\S+)\s* \|([^|]*)\| (.*)$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 HEAD = "timeline  = success  X failed  T timed out  / cancelled  . waiting to retry"
@@ -42,7 +30,7 @@ def rows_of(lines: list[str]) -> dict[str, tuple[str, str, str]]:
 
 
 def test_the_timeline_follows_the_report_one_row_per_task(taskrun):
-    taskrun.write("tasks.yaml", FILE)
+    taskrun.write("tasks.yaml", MIXED_RUN)
     r = check(taskrun("tasks.yaml", "--timeline", env={"COLUMNS": "100"}), 1)
     out = r.stdout
     assert out.index("summary: taskrun-summary.json") < out.index(HEAD)
@@ -77,7 +65,7 @@ def test_colour_on_request_paints_the_marks(taskrun):
 
 
 def test_a_terminal_gives_its_width(taskrun):
-    taskrun.write("tasks.yaml", FILE)
+    taskrun.write("tasks.yaml", MIXED_RUN)
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 72, 0, 0))
     env = taskrun.env()

@@ -8,21 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from conftest import by_name, check
+from conftest import MIXED_RUN, by_name, check
 from runner.trace import write_trace
 
-FILE = """
-    version: 1
-    pool: 3
-    tasks:
-      compile: sleep 0.4
-      integration: {cmd: sleep 0.6, needs: [compile]}
-      package: {cmd: sleep 0.1, needs: [integration]}
-      lint: {cmd: echo bad >&2; exit 2}
-      flaky: {cmd: 'test -e marker || { touch marker; exit 1; }', retries: 1, retry_delay: 0.2}
-      slow: {cmd: sleep 30, timeout: 0.3, kill_grace: 0.2}
-      docs: {cmd: echo never, needs: [lint]}
-"""
 
 # The Trace Event Format (the JSON Object Format): what each phase must carry.
 PHASES = set("BEXiIC") | set("bnesStTfpPNODMVvRc") | {"(", ")"}
@@ -73,7 +61,7 @@ def us_since(start: str, origin: str) -> int:
 
 @pytest.fixture
 def traced(taskrun):
-    taskrun.write("tasks.yaml", FILE)
+    taskrun.write("tasks.yaml", MIXED_RUN)
     check(taskrun("tasks.yaml", "--trace", "out/trace.json"), 1)
     return json.loads((taskrun.cwd / "out" / "trace.json").read_text()), taskrun.summary()
 
