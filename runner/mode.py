@@ -135,16 +135,10 @@ def report(summary: str, *, html: str | None, trace: str | None = None, timeline
     against its schema first, and each target is opened (or refused) before anything
     is written."""
     from .record import NotASummary, read_summary
-    from .target import open_target
 
     if html is None and trace is None and not timeline:
         raise UsageError(f"--report {summary}: nothing to write; add --html PATH, --trace PATH or --timeline")
-    html_target = None if html is None else open_target(html, "--html", example="report.html")
-    trace_target = None
-    if trace is not None:
-        from .trace import EXAMPLE
-
-        trace_target = open_target(trace, "--trace", EXAMPLE)
+    html_target, trace_target = _drawing_targets(html, trace)
     try:
         data = read_summary(summary)
     except NotASummary as exc:
@@ -168,6 +162,20 @@ def report(summary: str, *, html: str | None, trace: str | None = None, timeline
 
         sys.stdout.write("".join(f"{line}\n" for line in render_timeline(view, width=columns(sys.stdout))))
     return EXIT_OK
+
+
+def _drawing_targets(html: str | None, trace: str | None) -> tuple:
+    """The targets of --html and --trace (None for one not asked for), each opened, or
+    refused, before anything runs or is drawn: a run and --report write them alike."""
+    from .target import open_target
+
+    html_target = None if html is None else open_target(html, "--html", example="report.html")
+    trace_target = None
+    if trace is not None:
+        from .trace import EXAMPLE
+
+        trace_target = open_target(trace, "--trace", EXAMPLE)
+    return html_target, trace_target
 
 
 def building(function):
@@ -374,15 +382,14 @@ def run(file: str, selection: Selection, display: Display, where: Where) -> int:
 
         junit_target = open_target(where.junit, "--junit")
         writers.append(lambda record: write_junit(junit_target, record))
-    if where.html is not None:
+    html_target, trace_target = _drawing_targets(where.html, where.trace)
+    if html_target is not None:
         from .htmlreport import write_html
 
-        html_target = open_target(where.html, "--html", example="report.html")
         writers.append(lambda record: write_html(html_target, record))
-    if where.trace is not None:
-        from .trace import EXAMPLE, write_trace
+    if trace_target is not None:
+        from .trace import write_trace
 
-        trace_target = open_target(where.trace, "--trace", EXAMPLE)
         writers.append(lambda record: write_trace(record, trace_target))
     if display.timeline:  # first: right after the closing report
         writers.insert(0, console.show_timeline)
