@@ -151,9 +151,12 @@ class _State:
     attempts: list[AttemptResult] = field(default_factory=list)
     logs: list[tuple[str, str]] = field(default_factory=list)
     result: TaskResult | None = None
-    running: bool = False
     slot: int | None = None  # the pool slot its attempt or its gate check holds while running
     verdict: Verdict | None = None  # the gate's, for a task with checks
+
+    @property
+    def running(self) -> bool:  # an attempt or a gate check under way: it holds a slot
+        return self.slot is not None
 
     @property
     def finalizer(self) -> bool:  # `when: always` or `on_failure`: runs after its needs ended, even in a stop
@@ -277,11 +280,9 @@ class Scheduler:
         return self.plan.pool - len(self._free)
 
     def _take_slot(self, st: _State) -> None:
-        st.running = True
         st.slot = heapq.heappop(self._free)
 
     def _free_slot(self, st: _State) -> int:
-        st.running = False
         slot, st.slot = st.slot, None
         heapq.heappush(self._free, slot)
         return slot
