@@ -831,6 +831,8 @@ def _canonical(tasks: dict, names: dict[str, str]) -> dict:
                              for step in spec["steps"]]
         return spec
 
+    if all(alias == name for alias, name in names.items()):
+        return tasks  # no aliases: nothing to rename
     return {name: renamed(spec) for name, spec in tasks.items()}
 
 
