@@ -3,7 +3,8 @@
 libyaml (when present) turns the text into events; this module composes those
 events into dicts, lists and scalars itself, with an explicit stack, and records
 the 1-based (line, column) of every mapping key and sequence item under its key
-path, e.g. ("tasks", "build", "timeout") -> (12, 5).
+path, e.g. ("tasks", "build", "timeout") -> (12, 5): `parse_yaml` first keeps only
+the shallow ones (`LEAN_DEPTH`), `Source.all_positions()` gives them all.
 
 Why not `yaml.compose` + construct: libyaml's composer recurses in C, so a
 deeply nested file crashes the interpreter, and its per-node resolver hooks
@@ -49,6 +50,12 @@ Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_ALIASED = 1_000_000  # values aliases add; a real task file has a few thousand values in all
 MAX_VALUES = 5_000_000  # values in all, aliases expanded; 100,000 tasks of a dozen values each are 1.3 million
 MAX_DEPTH = 100  # nesting levels; a task file needs about five
+# A file is first read keeping only the positions of paths this short: the top level's keys and
+# each task's name (`("tasks", "build")`), all that a valid file without vars or a matrix asks
+# for. Every other position is found by a second, whole reading, the first time one is asked
+# for (`Source.complete`): to place a problem, for `vars`, for a matrix. At 100,000 tasks the
+# positions of every key and item were half of the reading's memory and a sixth of its time.
+LEAN_DEPTH = 2
 
 Path = tuple[Any, ...]
 Position = tuple[int, int]
@@ -116,19 +123,22 @@ class _Frame:
     """A sequence or mapping being composed."""
 
     __slots__ = ("path", "items", "anchor", "size", "is_key", "key", "seen", "merges", "key_pos", "merge_pos",
-                 "start")
+                 "start", "placed")
 
-    def __init__(self, path: Path | None, items: Any, anchor: str | None, is_key: bool, start: Position) -> None:
+    def __init__(self, path: Path | None, items: Any, anchor: str | None, is_key: bool, start: Position,
+                 placed: bool) -> None:
         self.start = start
         self.path = path  # None inside a complex key: nothing there gets a position
+        self.placed = placed  # its items' and keys' positions are kept (`_Composer.places`)
         self.items = items  # list, or dict of the mapping's own keys
         self.anchor = anchor
         self.size = 1  # values this node expands to, itself included
         self.is_key = is_key
         self.key: Any = None  # mapping: None while waiting for a key, else the key read
-        self.seen: dict[Any, tuple[int, str]] = {}  # mapping: normalised key -> (line, text)
-        self.merges: list[tuple[dict, dict]] = []  # mapping: (merged mapping, its key positions)
-        self.key_pos: dict[Any, Position] = {}  # mapping: key -> position
+        mapping = items.__class__ is dict
+        self.seen: dict[Any, tuple[int, str]] | None = {} if mapping else None  # normalised key -> (line, text)
+        self.merges: list[tuple[dict, dict]] | None = None  # mapping: (merged mapping, its key positions)
+        self.key_pos: dict[Any, Position] | None = {} if mapping else None  # mapping: key -> position
         self.merge_pos: Position = (1, 1)  # mapping: where its last `<<` key stands
 
 
@@ -152,8 +162,9 @@ def describe_key(value: Any) -> str:
 
 
 class _Composer:
-    def __init__(self, text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool]
-                 ) -> None:
+    def __init__(self, text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool],
+                 lean: bool = False) -> None:
+        self.lean = lean
         self.text = text
         self.file = file
         self.key_noun = key_noun
@@ -168,6 +179,12 @@ class _Composer:
         self.aliased = 0  # of which added by aliases
         self.data: Any = None
         self.documents = 0
+        self.plain_tags: dict[str, str] = {}  # plain scalar -> its tag (`resolve`)
+
+    def places(self, path: Path | None) -> bool:
+        """Whether the positions of what stands under `path` are kept: not inside a complex key,
+        and when `lean`, only down to a task's own (`("tasks", NAME)`: paths of two keys)."""
+        return path is not None and (not self.lean or len(path) < LEAN_DEPTH)
 
     def problem(self, pos: Position, path: Path | None, message: str) -> None:
         shown = ".".join(str(p) for p in path) if path else ""
@@ -218,28 +235,35 @@ class _Composer:
 
     def on_start(self, event: Any, is_map: bool) -> None:
         mark = event.start_mark
-        if len(self.stack) >= MAX_DEPTH:
+        stack = self.stack
+        if len(stack) >= MAX_DEPTH:
             self.problem(_pos(mark), None, f"nested more than {MAX_DEPTH} levels deep")
             raise _Fatal
-        is_key = bool(self.stack) and isinstance(self.stack[-1].items, dict) and self.stack[-1].key is None
-        path = None if is_key else self.child_path()
-        if path is not None and self.stack and isinstance(self.stack[-1].items, list):
-            self.positions[path] = _pos(mark)
-        elif path == ():
-            self.positions[()] = _pos(mark)
+        pos = (mark.line + 1, mark.column + 1)
+        is_key = False
+        if not stack:
+            path: Path | None = ()
+            self.positions[()] = pos
+        elif (top := stack[-1]).items.__class__ is list:
+            path = None if top.path is None else top.path + (len(top.items),)
+            if top.placed:
+                self.positions[path] = pos
+        else:
+            is_key = top.key is None
+            path = None if is_key else self.child_path()
         tag = event.tag
         if tag not in (None, "!", MAP if is_map else SEQ):
-            self.problem(_pos(mark), path, f"unsupported tag {_short_tag(tag)}: task files hold plain "
+            self.problem(pos, path, f"unsupported tag {_short_tag(tag)}: task files hold plain "
                          "strings, numbers, booleans, lists and mappings")
         self.count(1, mark, path)
         if event.anchor is not None:
             self.open_anchors.add(event.anchor)
-        self.stack.append(_Frame(path, {} if is_map else [], event.anchor, is_key, _pos(mark)))
+        stack.append(_Frame(path, {} if is_map else [], event.anchor, is_key, pos, self.places(path)))
 
     def on_end(self, event: Any) -> None:
         frame = self.stack.pop()
         value = frame.items
-        key_pos = frame.key_pos if isinstance(value, dict) else None
+        key_pos = frame.key_pos
         if frame.merges:
             merged: dict = {}
             merged_pos: dict = {}
@@ -247,7 +271,7 @@ class _Composer:
                 merged.update(src)
                 merged_pos.update(src_pos)
             merged.update(value)  # the mapping's own keys win
-            if frame.path is not None:
+            if frame.placed:
                 for k, pos in merged_pos.items():
                     if k not in value:
                         self.positions[frame.path + (k,)] = pos
@@ -286,9 +310,9 @@ class _Composer:
             self.on_key(value, None, mark)
             top.size += size
             return
-        if top is not None and isinstance(top.items, list) and path is not None:
+        if top is not None and isinstance(top.items, list) and top.placed:
             self.positions[path] = _pos(mark)
-        if key_pos and path is not None:  # the keys of an aliased mapping: where they are written
+        if key_pos and self.places(path):  # the keys of an aliased mapping: where they are written
             for k, pos in key_pos.items():
                 self.positions[path + (k,)] = pos
         self.add(value, size, mark, key_pos)
@@ -303,11 +327,8 @@ class _Composer:
         tag = event.tag
         if tag is None or tag == "!":
             tag = STR
-            if event.implicit[0]:
-                for resolved, regexp in _IMPLICIT.get(text[:1], ()):
-                    if regexp.match(text):
-                        tag = resolved
-                        break
+            if event.implicit[0] and text[:1] in _IMPLICIT:
+                tag = self.plain_tags.get(text) or self.resolve(text)
         stack = self.stack
         if not stack:
             self.positions[()] = (mark.line + 1, mark.column + 1)
@@ -317,14 +338,28 @@ class _Composer:
         top.size += 1
         items = top.items
         if items.__class__ is list:
-            path = None if top.path is None else top.path + (len(items),)
-            if path is not None:
+            if top.placed:
+                path = top.path + (len(items),)
                 self.positions[path] = (mark.line + 1, mark.column + 1)
-            value = text if tag == STR else self.construct(tag, text, mark, path)
+                value = text if tag == STR else self.construct(tag, text, mark, path)
+            elif tag == STR:
+                value = text
+            else:
+                value = self.construct(tag, text, mark, None if top.path is None else top.path + (len(items),))
             items.append(value)
         elif (key := top.key) is None:  # this scalar is a key
-            value = text if tag == STR else self.construct(tag, text, mark, top.path, is_key=True)
-            self.on_key(value, text, mark)
+            value = text
+            if tag == STR and text not in top.seen:  # the common case, without `on_key`'s checks
+                pos = (mark.line + 1, mark.column + 1)
+                top.seen[text] = (pos[0], text)
+                top.key = text
+                top.key_pos[text] = pos
+                if top.placed:
+                    self.positions[top.path + (text,)] = pos
+            else:
+                if tag != STR:
+                    value = self.construct(tag, text, mark, top.path, is_key=True)
+                self.on_key(value, text, mark)
         else:
             top.key = None
             if key is _SKIP:
@@ -338,6 +373,16 @@ class _Composer:
             items[key] = value
         if event.anchor is not None:
             self.anchor_scalar(event.anchor, tag, text, value)
+
+    def resolve(self, text: str) -> str:
+        """The tag YAML gives a plain scalar (`5` an int, `yes` a bool), remembered per text."""
+        tag = STR
+        for resolved, regexp in _IMPLICIT[text[:1]]:
+            if regexp.match(text):
+                tag = resolved
+                break
+        self.plain_tags[text] = tag
+        return tag
 
     def anchor_scalar(self, name: str, tag: str, text: str, value: Any) -> None:
         """Remember an anchored scalar both ways: an alias is read where it stands, so it is
@@ -411,7 +456,7 @@ class _Composer:
             top.merge_pos = pos
         else:
             top.key_pos[key] = pos
-            if top.path is not None:
+            if top.placed:
                 self.positions[top.path + (key,)] = pos
 
     def add(self, value: Any, size: int, mark: Any, key_pos: dict | None) -> None:
@@ -430,6 +475,8 @@ class _Composer:
         if key is _MERGE:
             sources = value if isinstance(value, list) else [value]
             if all(isinstance(s, dict) for s in sources) and sources:
+                if top.merges is None:
+                    top.merges = []
                 for s in sources:
                     top.merges.append((s, self.merge_positions(s, key_pos if s is value else None)))
             elif top.path is not None:
@@ -457,21 +504,28 @@ def parse_yaml(text: str, *, file: str = "", key_noun: Callable[[Path], str] = n
     """
     from runner.jsonsrc import read_json  # here: it reads this module's limits
 
+    def every_position() -> dict[Path, Position]:
+        return _read(text, file, key_noun, is_text).positions
+
     fast = read_json(text, is_text)
     if fast is not None:
         data, positions = fast
-        return Source(data, positions, complete=lambda: _read(text, file, key_noun, is_text).positions)
-    return _read(text, file, key_noun, is_text)
+        return Source(data, positions, complete=every_position)
+    source = _read(text, file, key_noun, is_text, lean=True)
+    source.complete = every_position
+    return source
 
 
-def _read(text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool]) -> Source:
+def _read(text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool],
+          lean: bool = False) -> Source:
+    """The whole reading; `lean`: only the positions down to a task's own are kept (see `LEAN_DEPTH`)."""
     try:
-        return _parse(text, file, key_noun, is_text, Loader)
+        return _parse(text, file, key_noun, is_text, Loader, lean)
     except _TooDeep:
         # libyaml >= 0.2.6 stops at 1,000 levels while it scans ahead, before taskrun's own
         # limit (100, counted as the nodes arrive) is reached: the pure-Python reader scans
         # lazily, so the same file gets the same problem at the same place with either.
-        return _parse(text, file, key_noun, is_text, yaml.SafeLoader)
+        return _parse(text, file, key_noun, is_text, yaml.SafeLoader, lean)
 
 
 class _TooDeep(Exception):
@@ -479,8 +533,8 @@ class _TooDeep(Exception):
 
 
 def _parse(text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool],
-           loader_class: Any) -> Source:
-    composer = _Composer(text, file, key_noun, is_text)
+           loader_class: Any, lean: bool) -> Source:
+    composer = _Composer(text, file, key_noun, is_text, lean)
     loader = loader_class(text)
     handlers = {
         yaml.ScalarEvent: composer.on_scalar,
@@ -491,10 +545,12 @@ def _parse(text: str, file: str, key_noun: Callable[[Path], str], is_text: Calla
         yaml.AliasEvent: composer.on_alias,
         yaml.DocumentStartEvent: composer.on_document,
     }
+    on_scalar, get_event, scalar = composer.on_scalar, loader.get_event, yaml.ScalarEvent
     try:
-        while (event := loader.get_event()) is not None:
-            handler = handlers.get(type(event))
-            if handler is not None:
+        while (event := get_event()) is not None:
+            if event.__class__ is scalar:  # most events
+                on_scalar(event)
+            elif (handler := handlers.get(event.__class__)) is not None:
                 handler(event)
     except _Fatal:
         raise TaskFileError(composer.problems) from None

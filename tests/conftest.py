@@ -298,6 +298,12 @@ def slots_of_run(summary: dict, events: list[dict]) -> dict[tuple[str, int], int
     return slots
 
 
+def spot(text: str, needle: str) -> str:
+    """`line:column` of the first `needle` in `text`, as taskrun's messages write a place."""
+    at = text.index(needle)
+    return f"{text.count(chr(10), 0, at) + 1}:{at - (text.rfind(chr(10), 0, at) + 1) + 1}"
+
+
 def check(r: subprocess.CompletedProcess[str], code: int) -> subprocess.CompletedProcess[str]:
     """Assert the exit code of a finished `taskrun`, and that no traceback reached the user."""
     assert r.returncode == code, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"

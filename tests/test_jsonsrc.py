@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import by_name, check
+from conftest import by_name, check, spot
 from runner import jsonsrc, load, yamlsrc
 
 
@@ -92,14 +92,8 @@ def test_a_text_json_could_read_otherwise_goes_to_the_yaml_reader(text):
             yaml_reading(text)
         return
     full = yaml_reading(text)
-    assert source.complete is None
-    assert (source.data, source.positions, source.problems) == (full.data, full.positions, full.problems)
-
-
-def spot(text: str, needle: str) -> str:
-    """`line:column` of the first `needle` in `text`."""
-    at = text.index(needle)
-    return f"{text.count(chr(10), 0, at) + 1}:{at - (text.rfind(chr(10), 0, at) + 1) + 1}"
+    assert (source.data, source.problems) == (full.data, full.problems)
+    assert source.all_positions() == full.positions
 
 
 @pytest.mark.parametrize("indent", [None, 2], ids=["one line", "indented"])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import by_name, check, spot
 from runner import yamlsrc
 from runner.durations import DURATION_PATTERN
 from runner.errors import TaskFileError
@@ -676,9 +677,10 @@ def test_deep_nesting_is_refused_quickly(here, nested, where):
 def test_positions_of_keys_and_items():
     source = yamlsrc.parse_yaml("a:\n  b: 1\n  c: [x, {d: y}]\n- 1\n"[:-4])
     assert source.data == {"a": {"b": 1, "c": ["x", {"d": "y"}]}}
-    assert source.positions == {
-        (): (1, 1), ("a",): (1, 1), ("a", "b"): (2, 3), ("a", "c"): (3, 3),
-        ("a", "c", 0): (3, 7), ("a", "c", 1): (3, 10), ("a", "c", 1, "d"): (3, 11),
+    shallow = {(): (1, 1), ("a",): (1, 1), ("a", "b"): (2, 3), ("a", "c"): (3, 3)}
+    assert source.positions == shallow  # the first reading keeps paths of up to two keys
+    assert source.all_positions() == {
+        **shallow, ("a", "c", 0): (3, 7), ("a", "c", 1): (3, 10), ("a", "c", 1, "d"): (3, 11),
     }
     assert source.position(("a", "c", 1, "d", "missing", 3)) == (3, 11)  # the nearest parent
     assert source.position(("zzz",)) == (1, 1)
@@ -881,3 +883,50 @@ def test_a_big_file_gets_the_same_problems_and_verdict_as_a_small_one(taskrun):
     r = taskrun("tasks.yaml", "--validate")
     assert r.returncode == 0, r.stderr
     assert list((taskrun.cwd.parent / f"{taskrun.cwd.name}-cache" / "valid").iterdir())
+
+
+def block_yaml_tasks(n: int) -> dict:
+    return {f"t{i}": {"cmd": f"echo {i}", "needs": [f"t{i - 1}"] if i % 3 else [], "timeout": "5m",
+                      "tags": ["bulk"]} for i in range(n)}
+
+
+def test_problems_deep_in_a_large_block_yaml_file_point_at_their_place(taskrun):
+    """A YAML file is read first keeping only the top level's and each task's position
+    (`yamlsrc.LEAN_DEPTH`); a problem deep in a task still points at its own line and column,
+    a warning too, and nothing runs."""
+    import yaml
+
+    tasks = block_yaml_tasks(2000)
+    tasks["t1500"]["timeout"] = "5x"
+    tasks["t1700"]["needs"] = ["nope"]
+    tasks["t1800"]["env"] = {"A": "1", "B": {"deep": "x"}}
+    tasks["t1999"]["cmd"] = "touch ran"
+    text = yaml.safe_dump({"version": 1, "tasks": tasks}, sort_keys=False, default_flow_style=False)
+    taskrun.write("tasks.yaml", text)
+    r = check(taskrun("tasks.yaml"), 2)
+    assert f"tasks.yaml:{spot(text, 'timeout: 5x')}: tasks.t1500.timeout: '5x' is not a duration" in r.stderr
+    assert f"tasks.yaml:{spot(text, 'nope')}: tasks.t1700.needs.0: unknown task 'nope'" in r.stderr
+    assert f"tasks.yaml:{spot(text, 'B:')}: tasks.t1800.env.B:" in r.stderr
+    assert not (taskrun.cwd / "ran").exists()
+    del tasks["t1999"]
+    tasks["t1500"]["timeout"], tasks["t1700"]["needs"], tasks["t1800"]["env"] = "5m", ["t0"], {"A": "1"}
+    tasks["t1600"]["cmd"] = ["make clean", "all"]
+    text = yaml.safe_dump({"version": 1, "tasks": tasks}, sort_keys=False, default_flow_style=False)
+    taskrun.write("tasks.yaml", text)
+    r = check(taskrun("tasks.yaml", "--validate"), 0)
+    assert f"tasks.yaml:{spot(text, 'make clean')}: tasks.t1600.cmd.0: warning:" in r.stderr
+
+
+def test_a_large_block_yaml_file_lists_each_task_at_its_line_and_runs(taskrun):
+    import yaml
+
+    text = yaml.safe_dump({"version": 1, "tasks": block_yaml_tasks(300)}, sort_keys=False,
+                          default_flow_style=False)
+    taskrun.write("tasks.yaml", text)
+    listed = json.loads(check(taskrun("tasks.yaml", "--list", "--json"), 0).stdout)
+    rows = listed["tasks"] if isinstance(listed, dict) else listed
+    assert {t["name"]: t["line"] for t in rows} == {
+        f"t{i}": int(spot(text, f"\n  t{i}:\n").split(":")[0]) + 1 for i in range(300)}
+    check(taskrun("tasks.yaml", "-o", "summary.json"), 0)
+    tasks = by_name(taskrun.summary("summary.json"))
+    assert len(tasks) == 300 and {t["status"] for t in tasks.values()} == {"success"}
