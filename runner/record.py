@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,10 +144,45 @@ def earlier_runs(runs: Path, taskfile: TaskFile, limit: int = EARLIER_RUNS_READ)
             yield data
 
 
+# A summary as taskrun writes it (`summary.dump_summary`): each top-level key on a line of its
+# own, indented by two spaces, `version` first, the tasks last.
+_HEAD_BYTES = 4096
+_HEAD_START = b'{\n  "version": '
+_HEAD_LINE = re.compile(rb'^  "(run_id|status)": ("(?:[^"\\\n]|\\.)*"),?$', re.MULTILINE)
+
+
+def _head(path: str) -> dict[str, str]:
+    """`run_id` and `status` of a summary laid out as taskrun writes it, from the first 4 KiB of
+    the regular file `path` (not the whole file: at 10,000 tasks it is 10 MB); {} otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        head = os.pread(fd, _HEAD_BYTES, 0)
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+    if not head.startswith(_HEAD_START):
+        return {}
+    head = head[:head.find(b'\n  "tasks": ')] if b'\n  "tasks": ' in head else head
+    try:
+        return {key.decode(): json.loads(value) for key, value in _HEAD_LINE.findall(head)}
+    except ValueError:
+        return {}
+
+
 def displaced_note(path: str, run_id: str, reran: str | None = None) -> str | None:
     """One line when the summary about to be replaced at `path` is another run's
     that did not succeed (its failures would vanish from there): where its own copy is.
-    Not for the run this one reran (`reran`): the new summary names it in `rerun_of`."""
+    Not for the run this one reran (`reran`): the new summary names it in `rerun_of`.
+    The whole file is read only when its first lines do not already say no note is due."""
+    head = _head(path)
+    if head.get("status") == "success" or ("run_id" in head and head["run_id"] in (run_id, reran)):
+        return None
     try:
         old = read_json(path)
     except NotASummary:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 # `flaky` fails while the file `broken` exists; every task appends its name to ran.txt.
 TASKS = """
 version: 1
@@ -218,3 +220,22 @@ def test_the_note_on_a_replaced_failed_summary_is_left_out_for_its_own_rerun(tas
     assert (r.returncode, r.stderr) == (
         0, f"taskrun: taskrun-summary.json: replacing the summary of run {failed} (failed); its own copy is "
            f"{taskrun.cwd}/.taskrun/runs/{failed}/summary.json\n")
+
+
+@pytest.mark.parametrize("indent", [None, 1, 2], ids=["one line", "indent 1", "indent 2"])
+def test_a_replaced_summary_rewritten_by_another_tool_gets_the_same_note(taskrun, indent):
+    """taskrun reads the first lines of a summary laid out as it writes them to know that no
+    note is due; a summary laid out otherwise is read whole, and gets the same note, or none."""
+    taskrun.write("tasks.yaml", TASKS)
+    (taskrun.cwd / "broken").touch()
+    assert taskrun("tasks.yaml").returncode == 1
+    summary = taskrun.summary()
+    path = taskrun.cwd / "taskrun-summary.json"
+    path.write_text(json.dumps(summary, indent=indent))
+    r = taskrun("tasks.yaml", "--skip", "flaky")
+    assert (r.returncode, r.stderr) == (
+        0, f"taskrun: taskrun-summary.json: replacing the summary of run {summary['run_id']} (failed); its own "
+           f"copy is {taskrun.cwd}/.taskrun/runs/{summary['run_id']}/summary.json\n")
+    path.write_text(json.dumps(taskrun.summary(), indent=indent))  # a success: replaced without a note
+    r = taskrun("tasks.yaml", "--skip", "flaky")
+    assert (r.returncode, r.stderr) == (0, "")
