@@ -34,18 +34,13 @@ then earlier merged mappings over later ones.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.resolver import Resolver
-
 from runner.errors import Problem, TaskFileError
-
-Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_ALIASED = 1_000_000  # values aliases add; a real task file has a few thousand values in all
 MAX_VALUES = 5_000_000  # values in all, aliases expanded; 100,000 tasks of a dozen values each are 1.3 million
@@ -65,9 +60,34 @@ STR, SEQ, MAP = _TAG + "str", _TAG + "seq", _TAG + "map"
 _MERGE_TAG = _TAG + "merge"
 _NULL = _TAG + "null"
 _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "binary", "timestamp")}
-_IMPLICIT = Resolver.yaml_implicit_resolvers
-_IMPLICIT_ONLY = {tag for resolvers in _IMPLICIT.values() for tag, _ in resolvers} - _SCALAR_TAGS
-_CONSTRUCTOR = SafeConstructor()
+
+
+class _Library:
+    """PyYAML and the tables taken from it: imported the first time a text needs the YAML reader
+    (about 10 ms of start-up, which a JSON task file that `jsonsrc` reads never pays)."""
+
+    def __init__(self) -> None:
+        import yaml
+        from yaml.constructor import ConstructorError, SafeConstructor
+        from yaml.resolver import Resolver
+
+        self.yaml = yaml
+        self.loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+        self.implicit = Resolver.yaml_implicit_resolvers  # first character -> [(tag, regexp)]
+        self.implicit_only = {tag for resolvers in self.implicit.values() for tag, _ in resolvers} - _SCALAR_TAGS
+        self.errors = (ConstructorError, ValueError, TypeError, OverflowError)  # a scalar that has no value
+        self.constructor_error = ConstructorError
+        self._constructor = SafeConstructor()
+        self._constructors = SafeConstructor.yaml_constructors
+
+    def value(self, tag: str, text: str) -> Any:
+        """YAML's value of a scalar of a known tag; one of `errors` when it has none."""
+        return self._constructors[tag](self._constructor, self.yaml.ScalarNode(tag, text))
+
+
+@functools.cache
+def library() -> _Library:
+    return _Library()
 
 intern = sys.intern
 _MERGE = object()  # the key being read is `<<`
@@ -165,6 +185,8 @@ class _Composer:
     def __init__(self, text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool],
                  lean: bool = False) -> None:
         self.lean = lean
+        self.lib = library()
+        self.implicit = self.lib.implicit
         self.text = text
         self.file = file
         self.key_noun = key_noun
@@ -327,7 +349,7 @@ class _Composer:
         tag = event.tag
         if tag is None or tag == "!":
             tag = STR
-            if event.implicit[0] and text[:1] in _IMPLICIT:
+            if event.implicit[0] and text[:1] in self.implicit:
                 tag = self.plain_tags.get(text) or self.resolve(text)
         stack = self.stack
         if not stack:
@@ -377,7 +399,7 @@ class _Composer:
     def resolve(self, text: str) -> str:
         """The tag YAML gives a plain scalar (`5` an int, `yes` a bool), remembered per text."""
         tag = STR
-        for resolved, regexp in _IMPLICIT[text[:1]]:
+        for resolved, regexp in self.implicit[text[:1]]:
             if regexp.match(text):
                 tag = resolved
                 break
@@ -392,8 +414,8 @@ class _Composer:
             self.anchor_texts[name] = text
             if value is text:  # read as text where it is anchored
                 try:
-                    value = SafeConstructor.yaml_constructors[tag](_CONSTRUCTOR, yaml.ScalarNode(tag, text))
-                except (ConstructorError, ValueError, TypeError, OverflowError):
+                    value = self.lib.value(tag, text)
+                except self.lib.errors:
                     pass  # no value but its text
         self.anchors[name] = (value, 1, None)
 
@@ -402,7 +424,7 @@ class _Composer:
         if tag == _MERGE_TAG:
             return _MERGE if is_key else text
         if tag not in _SCALAR_TAGS:
-            if tag in _IMPLICIT_ONLY:  # the implicit `value` tag (`=`): no safe meaning, keep the text
+            if tag in self.lib.implicit_only:  # the implicit `value` tag (`=`): no safe meaning, keep the text
                 return text
             self.problem(_pos(mark), path, f"unsupported tag {_short_tag(tag)}: task files hold plain "
                          "strings, numbers, booleans, lists and mappings")
@@ -412,9 +434,9 @@ class _Composer:
         if tag != _NULL and not is_key and path is not None and self.is_text(path):
             return text  # what the user wrote: `3.10`, not 3.1
         try:
-            return SafeConstructor.yaml_constructors[tag](_CONSTRUCTOR, yaml.ScalarNode(tag, text))
-        except (ConstructorError, ValueError, TypeError, OverflowError) as e:
-            reason = e.problem if isinstance(e, ConstructorError) else str(e)
+            return self.lib.value(tag, text)
+        except self.lib.errors as e:
+            reason = e.problem if isinstance(e, self.lib.constructor_error) else str(e)
             self.problem(_pos(mark), path, f"cannot read {text!r} as {_short_tag(tag)}: {reason}")
             return text
 
@@ -520,12 +542,12 @@ def _read(text: str, file: str, key_noun: Callable[[Path], str], is_text: Callab
           lean: bool = False) -> Source:
     """The whole reading; `lean`: only the positions down to a task's own are kept (see `LEAN_DEPTH`)."""
     try:
-        return _parse(text, file, key_noun, is_text, Loader, lean)
+        return _parse(text, file, key_noun, is_text, library().loader, lean)
     except _TooDeep:
         # libyaml >= 0.2.6 stops at 1,000 levels while it scans ahead, before taskrun's own
         # limit (100, counted as the nodes arrive) is reached: the pure-Python reader scans
         # lazily, so the same file gets the same problem at the same place with either.
-        return _parse(text, file, key_noun, is_text, yaml.SafeLoader, lean)
+        return _parse(text, file, key_noun, is_text, library().yaml.SafeLoader, lean)
 
 
 class _TooDeep(Exception):
@@ -535,6 +557,7 @@ class _TooDeep(Exception):
 def _parse(text: str, file: str, key_noun: Callable[[Path], str], is_text: Callable[[Path], bool],
            loader_class: Any, lean: bool) -> Source:
     composer = _Composer(text, file, key_noun, is_text, lean)
+    yaml = composer.lib.yaml
     loader = loader_class(text)
     handlers = {
         yaml.ScalarEvent: composer.on_scalar,

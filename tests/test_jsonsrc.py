@@ -5,6 +5,8 @@ Either way the data, the positions and the messages are the YAML reader's."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -139,3 +141,15 @@ def test_a_json_file_with_a_matrix_and_vars_runs_as_its_yaml_reading_says(taskru
     taskrun.write("tasks.json", text)
     r = check(taskrun("tasks.json"), 2)
     assert f"tasks.json:{spot(text, chr(34) + 'timeout')}: tasks.test.timeout: 'soon' is not a duration" in r.stderr
+
+
+def test_a_json_file_is_read_without_importing_the_yaml_library(tmp_path):
+    """PyYAML's import is part of every start that reads YAML; a JSON file the json module
+    reads does without it, until a position it lacks is asked for."""
+    (tmp_path / "t.json").write_text(json.dumps(task_file(20)))
+    (tmp_path / "t.yaml").write_text("version: 1\ntasks:\n  a: echo a\n")
+    probe = ("import sys; from runner.load import load_taskfile; load_taskfile(sys.argv[1]); "
+             "print('yaml' in sys.modules)")
+    imported = {name: subprocess.run([sys.executable, "-c", probe, str(tmp_path / name)], capture_output=True,
+                                     text=True, check=True).stdout.strip() for name in ("t.json", "t.yaml")}
+    assert imported == {"t.json": "False", "t.yaml": "True"}

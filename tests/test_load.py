@@ -722,7 +722,7 @@ def test_an_alias_of_a_scalar_is_read_where_it_stands():
 def test_yamlsrc_uses_libyaml_when_present():
     import yaml
 
-    assert yamlsrc.Loader is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    assert yamlsrc.library().loader is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # --- the schema and the module ------------------------------------------------------------
