@@ -219,7 +219,8 @@ def bench_startup(tmp: Path, quick: bool, runs: int) -> None:
     d = tmp / "startup"
     d.mkdir()
     shutil.copy(ROOT / "tasks" / "demo.yaml", d / "demo.yaml")
-    write_taskfile(d / "one.yaml", {"one": {"cmd": ["true"]}}, 1)
+    write_taskfile(d / "one.yaml", {"one": {"cmd": ["true"]}}, 1)  # JSON, as the other sections' files
+    (d / "block.yaml").write_text("version: 1\npool: 1\ntasks:\n  one:\n    cmd: [\"true\"]\n")  # as people write
     cmds = {
         "python -c pass": ([sys.executable, "-c", "pass"], False),
         "taskrun --version": ([taskrun, "--version"], False),
@@ -227,6 +228,7 @@ def bench_startup(tmp: Path, quick: bool, runs: int) -> None:
         "taskrun demo.yaml --validate (cold)": ([taskrun, "demo.yaml", "--validate"], False, COLD),
         "taskrun one.yaml (true)": ([taskrun, "one.yaml", "-o", "summary.json"], False),
         "taskrun one.yaml (true, cold)": ([taskrun, "one.yaml", "-o", "summary.json"], False, COLD),
+        "taskrun block.yaml (true, block YAML)": ([taskrun, "block.yaml", "-o", "summary.json"], False),
     }
     if BEFORE:
         cmds["taskrun (before) --version"] = ([BEFORE, "--version"], False)
@@ -240,9 +242,11 @@ def bench_startup(tmp: Path, quick: bool, runs: int) -> None:
     rows = [[name, f"{med(s[0] for s in samples) * 1000:.1f}", f"{paired_ratio(samples, base):.2f}x"]
             for name, samples in res.items()]
     table("Start-up (whole process)", ["command", "median ms", "vs python -c pass"], rows)
-    one = med(s[0] for s in res["taskrun one.yaml (true)"]) * 1000
-    print(f"\none-task run, whole process, warm: {one:.1f} ms (target <= {STARTUP_TARGET_MS} ms: "
-          f"{'met' if one <= STARTUP_TARGET_MS else 'not met'})")
+    # the target holds for the file as people write it too (PyYAML's import: JSON files skip it)
+    one = max(med(s[0] for s in res[name]) * 1000
+              for name in ("taskrun one.yaml (true)", "taskrun block.yaml (true, block YAML)"))
+    print(f"\none-task run, whole process, warm, the slower of JSON and block YAML: {one:.1f} ms "
+          f"(target <= {STARTUP_TARGET_MS} ms: {'met' if one <= STARTUP_TARGET_MS else 'not met'})")
 
 
 def big_file(path: Path, n: int) -> Path:
