@@ -14,8 +14,8 @@ import heapq
 import os
 import shlex
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .errors import UsageError
 from .model import DEFAULT_KILL_GRACE_S, Plan, PlannedTask, RerunOf, StepSpec, TaskFile, TaskSpec, shell_argv

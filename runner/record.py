@@ -168,7 +168,7 @@ def _head(path: str) -> dict[str, str]:
         os.close(fd)
     if not head.startswith(_HEAD_START):
         return {}
-    head = head[:head.find(b'\n  "tasks": ')] if b'\n  "tasks": ' in head else head
+    head = head.partition(b'\n  "tasks": ')[0]  # the top level's keys stand before the tasks
     try:
         return {key.decode(): json.loads(value) for key, value in _HEAD_LINE.findall(head)}
     except ValueError:
