@@ -130,8 +130,8 @@ def main() -> None:
                                      f"taskrun dask, pool {n}": [], "plain submit, all at once": [],
                                      "taskrun local, pool 2": []}
     try:
-        (folder / "tasks.yaml").write_text(
-            "version: 1\ntasks:\n" + "".join(f"  t{i}: 'true'\n" for i in range(n)))
+        (folder / "tasks.yaml").write_text(  # `true` run directly, as the plain submits run it: no shell
+            "version: 1\ntasks:\n" + "".join(f"  t{i}: {{cmd: [\"true\"]}}\n" for i in range(n)))
         address, procs = start_cluster(folder)
         try:
             for _ in range(opts.repeat):  # interleaved: a load that comes and goes touches them all
