@@ -9,7 +9,11 @@ Model:
 - One `distributed.Variable` per attempt carries the word between the two
   sides. The runner sets it to "go" as it sends the attempt, then to "stop" or
   "force" to stop it, each word after the one before has landed, never waiting
-  for them; the worker polls it while the command runs (and waits for its
+  for them. Its words go out on `WORD_LANES` lanes, one word in flight on
+  each: every word in flight holds a connection of its own to the scheduler,
+  and a run that sends thousands of attempts at once would otherwise open one
+  for each. An attempt keeps its lane, so its words land in order. The worker
+  polls it while the command runs (and waits for its
   first word before starting, so a queued attempt of a stopped run returns
   without starting). At the start the
   worker sets it to where it runs: should that worker die, Dask would run the
@@ -79,6 +83,7 @@ CHECK_S = 1.0  # while attempts are out: how often the connection to the schedul
 PROBE_S = 5.0  # ... and how often the scheduler is asked for a sign of life
 PROBE_TIMEOUT_S = 10.0  # ... which it must give within this, or it counts as lost
 CLIENT_BATCH_S = 0.001  # the client's batching of its messages to the scheduler (distributed's: 10 ms)
+WORD_LANES = 4  # the runner's words to the scheduler in flight at once (each holds a connection)
 PUSH_MAX_BYTES = 16 * 1024  # an outcome this small (logs in a shared folder) comes back with the end's news
 GATHER_TIMEOUT_S = 60.0  # the longest one fetch of finished attempts' results may take
 PRESET_WAIT_S = 5.0  # on a worker: the longest it waits for the runner's first word to an attempt
@@ -237,12 +242,12 @@ class _Remote:
     name: str  # the Dask key, also the name of its Variable
     future: object
     submitted_at: float
+    lane: int  # where its words go out (see `_say`)
     stop_reason: str | None = None
     cancelled: bool = True
     forced: bool = False
     give_up_at: float | None = None  # monotonic: stop waiting for the worker's answer
     timeout_at: float | None = None  # monotonic: past its timeout, grace and margin since it was sent
-    said: object = None  # concurrent.futures.Future: its Variable's last word set (see `_say`)
 
 
 class DaskBackend:
@@ -260,6 +265,8 @@ class DaskBackend:
         self._gone: deque[tuple[str, tuple]] = deque()  # (worker, keys it was processing): workers removed
         self._markers: list[str] = []
         self._spent: list[_Remote] = []  # back, but their future and Variable not yet released (see `_forget`)
+        self._lanes: list[tuple | None] = [None] * WORD_LANES  # (words queued, sender) each, on first use (`_say`)
+        self._next_lane = 0
         self._sel = selectors.DefaultSelector()
         self._pipe_r, self._pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._sel.register(self._pipe_r, selectors.EVENT_READ, "ended")
@@ -287,11 +294,12 @@ class DaskBackend:
                                                   started_at=now, finished_at=now, duration_s=0.0,
                                                   cancelled=True, reason=self.lost)))
             return None
-        said = self._say(name, "go")
+        lane, self._next_lane = self._next_lane, (self._next_lane + 1) % WORD_LANES
+        self._say(lane, name, "go")
         future = self._client.submit(run_on_worker, spec, name, self._token, self._client.id, key=name, pure=False,
                                      resources=dict(spec.resources) or None)
         self._release_spent()
-        remote = _Remote(spec=spec, name=name, future=future, submitted_at=time.time(), said=said)
+        remote = _Remote(spec=spec, name=name, future=future, submitted_at=time.time(), lane=lane)
         if spec.timeout_s is not None:  # the worker enforces it; this bounds an attempt no worker answers for
             remote.timeout_at = time.monotonic() + spec.timeout_s + spec.kill_grace_s + STOP_MARGIN_S
         self._remotes[key] = remote
@@ -299,38 +307,76 @@ class DaskBackend:
         future.add_done_callback(self._on_done)
         return None  # the pid is known only on the worker
 
-    def _say(self, name: str, word: str | None, after=None):
-        """Set the attempt's Variable to `word` (None: delete it) once the word said before
-        (`after`) has landed, on the client's own thread: the words land in the order said, and
-        the loop never waits for the scheduler. The first, "go", is said as the attempt is sent:
-        the worker waits for a word before it claims the attempt, so it never asks for an unset
-        Variable (an error the scheduler sends back with its traceback: milliseconds each).
-        Returns a future done when this word has landed (or failed to)."""
+    def _say(self, lane: int, name: str, word: str | None) -> None:
+        """Set the attempt's Variable to `word` (None: delete it) once the words said before it on
+        `lane` have landed, on the client's own thread: the words of a lane land one at a time, in
+        the order said, and the loop never waits for the scheduler. Each word in flight is a call
+        of its own, on a connection of its own (the client opens one for every call under way), so
+        the lanes bound the connections a run opens, however many attempts it sends at once.
+        The first word, "go", is said as the attempt is sent: the worker waits for a word before it
+        claims the attempt, so it never asks for an unset Variable (an error the scheduler sends
+        back with its traceback: milliseconds each)."""
+        try:
+            self._client.loop.asyncio_loop.call_soon_threadsafe(self._queue_word, lane, name, word)
+        except (AttributeError, RuntimeError):  # the client's loop is closed: nobody to tell
+            pass
+
+    def _queue_word(self, lane: int, name: str, word: str | None) -> None:
+        # The client's event loop: the lane's sender starts with its first word.
         import asyncio
-        from concurrent.futures import Future
+
+        if self._lanes[lane] is None:
+            queue: asyncio.Queue = asyncio.Queue()
+            self._lanes[lane] = (queue, asyncio.ensure_future(self._send_words(queue)))
+        self._lanes[lane][0].put_nowait((name, word))
+
+    async def _send_words(self, queue) -> None:
+        """One lane's sender, on the client's event loop, until `close`. A word that has not landed
+        within RPC_TIMEOUT_S is given up, so that a lane never stalls behind it (a scheduler that
+        hangs is found by the probe; a stop it never heard, by the give-up after the grace)."""
+        import asyncio
 
         from distributed import Variable
 
-        landed: Future = Future()
-
-        def say(_earlier=None) -> None:
+        while True:
+            name, word = await queue.get()
             try:
                 variable = Variable(name, client=self._client)
                 if word is None:
                     variable.delete()  # a message, no round trip
-                    landed.set_result(None)
-                    return
-                sent = asyncio.run_coroutine_threadsafe(variable.set(word, asynchronous=True),
-                                                        self._client.loop.asyncio_loop)
-                sent.add_done_callback(lambda _sent: landed.set_result(None))
+                else:
+                    await asyncio.wait_for(variable.set(word, asynchronous=True), RPC_TIMEOUT_S)
             except Exception:  # noqa: BLE001 - the scheduler or the client is gone: nobody to tell
-                landed.set_result(None)
+                pass
+            finally:
+                queue.task_done()
 
-        if after is None:
-            say()
-        else:
-            after.add_done_callback(say)
-        return landed
+    def _settle_words(self) -> None:
+        """Before the client closes: the words still queued sent (the Variables' deletes among
+        them: nothing else would remove those from the scheduler), within RPC_TIMEOUT_S unless
+        the scheduler is lost; then the lanes' senders stopped."""
+        import asyncio
+
+        try:
+            settled = asyncio.run_coroutine_threadsafe(self._words_sent(wait=self.lost is None),
+                                                       self._client.loop.asyncio_loop)
+            settled.result(timeout=RPC_TIMEOUT_S + 1.0)
+        except Exception:  # noqa: BLE001 - the client's loop is gone: so are its senders
+            pass
+
+    async def _words_sent(self, wait: bool) -> None:
+        # The client's event loop.
+        import asyncio
+
+        lanes = [lane for lane in self._lanes if lane is not None]
+        try:
+            if wait and lanes:
+                await asyncio.wait_for(asyncio.gather(*(queue.join() for queue, _ in lanes)), RPC_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            for _, sender in lanes:
+                sender.cancel()
 
     def _mark_folder(self, folder: str) -> None:
         """Let workers that see this folder (a shared filesystem) write their logs into it."""
@@ -374,7 +420,7 @@ class DaskBackend:
         if remote.stop_reason is None:
             remote.stop_reason, remote.cancelled = reason, cancelled
         remote.forced |= force
-        remote.said = self._say(remote.name, "force" if force else "stop", after=remote.said)
+        self._say(remote.lane, remote.name, "force" if force else "stop")
         grace = 0.0 if force else remote.spec.kill_grace_s
         remote.give_up_at = time.monotonic() + grace + STOP_MARGIN_S
 
@@ -635,13 +681,14 @@ class DaskBackend:
         if self.lost is not None:
             return
         for remote in spent:
-            self._say(remote.name, None, after=remote.said)
+            self._say(remote.lane, remote.name, None)
 
     def close(self) -> None:
         try:
             self._release_spent()
             if self._remotes and self.lost is None:
                 self._client.cancel([r.future for r in self._remotes.values()], force=True)
+            self._settle_words()
             self._client.close(timeout=5)
         except Exception:
             pass

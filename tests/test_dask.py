@@ -170,8 +170,9 @@ def own_cluster(tmp_path_factory, request):
         _stop(procs)
 
 
-def _listening_ports(pids: set[int]) -> list[str]:
-    """Local addresses of the TCP sockets these processes listen on."""
+def _tcp_sockets(pids: set[int]) -> list[tuple[str, tuple[str, int], tuple[str, int]]]:
+    """(state, local address, remote address) of each TCP socket these processes hold;
+    the state as /proc/net/tcp gives it ("0A" listening, "01" established)."""
     inodes = set()
     for pid in pids:
         try:
@@ -181,6 +182,11 @@ def _listening_ports(pids: set[int]) -> list[str]:
                     inodes.add(target[8:-1])
         except OSError:
             continue
+
+    def address(text: str, family: int) -> tuple[str, int]:
+        ip, port = text.split(":")
+        return (socket.inet_ntoa(bytes.fromhex(ip)[::-1]) if family == 4 else ip), int(port, 16)
+
     found = []
     for table, family in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 6)):
         try:
@@ -189,12 +195,14 @@ def _listening_ports(pids: set[int]) -> list[str]:
             continue
         for row in rows:
             cols = row.split()
-            if cols[3] == "0A" and cols[9] in inodes:  # LISTEN
-                ip, port = cols[1].split(":")
-                if family == 4:
-                    ip = socket.inet_ntoa(bytes.fromhex(ip)[::-1])
-                found.append(f"{ip}:{int(port, 16)}")
+            if cols[9] in inodes:
+                found.append((cols[3], address(cols[1], family), address(cols[2], family)))
     return found
+
+
+def _listening_ports(pids: set[int]) -> list[str]:
+    """Local addresses of the TCP sockets these processes listen on."""
+    return [f"{ip}:{port}" for state, (ip, port), _ in _tcp_sockets(pids) if state == "0A"]
 
 
 def _tree(root: int) -> set[int]:
@@ -486,6 +494,40 @@ def test_sigint_cancels_queued_work_and_kills_running_commands_on_workers(cluste
     assert tasks["queued"]["reason"] == "interrupted (SIGINT)"
     assert tasks["queued"]["exit_code"] is None
     assert tasks["later"]["attempts"] == []
+
+
+def test_attempts_sent_all_at_once_share_a_few_connections_to_the_scheduler(cluster, taskrun):
+    # Each word to an attempt's Variable in flight holds a connection of its own: sent all at
+    # once, 150 attempts' "go" opened about 150 connections (300: about 290). They go out on a
+    # few lanes instead; and an interrupt's 150 "stop"s too.
+    from runner.dask_backend import WORD_LANES
+
+    n = 150
+    taskrun.write("tasks.yaml", "version: 1\nkill_grace: 0.5\ntasks:\n" + "".join(
+        f"  t{i}: echo $$ > t{i}.pid; exec sleep 300\n" for i in range(n)))
+    port = int(cluster.address.rsplit(":", 1)[1])
+    proc = taskrun.popen("tasks.yaml", "-j", str(n), "--scheduler", cluster.address)
+    try:
+        wait_until(lambda: len(list(taskrun.cwd.glob("t*.pid"))) >= 2, timeout=60, what="two attempts started")
+        most = 0
+        for _ in range(20):  # the words go out in the first moments; a connection stays open once made
+            mine = [s for s in _tcp_sockets({proc.pid}) if s[0] == "01" and s[2][1] == port]
+            most = max(most, len(mine))
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # the client's own stream, its probes and the lanes
+    assert 1 <= most <= WORD_LANES + 3, most
+    assert proc.returncode == 130, out + err
+    tasks = by_name(taskrun.summary())
+    assert {t["status"] for t in tasks.values()} == {"cancelled"}
+    started = [int((taskrun.cwd / f"{name}.pid").read_text()) for name in tasks if (taskrun.cwd / f"{name}.pid").exists()]
+    assert 2 <= len(started) <= 4  # two workers of one thread
+    assert not any(alive(p) for p in started)
 
 
 def test_sigterm_is_honoured_while_nobody_reads_the_console(cluster, taskrun):
