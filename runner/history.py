@@ -42,11 +42,11 @@ def read_durations(summary_path: str) -> dict[str, float] | None:
         return None
 
 
-def earlier_durations(runs: Path, taskfile: TaskFile) -> dict[str, float] | None:
-    """The default history: each task's duration in the latest earlier run of this
-    task file (same real path and content) that ran it, from the run folders under
-    `runs`. None when there is none."""
-    names = {t.name for t in taskfile.tasks}
+def earlier_durations(runs: Path, taskfile: TaskFile, names: set[str]) -> dict[str, float] | None:
+    """The default history: the duration of each task of `names` (those planned) in the
+    latest earlier run of this task file (same real path and content) that ran it, from
+    the run folders under `runs`; older runs are read only for tasks the newer ones did not
+    run. None when there is none."""
     found: dict[str, float] = {}
     for summary in earlier_runs(runs, taskfile):
         for name, seconds in (durations_of(summary) or {}).items():

@@ -272,7 +272,7 @@ def list_tasks(file: str, selection: Selection, *, as_json: bool, show_all: bool
     return EXIT_OK
 
 
-def recorded_durations(taskfile: TaskFile, *, history: str | None, no_history: bool,
+def recorded_durations(taskfile: TaskFile, plan: Plan, *, history: str | None, no_history: bool,
                        log_dir: str | None) -> dict | None:
     """The durations that order the start of ready tasks: `--history`'s summary, else
     the earlier runs of this same file (its path and content), found in its run folders."""
@@ -286,7 +286,7 @@ def recorded_durations(taskfile: TaskFile, *, history: str | None, no_history: b
         if recorded is None:
             raise UsageError(f"--history {history}: not a readable taskrun summary")
         return recorded
-    return earlier_durations(runs_folder(taskfile.folder, log_dir), taskfile)
+    return earlier_durations(runs_folder(taskfile.folder, log_dir), taskfile, {t.name for t in plan.tasks})
 
 
 def _console(taskfile: TaskFile, plan: Plan, display: Display, *, remote: bool, masker, to_stdout: bool):
@@ -328,7 +328,7 @@ def prepare(file: str, selection: Selection, display: Display, where: Where) -> 
     masker = masker_for_file(taskfile, os.environ, [t.env for t in plan.tasks])
     console = _console(taskfile, plan, display, remote=chosen.kind != "local", masker=masker,
                        to_stdout=where.summary == "-" or names_stdout(where.summary))
-    recorded = recorded_durations(taskfile, history=where.history, no_history=where.no_history,
+    recorded = recorded_durations(taskfile, plan, history=where.history, no_history=where.no_history,
                                   log_dir=where.log_dir)
     return Prepared(plan=plan, executor=chosen, masker=masker, console=console,
                     estimated=estimate(plan, recorded) if recorded else None)

@@ -9,6 +9,9 @@ is never replaced by another run, so no run's record is lost to the next one.
 The earlier runs of a task file are the run folders whose summary names the
 same file (its real path) with the same content (sha256), newest first: two
 files run from one folder share a runs folder but never each other's history.
+A summary whose first lines already name another file, other content or
+another run is passed over without being read whole (at 1,000 tasks a
+summary is 1 MB).
 
 A summary is read only from a regular file of at most SUMMARY_LIMIT bytes: a
 FIFO, a device or a pipe is refused, never read (it could block forever, or
@@ -109,9 +112,11 @@ def is_of(summary: dict, taskfile: TaskFile) -> bool:
     return file_of(summary) == os.path.realpath(taskfile.path) and summary.get("file_sha256") == taskfile.sha256
 
 
-def run_summaries(runs: Path) -> Iterator[tuple[Path, dict]]:
+def run_summaries(runs: Path, taskfile: TaskFile | None = None) -> Iterator[tuple[Path, dict]]:
     """(path, summary) of the runs under `runs` that left one, newest first. A run
-    folder counts when the summary in it names it (its run id is the folder's name)."""
+    folder counts when the summary in it names it (its run id is the folder's name).
+    With `taskfile`, a summary whose first lines show it is not a run of that file as
+    it is now (`_not_of`) is passed over unread."""
     try:
         entries = [e for e in os.scandir(runs) if e.is_dir(follow_symlinks=False)]
     except OSError:
@@ -125,6 +130,8 @@ def run_summaries(runs: Path) -> Iterator[tuple[Path, dict]]:
 
     for entry in sorted(entries, key=newest, reverse=True):
         path = Path(entry.path) / RUN_SUMMARY
+        if taskfile is not None and _not_of(_head(str(path)), entry.name, taskfile):
+            continue
         try:
             data = read_json(path)
         except NotASummary:
@@ -136,7 +143,7 @@ def run_summaries(runs: Path) -> Iterator[tuple[Path, dict]]:
 def earlier_runs(runs: Path, taskfile: TaskFile, limit: int = EARLIER_RUNS_READ) -> Iterator[dict]:
     """The summaries of the earlier runs of `taskfile` (same real path, same content), newest first."""
     found = 0
-    for _, data in itertools.islice(run_summaries(runs), RUNS_READ):
+    for _, data in itertools.islice(run_summaries(runs, taskfile), RUNS_READ):
         if found == limit:
             return
         if is_of(data, taskfile):
@@ -144,16 +151,30 @@ def earlier_runs(runs: Path, taskfile: TaskFile, limit: int = EARLIER_RUNS_READ)
             yield data
 
 
+def _not_of(head: dict[str, str | None], run_id: str, taskfile: TaskFile) -> bool:
+    """Whether the first lines of a summary (`_head`) already show that it is not the record
+    of run `run_id` of `taskfile` as it is now: each field they hold is checked, and a field
+    they do not hold (a summary laid out otherwise, a command line over 4 KiB) proves nothing."""
+    if "run_id" in head and head["run_id"] != run_id:
+        return True
+    if "file_sha256" in head and head["file_sha256"] != taskfile.sha256:
+        return True
+    if "file" in head and "cwd" in head:
+        return file_of(head) != os.path.realpath(taskfile.path)
+    return False
+
+
 # A summary as taskrun writes it (`summary.dump_summary`): each top-level key on a line of its
 # own, indented by two spaces, `version` first, the tasks last.
 _HEAD_BYTES = 4096
 _HEAD_START = b'{\n  "version": '
-_HEAD_LINE = re.compile(rb'^  "(run_id|status)": ("(?:[^"\\\n]|\\.)*"),?$', re.MULTILINE)
+_HEAD_LINE = re.compile(rb'^  "(run_id|status|file|file_sha256|cwd)": ("(?:[^"\\\n]|\\.)*"|null),?$', re.MULTILINE)
 
 
-def _head(path: str) -> dict[str, str]:
-    """`run_id` and `status` of a summary laid out as taskrun writes it, from the first 4 KiB of
-    the regular file `path` (not the whole file: at 10,000 tasks it is 10 MB); {} otherwise."""
+def _head(path: str) -> dict[str, str | None]:
+    """`run_id`, `status`, `file`, `file_sha256` and `cwd` (each a string or None) of a summary
+    laid out as taskrun writes it, as far as the first 4 KiB of the regular file `path` hold
+    them (not the whole file: at 10,000 tasks it is 10 MB); {} otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -181,7 +202,7 @@ def displaced_note(path: str, run_id: str, reran: str | None = None) -> str | No
     Not for the run this one reran (`reran`): the new summary names it in `rerun_of`.
     The whole file is read only when its first lines do not already say no note is due."""
     head = _head(path)
-    if head.get("status") == "success" or ("run_id" in head and head["run_id"] in (run_id, reran)):
+    if head.get("status") == "success" or (isinstance(head.get("run_id"), str) and head["run_id"] in (run_id, reran)):
         return None
     try:
         old = read_json(path)

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from runner.history import earlier_durations, estimate, read_durations, simulate
+from runner.summary import dump_summary
 from runner.load import load_taskfile
 from runner.model import TaskFile, TaskSpec
 from runner.plan import make_plan, readiness_order
@@ -65,14 +66,18 @@ def test_scheduler_starts_ready_tasks_in_priority_order(tmp_path):
     assert [e[1] for e in log if e[0] == "start"] == ["a", "d", "c", "b"]
 
 
-def _run_summary(runs, run_id, taskfile, durations, *, sha=None, cwd=None):
-    """A run folder holding the summary an earlier run of `taskfile` would have left."""
+def _run_summary(runs, run_id, taskfile, durations, *, sha=None, cwd=None, laid_out=False, command=()):
+    """A run folder holding the summary an earlier run of `taskfile` would have left: on one
+    line, or (`laid_out`) as taskrun writes it, a top-level key a line."""
     folder = runs / run_id
     folder.mkdir(parents=True)
-    (folder / "summary.json").write_text(json.dumps({
-        "run_id": run_id, "file": str(taskfile), "cwd": str(cwd or taskfile.parent),
+    summary = {
+        "version": 1, "run_id": run_id, "file": str(taskfile),
         "file_sha256": sha or hashlib.sha256(taskfile.read_bytes()).hexdigest(),
-        "tasks": [{"name": n, "duration_s": d, "status": "success"} for n, d in durations.items()]}))
+        "command": ["taskrun", *command], "cwd": str(cwd or taskfile.parent),
+        "tasks": [{"name": n, "duration_s": d, "status": "success"} for n, d in durations.items()]}
+    (folder / "summary.json").write_text(dump_summary(summary) if laid_out else json.dumps(summary))
+    return folder / "summary.json"
 
 
 def test_earlier_durations_come_from_earlier_runs_of_the_same_file_as_it_is(tmp_path):
@@ -87,8 +92,40 @@ def test_earlier_durations_come_from_earlier_runs_of_the_same_file_as_it_is(tmp_
     _run_summary(runs, "20260101T000001Z-000003", other, {"quick1": 50.0, "slow": 50.0})  # another file
     _run_summary(runs, "20260101T000002Z-000004", tf_path, {"slow": 60.0}, sha="0" * 64)  # the file before a change
     # the newest run that ran each task gives its duration; nothing from another file or another content
-    assert earlier_durations(runs, tf) == {"slow": 4.0, "quick1": 1.0, "quick2": 2.0}
-    assert earlier_durations(tmp_path / "missing", tf) is None
+    every = {"quick1", "quick2", "slow"}
+    assert earlier_durations(runs, tf, every) == {"slow": 4.0, "quick1": 1.0, "quick2": 2.0}
+    assert earlier_durations(tmp_path / "missing", tf, every) is None
+    # a plan of one task: the newest run that ran it is enough
+    assert earlier_durations(runs, tf, {"slow"}) == {"slow": 4.0}
+
+
+def test_summaries_whose_first_lines_name_another_file_or_content_are_not_read_whole(tmp_path, monkeypatch):
+    from runner import record
+
+    tf_path = tmp_path / "tasks.yaml"
+    tf_path.write_text(HISTORY_FILE)
+    other = tmp_path / "other.yaml"
+    other.write_text(HISTORY_FILE)
+    tf = load_taskfile(str(tf_path))
+    runs = tmp_path / "runs"
+    mine = _run_summary(runs, "20260101T000000Z-000001", tf_path, {"quick1": 1.0, "quick2": 2.0, "slow": 3.0},
+                        laid_out=True)
+    for n in range(2, 5):  # newer runs of another file, and of this file before a change
+        _run_summary(runs, f"20260101T00000{n}Z-00000{n}", other, {"slow": 50.0}, laid_out=True)
+        _run_summary(runs, f"20260101T00001{n}Z-00001{n}", tf_path, {"slow": 60.0}, sha="0" * 64, laid_out=True)
+    # what the first lines cannot settle is read whole, as before: a summary on one line, and one
+    # whose command line pushes `cwd` out of the first 4 KiB (the same content, another folder)
+    flat = _run_summary(runs, "20260101T000020Z-000020", other, {"slow": 70.0})
+    long = _run_summary(runs, "20260101T000021Z-000021", tmp_path / "sub" / "tasks.yaml", {"slow": 80.0},
+                        sha=tf.sha256, laid_out=True, command=["x" * 100] * 50)
+    # a folder whose summary names another run: not this run's record
+    moved = _run_summary(runs, "20260101T000022Z-000022", tf_path, {"slow": 90.0}, laid_out=True)
+    moved.parent.rename(runs / "20260101T000023Z-000023")
+    read = []
+    real_read = record.read_json
+    monkeypatch.setattr(record, "read_json", lambda path, *a, **kw: read.append(str(path)) or real_read(path, *a, **kw))
+    assert earlier_durations(runs, tf, {"quick1", "quick2", "slow"}) == {"quick1": 1.0, "quick2": 2.0, "slow": 3.0}
+    assert sorted(read) == sorted(map(str, (mine, flat, long)))
 
 
 def test_read_durations_reads_only_a_regular_file(tmp_path):
