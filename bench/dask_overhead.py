@@ -19,6 +19,7 @@ not counted) and the ratios, run by run.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -67,18 +68,22 @@ def start_cluster(folder: Path) -> tuple[str, list[subprocess.Popen]]:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
 
     scheduler_file = folder / "scheduler.json"
-    start("scheduler", "--host", "127.0.0.1", "--port", "0", *local, "--scheduler-file", str(scheduler_file))
-    deadline = time.monotonic() + 60
-    while not (scheduler_file.exists() and scheduler_file.read_text().strip()):
-        if time.monotonic() > deadline:
-            raise SystemExit("the scheduler did not start")
-        time.sleep(0.05)
-    address = json.loads(scheduler_file.read_text())["address"]
-    for name in ("w1", "w2"):
-        start("worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--name", name, *local,
-              "--memory-limit", "0", "--local-directory", str(folder / name))
-    subprocess.run([sys.executable, "-c", "import sys; from distributed import Client; "
-                    "Client(sys.argv[1], timeout=30).wait_for_workers(2, timeout=60)", address], check=True, env=env)
+    try:  # whatever fails here, what was started is stopped
+        start("scheduler", "--host", "127.0.0.1", "--port", "0", *local, "--scheduler-file", str(scheduler_file))
+        deadline = time.monotonic() + 60
+        while not (scheduler_file.exists() and scheduler_file.read_text().strip()):
+            if time.monotonic() > deadline:
+                raise SystemExit("the scheduler did not start")
+            time.sleep(0.05)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for name in ("w1", "w2"):
+            start("worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--name", name, *local,
+                  "--memory-limit", "0", "--local-directory", str(folder / name))
+        subprocess.run([sys.executable, "-c", "import sys; from distributed import Client; "
+                        "Client(sys.argv[1], timeout=30).wait_for_workers(2, timeout=60)", address], check=True, env=env)
+    except BaseException:
+        stop_cluster(procs)
+        raise
     return address, procs
 
 
@@ -120,6 +125,9 @@ def run_plain(address: str, n: int, pool: int = 2) -> float:
 
 
 def main() -> None:
+    if importlib.util.find_spec("distributed") is None or shutil.which("dask") is None:
+        raise SystemExit(f"{sys.executable} has no `distributed`, or no `dask` command is on PATH:"
+                         " run this from the venv of pip install '.[dask]'")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
