@@ -48,7 +48,7 @@ def earlier_durations(runs: Path, taskfile: TaskFile, names: set[str]) -> dict[s
     the run folders under `runs`; older runs are read only for tasks the newer ones did not
     run. None when there is none."""
     found: dict[str, float] = {}
-    for summary in earlier_runs(runs, taskfile):
+    for summary in earlier_runs(runs, taskfile, wanted=lambda: names - found.keys()):
         for name, seconds in (durations_of(summary) or {}).items():
             found.setdefault(name, seconds)
         if names <= found.keys():

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .model import TaskFile
@@ -34,6 +34,7 @@ RUN_SUMMARY = "summary.json"
 SUMMARY_LIMIT = 256 * 1024 * 1024  # 32 KiB of tails a task: thousands of verbose tasks fit
 EARLIER_RUNS_READ = 10  # history merges at most this many earlier summaries of the file
 RUNS_READ = 50  # and reads at most this many run folders' summaries to find them (--keep-runs 0 keeps all)
+FEW_TASKS = 64  # tasks still without a duration that are looked up line by line in an earlier summary
 
 
 class NotASummary(Exception):
@@ -47,6 +48,11 @@ def runs_folder(taskfile_folder: str | os.PathLike, log_dir: str | None) -> Path
 
 def read_json(path: str | os.PathLike, limit: int = SUMMARY_LIMIT):
     """The JSON value in the regular file `path`; NotASummary (with the reason) otherwise."""
+    return _parse(read_bytes(path, limit))
+
+
+def read_bytes(path: str | os.PathLike, limit: int = SUMMARY_LIMIT) -> bytes:
+    """The bytes of the regular file `path`, at most `limit`; NotASummary (with the reason) otherwise."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore it.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -70,6 +76,10 @@ def read_json(path: str | os.PathLike, limit: int = SUMMARY_LIMIT):
         os.close(fd)
     if len(data) > limit:  # it grew while read
         raise NotASummary(f"is too big for a summary (over {limit} bytes)")
+    return data
+
+
+def _parse(data: bytes):
     try:
         return json.loads(data.decode("utf-8"))
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
@@ -112,11 +122,15 @@ def is_of(summary: dict, taskfile: TaskFile) -> bool:
     return file_of(summary) == os.path.realpath(taskfile.path) and summary.get("file_sha256") == taskfile.sha256
 
 
-def run_summaries(runs: Path, taskfile: TaskFile | None = None) -> Iterator[tuple[Path, dict]]:
+def run_summaries(runs: Path, taskfile: TaskFile | None = None,
+                  wanted: Callable[[], set[str]] | None = None) -> Iterator[tuple[Path, dict | None]]:
     """(path, summary) of the runs under `runs` that left one, newest first. A run
     folder counts when the summary in it names it (its run id is the folder's name).
     With `taskfile`, a summary whose first lines show it is not a run of that file as
-    it is now (`_not_of`) is passed over unread."""
+    it is now (`_not_of`) is passed over unread: its summary is None. With `wanted` too
+    (the names of the tasks still looked for), a summary whose first lines show it is a
+    run of that file is, while those tasks are at most FEW_TASKS, searched for their
+    lines alone (`_task_lines`): its summary then holds those of them it ran."""
     try:
         entries = [e for e in os.scandir(runs) if e.is_dir(follow_symlinks=False)]
     except OSError:
@@ -130,23 +144,30 @@ def run_summaries(runs: Path, taskfile: TaskFile | None = None) -> Iterator[tupl
 
     for entry in sorted(entries, key=newest, reverse=True):
         path = Path(entry.path) / RUN_SUMMARY
-        if taskfile is not None and _not_of(_head(str(path)), entry.name, taskfile):
+        head = _head(str(path)) if taskfile is not None else {}
+        if taskfile is not None and _not_of(head, entry.name, taskfile):
+            yield path, None
             continue
         try:
-            data = read_json(path)
+            raw = read_bytes(path)
+            names = wanted() if wanted is not None and _is_of(head, entry.name, taskfile) else None
+            tasks = _task_lines(raw, names) if names is not None and len(names) <= FEW_TASKS else None
+            data = {**head, "tasks": tasks} if tasks is not None else _parse(raw)
         except NotASummary:
             continue  # still running, killed, or from before run folders kept a summary
         if isinstance(data, dict) and data.get("run_id") == entry.name and isinstance(data.get("tasks"), list):
             yield path, data
 
 
-def earlier_runs(runs: Path, taskfile: TaskFile, limit: int = EARLIER_RUNS_READ) -> Iterator[dict]:
-    """The summaries of the earlier runs of `taskfile` (same real path, same content), newest first."""
+def earlier_runs(runs: Path, taskfile: TaskFile, limit: int = EARLIER_RUNS_READ,
+                 wanted: Callable[[], set[str]] | None = None) -> Iterator[dict]:
+    """The summaries of the earlier runs of `taskfile` (same real path, same content), newest
+    first; with `wanted`, those after the first may hold only the tasks it names (`run_summaries`)."""
     found = 0
-    for _, data in itertools.islice(run_summaries(runs, taskfile), RUNS_READ):
+    for _, data in itertools.islice(run_summaries(runs, taskfile, wanted), RUNS_READ):
         if found == limit:
             return
-        if is_of(data, taskfile):
+        if data is not None and is_of(data, taskfile):
             found += 1
             yield data
 
@@ -162,6 +183,38 @@ def _not_of(head: dict[str, str | None], run_id: str, taskfile: TaskFile) -> boo
     if "file" in head and "cwd" in head:
         return file_of(head) != os.path.realpath(taskfile.path)
     return False
+
+
+def _is_of(head: dict[str, str | None], run_id: str, taskfile: TaskFile | None) -> bool:
+    """Whether the first lines of a summary show, every field held, that it is the record of
+    run `run_id` of `taskfile` as it is now."""
+    return (taskfile is not None and head.get("run_id") == run_id and "cwd" in head
+            and is_of(head, taskfile))
+
+
+def _task_lines(raw: bytes, names: set[str]) -> list[dict] | None:
+    """The records of the tasks `names` in the text of a summary laid out as taskrun writes it
+    (`summary.dump_summary`: a task a line, its name first; a line break inside a record is
+    written escaped), each parsed from its own line; None for a text laid out otherwise."""
+    start = raw.find(b'\n  "tasks": [\n')
+    if not raw.startswith(_HEAD_START) or start < 0:
+        return None
+    records = []
+    for name in names:
+        at = raw.find(b'\n    {"name": ' + json.dumps(name, ensure_ascii=False).encode() + b", ", start)
+        if at < 0:
+            continue  # not planned in that run
+        end = raw.find(b"\n", at + 1)
+        if end < 0:
+            return None
+        try:
+            record = json.loads(raw[at + 1:end].rstrip(b","))
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or record.get("name") != name:
+            return None
+        records.append(record)
+    return records
 
 
 # A summary as taskrun writes it (`summary.dump_summary`): each top-level key on a line of its

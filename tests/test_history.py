@@ -75,7 +75,8 @@ def _run_summary(runs, run_id, taskfile, durations, *, sha=None, cwd=None, laid_
         "version": 1, "run_id": run_id, "file": str(taskfile),
         "file_sha256": sha or hashlib.sha256(taskfile.read_bytes()).hexdigest(),
         "command": ["taskrun", *command], "cwd": str(cwd or taskfile.parent),
-        "tasks": [{"name": n, "duration_s": d, "status": "success"} for n, d in durations.items()]}
+        "tasks": [{"name": n, "duration_s": d, "status": "success" if d is not None else "skipped"}
+                  for n, d in durations.items()]}
     (folder / "summary.json").write_text(dump_summary(summary) if laid_out else json.dumps(summary))
     return folder / "summary.json"
 
@@ -122,8 +123,8 @@ def test_summaries_whose_first_lines_name_another_file_or_content_are_not_read_w
     moved = _run_summary(runs, "20260101T000022Z-000022", tf_path, {"slow": 90.0}, laid_out=True)
     moved.parent.rename(runs / "20260101T000023Z-000023")
     read = []
-    real_read = record.read_json
-    monkeypatch.setattr(record, "read_json", lambda path, *a, **kw: read.append(str(path)) or real_read(path, *a, **kw))
+    real_read = record.read_bytes
+    monkeypatch.setattr(record, "read_bytes", lambda path, *a, **kw: read.append(str(path)) or real_read(path, *a, **kw))
     assert earlier_durations(runs, tf, {"quick1", "quick2", "slow"}) == {"quick1": 1.0, "quick2": 2.0, "slow": 3.0}
     assert sorted(read) == sorted(map(str, (mine, flat, long)))
 
@@ -137,6 +138,35 @@ def test_read_durations_reads_only_a_regular_file(tmp_path):
     assert read_durations(str(tmp_path / "missing.json")) is None
     os.mkfifo(tmp_path / "fifo")
     assert read_durations(str(tmp_path / "fifo")) is None  # not opened for a writer, not read
+
+
+def test_tasks_the_latest_runs_did_not_run_are_looked_up_line_by_line_in_older_ones(tmp_path, monkeypatch):
+    # A task skipped by its condition (or up to date) has no duration in the latest runs: older
+    # runs are searched for it, each for that task's line alone, not parsed whole.
+    from runner import record
+
+    tf_path = tmp_path / "tasks.yaml"
+    tf_path.write_text(HISTORY_FILE + '  "odd:name.1": "true"\n  odd: "true"\n')
+    tf = load_taskfile(str(tf_path))
+    names = {"quick1", "quick2", "slow", "odd:name.1", "odd"}
+    runs = tmp_path / "runs"
+    _run_summary(runs, "20260101T000000Z-000001", tf_path, {"slow": 11.0, "odd:name.1": 12.0}, laid_out=True)
+    _run_summary(runs, "20260101T000001Z-000002", tf_path, {"slow": 9.0, "quick1": 5.0, "odd": None}, laid_out=True)
+    _run_summary(runs, "20260101T000002Z-000003", tf_path,
+                 {"quick1": 1.0, "quick2": 2.0, "slow": None, "odd:name.1": None, "odd": 3.0}, laid_out=True)
+    expected = {"quick1": 1.0, "quick2": 2.0, "odd": 3.0, "slow": 9.0, "odd:name.1": 12.0}
+    parsed = []
+    real_parse = record._parse
+    monkeypatch.setattr(record, "_parse", lambda data: parsed.append(len(data)) or real_parse(data))
+    assert earlier_durations(runs, tf, names) == expected
+    assert parsed == []  # five tasks: every summary searched line by line
+    monkeypatch.setattr(record, "FEW_TASKS", 2)  # the first summary whole, then the two left by line
+    assert earlier_durations(runs, tf, names) == expected
+    assert len(parsed) == 1
+    monkeypatch.setattr(record, "FEW_TASKS", 0)  # every summary whole: the same durations
+    parsed.clear()
+    assert earlier_durations(runs, tf, names) == expected
+    assert len(parsed) == 3
 
 
 HISTORY_FILE = """
