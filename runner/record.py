@@ -162,7 +162,7 @@ def run_summaries(runs: Path, taskfile: TaskFile | None = None,
 def earlier_runs(runs: Path, taskfile: TaskFile, limit: int = EARLIER_RUNS_READ,
                  wanted: Callable[[], set[str]] | None = None) -> Iterator[dict]:
     """The summaries of the earlier runs of `taskfile` (same real path, same content), newest
-    first; with `wanted`, those after the first may hold only the tasks it names (`run_summaries`)."""
+    first; with `wanted`, one may hold only the tasks it names (`run_summaries`)."""
     found = 0
     for _, data in itertools.islice(run_summaries(runs, taskfile, wanted), RUNS_READ):
         if found == limit:
