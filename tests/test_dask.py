@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,6 +204,17 @@ def _tcp_sockets(pids: set[int]) -> list[tuple[str, tuple[str, int], tuple[str, 
 def _listening_ports(pids: set[int]) -> list[str]:
     """Local addresses of the TCP sockets these processes listen on."""
     return [f"{ip}:{port}" for state, (ip, port), _ in _tcp_sockets(pids) if state == "0A"]
+
+
+@contextmanager
+def _killed_if_left(proc: subprocess.Popen):
+    """The block's taskrun, killed should the block leave it running (a failed wait or assertion)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def _tree(root: int) -> set[int]:
@@ -447,15 +459,11 @@ def test_the_longest_durations_fit_every_wait_on_both_sides(cluster, taskrun):
         lines = read_events_file(logs[0]) if logs else []
         return [e for e in lines if e["event"] == "attempt_end" and e.get("retry_in_s")]
 
-    try:
+    with _killed_if_left(proc):
         wait_until(retry_planned, what="`flaky` to fail with a retry planned")
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "OverflowError" not in err
     tasks = by_name(taskrun.summary())
@@ -507,7 +515,7 @@ def test_attempts_sent_all_at_once_share_a_few_connections_to_the_scheduler(clus
         f"  t{i}: echo $$ > t{i}.pid; exec sleep 300\n" for i in range(n)))
     port = int(cluster.address.rsplit(":", 1)[1])
     proc = taskrun.popen("tasks.yaml", "-j", str(n), "--scheduler", cluster.address)
-    try:
+    with _killed_if_left(proc):
         wait_until(lambda: len(list(taskrun.cwd.glob("t*.pid"))) >= 2, timeout=60, what="two attempts started")
         most = 0
         for _ in range(20):  # the words go out in the first moments; a connection stays open once made
@@ -516,10 +524,6 @@ def test_attempts_sent_all_at_once_share_a_few_connections_to_the_scheduler(clus
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     # the client's own stream, its probes and the lanes
     assert 1 <= most <= WORD_LANES + 3, most
     assert proc.returncode == 130, out + err

@@ -81,13 +81,17 @@ def _run_summary(runs, run_id, taskfile, durations, *, sha=None, cwd=None, laid_
     return folder / "summary.json"
 
 
-def test_earlier_durations_come_from_earlier_runs_of_the_same_file_as_it_is(tmp_path):
+def _two_files(tmp_path):
+    """(tasks.yaml, other.yaml with the same text, the first loaded, their runs folder)."""
     tf_path = tmp_path / "tasks.yaml"
     tf_path.write_text(HISTORY_FILE)
     other = tmp_path / "other.yaml"
     other.write_text(HISTORY_FILE)
-    tf = load_taskfile(str(tf_path))
-    runs = tmp_path / "runs"
+    return tf_path, other, load_taskfile(str(tf_path)), tmp_path / "runs"
+
+
+def test_earlier_durations_come_from_earlier_runs_of_the_same_file_as_it_is(tmp_path):
+    tf_path, other, tf, runs = _two_files(tmp_path)
     _run_summary(runs, "20260101T000000Z-000001", tf_path, {"quick1": 1.0, "quick2": 2.0, "slow": 3.0})
     _run_summary(runs, "20260101T000000Z-000002", tf_path, {"slow": 4.0})  # a rerun of one task, later
     _run_summary(runs, "20260101T000001Z-000003", other, {"quick1": 50.0, "slow": 50.0})  # another file
@@ -103,12 +107,7 @@ def test_earlier_durations_come_from_earlier_runs_of_the_same_file_as_it_is(tmp_
 def test_summaries_whose_first_lines_name_another_file_or_content_are_not_read_whole(tmp_path, monkeypatch):
     from runner import record
 
-    tf_path = tmp_path / "tasks.yaml"
-    tf_path.write_text(HISTORY_FILE)
-    other = tmp_path / "other.yaml"
-    other.write_text(HISTORY_FILE)
-    tf = load_taskfile(str(tf_path))
-    runs = tmp_path / "runs"
+    tf_path, other, tf, runs = _two_files(tmp_path)
     mine = _run_summary(runs, "20260101T000000Z-000001", tf_path, {"quick1": 1.0, "quick2": 2.0, "slow": 3.0},
                         laid_out=True)
     for n in range(2, 5):  # newer runs of another file, and of this file before a change
