@@ -9,11 +9,11 @@ import os
 import pytest
 
 from runner.history import earlier_durations, estimate, read_durations, simulate
-from runner.summary import dump_summary
 from runner.load import load_taskfile
 from runner.model import TaskFile, TaskSpec
 from runner.plan import make_plan, readiness_order
 from runner.schedule import Scheduler
+from runner.summary import dump_summary
 
 from test_schedule import FakeBackend, Recorder
 
@@ -123,7 +123,8 @@ def test_summaries_whose_first_lines_name_another_file_or_content_are_not_read_w
     moved.parent.rename(runs / "20260101T000023Z-000023")
     read = []
     real_read = record.read_bytes
-    monkeypatch.setattr(record, "read_bytes", lambda path, *a, **kw: read.append(str(path)) or real_read(path, *a, **kw))
+    monkeypatch.setattr(record, "read_bytes",
+                        lambda path, *a, **kw: read.append(str(path)) or real_read(path, *a, **kw))
     assert earlier_durations(runs, tf, {"quick1", "quick2", "slow"}) == {"quick1": 1.0, "quick2": 2.0, "slow": 3.0}
     assert sorted(read) == sorted(map(str, (mine, flat, long)))
 
