@@ -108,10 +108,13 @@ def reap(pids: list[int]) -> None:
 def reap_while(still_there, timeout_s: float = 15.0) -> None:
     """While `still_there()` lists processes (zombies included), reap what is handed to this
     process, a subreaper, as their parents end: a fixture that stops a tree of processes (a
-    Dask cluster, a browser) leaves no zombie for a later test to find."""
+    Dask cluster, a browser) leaves no zombie for a later test to find. Those it lists are
+    reaped too once they are this process's zombies: a browser's processes share this
+    process's session, so `adopted_zombies` leaves them (and the wait would last to its end)."""
     deadline = time.monotonic() + timeout_s
-    while still_there() and time.monotonic() < deadline:
-        reap(adopted_zombies())
+    while (left := still_there()) and time.monotonic() < deadline:
+        mine = set(children_of(os.getpid()))
+        reap([pid for pid in left if pid in mine and (_stat(pid) or (b"",))[0] == b"Z"] + adopted_zombies())
         time.sleep(0.02)
     reap(adopted_zombies())
 
