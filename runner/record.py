@@ -122,15 +122,15 @@ def is_of(summary: dict, taskfile: TaskFile) -> bool:
     return file_of(summary) == os.path.realpath(taskfile.path) and summary.get("file_sha256") == taskfile.sha256
 
 
-def run_summaries(runs: Path, taskfile: TaskFile | None = None,
+def run_summaries(runs: Path, taskfile: TaskFile,
                   wanted: Callable[[], set[str]] | None = None) -> Iterator[tuple[Path, dict | None]]:
     """(path, summary) of the runs under `runs` that left one, newest first. A run
     folder counts when the summary in it names it (its run id is the folder's name).
-    With `taskfile`, a summary whose first lines show it is not a run of that file as
-    it is now (`_not_of`) is passed over unread: its summary is None. With `wanted` too
-    (the names of the tasks still looked for), a summary whose first lines show it is a
-    run of that file is, while those tasks are at most FEW_TASKS, searched for their
-    lines alone (`_task_lines`): its summary then holds those of them it ran."""
+    A summary whose first lines show it is not a run of `taskfile` as it is now
+    (`_not_of`) is passed over unread: its summary is None. With `wanted` (the names
+    of the tasks still looked for), a summary whose first lines show it is a run of
+    that file is, while those tasks are at most FEW_TASKS, searched for their lines
+    alone (`_task_lines`): its summary then holds those of them it ran."""
     try:
         entries = [e for e in os.scandir(runs) if e.is_dir(follow_symlinks=False)]
     except OSError:
@@ -144,8 +144,8 @@ def run_summaries(runs: Path, taskfile: TaskFile | None = None,
 
     for entry in sorted(entries, key=newest, reverse=True):
         path = Path(entry.path) / RUN_SUMMARY
-        head = _head(str(path)) if taskfile is not None else {}
-        if taskfile is not None and _not_of(head, entry.name, taskfile):
+        head = _head(str(path))
+        if _not_of(head, entry.name, taskfile):
             yield path, None
             continue
         try:
@@ -185,11 +185,10 @@ def _not_of(head: dict[str, str | None], run_id: str, taskfile: TaskFile) -> boo
     return False
 
 
-def _is_of(head: dict[str, str | None], run_id: str, taskfile: TaskFile | None) -> bool:
+def _is_of(head: dict[str, str | None], run_id: str, taskfile: TaskFile) -> bool:
     """Whether the first lines of a summary show, every field held, that it is the record of
     run `run_id` of `taskfile` as it is now."""
-    return (taskfile is not None and head.get("run_id") == run_id and "cwd" in head
-            and is_of(head, taskfile))
+    return head.get("run_id") == run_id and "cwd" in head and is_of(head, taskfile)
 
 
 def _task_lines(raw: bytes, names: set[str]) -> list[dict] | None:

@@ -361,13 +361,9 @@ class _Composer:
         items = top.items
         if items.__class__ is list:
             if top.placed:
-                path = top.path + (len(items),)
-                self.positions[path] = (mark.line + 1, mark.column + 1)
-                value = text if tag == STR else self.construct(tag, text, mark, path)
-            elif tag == STR:
-                value = text
-            else:
-                value = self.construct(tag, text, mark, None if top.path is None else top.path + (len(items),))
+                self.positions[top.path + (len(items),)] = (mark.line + 1, mark.column + 1)
+            value = text if tag == STR else self.construct(tag, text, mark,
+                                                           None if top.path is None else top.path + (len(items),))
             items.append(value)
         elif (key := top.key) is None:  # this scalar is a key
             value = text
