@@ -366,7 +366,7 @@ class Console:
                     limit = CHUNK if bounds is None else min(CHUNK, bounds[i] - follower.offset)
                     if limit <= 0:
                         continue
-                    carry, data, end, more = follower.read(limit)
+                    carry, data, end, more = follower.read(limit, now)
                     if end:
                         self.write_output(render_chunk(carry, data, end, prefix))
                     cut = follower.take_cut()

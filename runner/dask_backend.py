@@ -49,8 +49,9 @@ Model:
   stream, so the runner need not fetch it, a round trip through the scheduler
   to the worker. An outcome over `PUSH_MAX_BYTES` (output sent back because
   the log folder is not shared) is fetched as the Dask task's result.
-- Future callbacks and scheduler events (a Dask thread) write to a pipe; `wait`
-  selects on it and on the wake fd the signal handler writes to.
+- The outcomes, the futures' ends (both on the client's event loop; an end
+  whose outcome came first says nothing more) and scheduler events write to a
+  pipe; `wait` selects on it and on the wake fd the signal handler writes to.
 - distributed's own log lines stay off the console (`TASKRUN_DEBUG=1` keeps
   them): taskrun says what happened in its own words.
 
@@ -279,6 +280,9 @@ class DaskBackend:
         client.subscribe_topic("all", self._on_event)  # the scheduler says so when it removes a worker
         self._pushed: dict[str, bytes] = {}  # Dask key -> the outcome its worker sent (appended by a Dask thread)
         client.subscribe_topic(client.id, self._on_outcome)  # the scheduler forgets the topic with the client
+        from distributed.client import done_callback  # the coroutine `Future.add_done_callback` runs
+
+        self._done_callback = done_callback
         _hurry(client)
 
     @property
@@ -304,7 +308,9 @@ class DaskBackend:
             remote.timeout_at = time.monotonic() + spec.timeout_s + spec.kill_grace_s + STOP_MARGIN_S
         self._remotes[key] = remote
         self._by_name[name] = key
-        future.add_done_callback(self._on_done)
+        # On the client's loop, as the outcome is: `add_done_callback` would hand every end to a
+        # thread of its own first (a thread switch an attempt, on the loop's critical path).
+        self._client.loop.add_callback(self._done_callback, future, self._on_done)
         return None  # the pid is known only on the worker
 
     def _say(self, lane: int, name: str, word: str | None) -> None:
@@ -388,8 +394,12 @@ class DaskBackend:
         self._markers.append(folder)
 
     def _on_done(self, future) -> None:
-        # A Dask thread: hand the key over, wake the loop.
-        self._ended.append(future.key)
+        # The client's event loop: hand the key over and wake the loop, unless its outcome came
+        # first (the common case: it woke the loop then) or the loop has it already.
+        key = future.key
+        if key in self._pushed or key not in self._by_name:
+            return
+        self._ended.append(key)
         self._wake()
 
     def _on_outcome(self, event) -> None:

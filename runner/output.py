@@ -85,6 +85,9 @@ def ci_flavor(env: os._Environ | dict) -> str | None:
     return None
 
 
+QUIET_FIRST_S, QUIET_MAX_S = 0.05, 0.4  # see `LogFollower.read`
+
+
 class LogFollower:
     """The new complete lines of one growing log file, read in bounded chunks.
 
@@ -93,7 +96,8 @@ class LogFollower:
     and read with `pread` at a kept offset.
     """
 
-    __slots__ = ("path", "offset", "_fd", "_carry", "_skipping", "_missing", "_pending_cut")
+    __slots__ = ("path", "offset", "_fd", "_carry", "_skipping", "_missing", "_pending_cut", "_quiet_until",
+                 "_quiet_s")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -103,22 +107,33 @@ class LogFollower:
         self._skipping = False  # inside a line already cut: drop bytes up to its newline
         self._missing = False
         self._pending_cut = b""  # a cut line to show after the complete lines of this read
+        self._quiet_until = 0.0  # (monotonic) a periodic read looks for the file again from then
+        self._quiet_s = QUIET_FIRST_S
 
-    def _open(self) -> int | None:
+    def _open(self, now: float | None) -> int | None:
         if self._fd is None and not self._missing:
-            try:
-                if os.stat(self.path).st_size <= self.offset:
-                    return None  # nothing to read yet (most short tasks': ever): opened once there is
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
+            if now is not None and now < self._quiet_until:
                 return None
+            try:
+                if os.stat(self.path).st_size > self.offset:
+                    self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
+            if self._fd is None and now is not None:  # nothing to read yet (most short tasks': ever)
+                self._quiet_until = now + self._quiet_s
+                self._quiet_s = min(self._quiet_s * 2, QUIET_MAX_S)
         return self._fd
 
-    def read(self, limit: int = CHUNK) -> tuple[bytes, bytes, int, bool]:
+    def read(self, limit: int = CHUNK, now: float | None = None) -> tuple[bytes, bytes, int, bool]:
         """(carry, data, end, more): `carry + data[:end]` are the complete lines read
         now (the partial line before them, then the new bytes); `more`: whether
-        more bytes may be waiting. The bytes after `end` are kept for the next read."""
-        fd = self._open()
+        more bytes may be waiting. The bytes after `end` are kept for the next read.
+        `now` (monotonic), from a periodic read: a file not yet open that showed nothing
+        the last time is not looked for again before a pause that doubles at each look that
+        finds nothing, from QUIET_FIRST_S to QUIET_MAX_S (a pool of hundreds of attempts, most
+        of them silent or still queued on a cluster, would cost a stat of each log at every
+        read). Once a file has shown bytes it is open, and every read reads it."""
+        fd = self._open(now)
         if fd is None:
             return b"", b"", 0, False
         try:

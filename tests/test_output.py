@@ -64,6 +64,59 @@ def test_a_last_line_without_newline_is_shown_before_the_end_line(taskrun):
     assert re.fullmatch(rf"{CLOCK} done  t ok exit 0 in .*", out[3])
 
 
+def test_a_line_written_after_a_long_silence_is_shown_while_its_task_still_runs(taskrun):
+    """Logs that showed nothing are looked at less and less often (up to QUIET_MAX_S apart):
+    a task silent for two seconds still has its line on the console seconds before it ends."""
+    taskrun.write("tasks.yaml", """
+        version: 1
+        tasks:
+          quiet: 'sleep 2; echo late; sleep 4'
+    """)
+    seen: dict[str, float] = {}
+    with taskrun.popen("tasks.yaml", stderr=subprocess.DEVNULL) as proc:
+        for line in proc.stdout:
+            if line.startswith("quiet | late"):
+                seen["late"] = time.monotonic()
+            elif " done " in line:
+                seen["done"] = time.monotonic()
+    assert proc.returncode == 0
+    assert seen["done"] - seen["late"] > 2.0, seen  # shown about 0.4 s after it was written, not at the end
+
+
+def test_a_log_that_showed_nothing_is_looked_for_again_only_after_a_growing_pause(tmp_path, monkeypatch):
+    import runner.output as output
+
+    path = tmp_path / "t.stdout"
+    looks: list[float] = []
+    real_stat = os.stat
+
+    def counted_stat(p, *args, **kwargs):
+        if p == str(path):
+            looks.append(clock)
+        return real_stat(p, *args, **kwargs)
+
+    monkeypatch.setattr(output.os, "stat", counted_stat)
+    follower = output.LogFollower(str(path))
+    clock = 0.0
+    while clock < 2.0:  # a periodic read every 10 ms for two seconds, the file not there
+        assert follower.read(now=clock) == (b"", b"", 0, False)
+        clock = round(clock + 0.01, 2)
+    first, most = output.QUIET_FIRST_S, output.QUIET_MAX_S
+    gaps = [round(b - a, 2) for a, b in zip(looks, looks[1:])]
+    wanted = [min(first * 2 ** i, most) for i in range(len(gaps))]  # 0.05, 0.1, 0.2, 0.4, 0.4, ...
+    assert looks[0] == 0.0 and gaps == pytest.approx(wanted, abs=0.011), looks
+    assert len(looks) <= 2.0 / most + 4  # eight looks, not two hundred
+    path.write_bytes(b"one\n")
+    assert follower.read(now=2.0)[2] == 0  # not looked for before its next turn
+    carry, data, end, _ = follower.read(now=looks[-1] + most + 0.01)
+    assert carry + data[:end] == b"one\n"
+    # A read without `now` (the rest of an ended attempt's logs) always looks.
+    late = output.LogFollower(str(tmp_path / "late"))
+    assert late.read(now=0.0)[2] == 0
+    (tmp_path / "late").write_bytes(b"last\n")
+    assert b"".join(c + d[:e] for c, d, e in late.drain()) == b"last\n"
+
+
 def test_two_tasks_printing_ten_thousand_lines_each_never_mix_half_lines(taskrun):
     # Each line is written in three pieces with flushes between them, so the log
     # files often end in the middle of a line when taskrun reads them.
