@@ -311,8 +311,10 @@ class Prepared:
     estimated: Estimate | None  # None without history
 
 
-def prepare(file: str, selection: Selection, display: Display, where: Where) -> Prepared | None:
-    """The plan and everything around it, or None when a rerun finds nothing to do."""
+def prepare(file: str, selection: Selection, display: Display, where: Where, *,
+            makespan: bool = False) -> Prepared | None:
+    """The plan and everything around it, or None when a rerun finds nothing to do;
+    `makespan`: the estimates include the simulated makespan (the dry run shows it)."""
     from .executor import choose_executor
     from .history import estimate
     from .secrets import masker_for_file
@@ -331,12 +333,12 @@ def prepare(file: str, selection: Selection, display: Display, where: Where) -> 
     recorded = recorded_durations(taskfile, plan, history=where.history, no_history=where.no_history,
                                   log_dir=where.log_dir)
     return Prepared(plan=plan, executor=chosen, masker=masker, console=console,
-                    estimated=estimate(plan, recorded) if recorded else None)
+                    estimated=estimate(plan, recorded, makespan=makespan) if recorded else None)
 
 
 def dry_run(file: str, selection: Selection, display: Display, where: Where) -> int:
     """The plan in the order the run would start it, with estimates when there is history."""
-    prepared = prepare(file, selection, display, where)
+    prepared = prepare(file, selection, display, where, makespan=True)
     if prepared is not None:
         prepared.console.show_plan(prepared.plan, prepared.estimated, checks_preview(prepared.plan))
     return EXIT_OK

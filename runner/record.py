@@ -13,6 +13,12 @@ A summary whose first lines already name another file, other content or
 another run is passed over without being read whole (at 1,000 tasks a
 summary is 1 MB).
 
+Beside its summary a run folder keeps `durations.json` (RUN_DURATIONS): each
+task's name, status and duration, all that history reads of a run, in a
+fiftieth of the summary's bytes (parsing a 20,000-task summary whole took
+0.4 s and 90 MiB). It is derived from the summary, which stays the record:
+where it is missing or does not match the summary's run, the summary is read.
+
 A summary is read only from a regular file of at most SUMMARY_LIMIT bytes: a
 FIFO, a device or a pipe is refused, never read (it could block forever, or
 never end).
@@ -31,6 +37,7 @@ from pathlib import Path
 from .model import TaskFile
 
 RUN_SUMMARY = "summary.json"
+RUN_DURATIONS = "durations.json"
 SUMMARY_LIMIT = 256 * 1024 * 1024  # 32 KiB of tails a task: thousands of verbose tasks fit
 EARLIER_RUNS_READ = 10  # history merges at most this many earlier summaries of the file
 RUNS_READ = 50  # and reads at most this many run folders' summaries to find them (--keep-runs 0 keeps all)
@@ -129,8 +136,10 @@ def run_summaries(runs: Path, taskfile: TaskFile,
     A summary whose first lines show it is not a run of `taskfile` as it is now
     (`_not_of`) is passed over unread: its summary is None. With `wanted` (the names
     of the tasks still looked for), a summary whose first lines show it is a run of
-    that file is, while those tasks are at most FEW_TASKS, searched for their lines
-    alone (`_task_lines`): its summary then holds those of them it ran."""
+    that file is, read from the run's durations file (`durations_text`) when it has a
+    valid one, else, while those tasks are at most FEW_TASKS, searched for their lines
+    alone (`_task_lines`): its summary's tasks then hold their name, status and duration
+    (the durations file), or only those of the tasks looked for that it ran."""
     try:
         entries = [e for e in os.scandir(runs) if e.is_dir(follow_symlinks=False)]
     except OSError:
@@ -149,9 +158,11 @@ def run_summaries(runs: Path, taskfile: TaskFile,
             yield path, None
             continue
         try:
-            raw = read_bytes(path)
             names = wanted() if wanted is not None and _is_of(head, entry.name, taskfile) else None
-            tasks = _task_lines(raw, names) if names is not None and len(names) <= FEW_TASKS else None
+            tasks = _durations(Path(entry.path) / RUN_DURATIONS, entry.name) if names is not None else None
+            if tasks is None:
+                raw = read_bytes(path)
+                tasks = _task_lines(raw, names) if names is not None and len(names) <= FEW_TASKS else None
             data = {**head, "tasks": tasks} if tasks is not None else _parse(raw)
         except NotASummary:
             continue  # still running, killed, or from before run folders kept a summary
@@ -189,6 +200,26 @@ def _is_of(head: dict[str, str | None], run_id: str, taskfile: TaskFile) -> bool
     """Whether the first lines of a summary show, every field held, that it is the record of
     run `run_id` of `taskfile` as it is now."""
     return head.get("run_id") == run_id and "cwd" in head and is_of(head, taskfile)
+
+
+def durations_text(summary: dict) -> str:
+    """The run's durations file: its run id, and the name, status and duration of each task."""
+    return json.dumps({"run_id": summary["run_id"], "tasks": [
+        {"name": t["name"], "status": t["status"], "duration_s": t["duration_s"]} for t in summary["tasks"]]},
+        ensure_ascii=False) + "\n"
+
+
+def _durations(path: Path, run_id: str) -> list[dict] | None:
+    """The tasks of the durations file at `path` if it is run `run_id`'s, each a dict with a
+    string name; None when it is missing, unreadable or not one."""
+    try:
+        data = read_json(path)
+    except NotASummary:
+        return None
+    tasks = data.get("tasks") if isinstance(data, dict) and data.get("run_id") == run_id else None
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
+        return None
+    return tasks
 
 
 def _task_lines(raw: bytes, names: set[str]) -> list[dict] | None:

@@ -25,7 +25,7 @@ from .events import EventLog
 from .logdir import FolderWatch, RunDir, claim_ended_runs
 from .proc import signal_name
 from .secrets import NO_MASK, Masker
-from .record import RUN_SUMMARY, displaced_note, runs_folder
+from .record import RUN_DURATIONS, RUN_SUMMARY, displaced_note, durations_text, runs_folder
 from .summary import RunInfo, build_summary, dump_summary, run_status
 from .target import Target, write_atomic
 
@@ -224,6 +224,11 @@ def run_session(plan: Plan, listener, report, options: RunOptions, *, backend_fa
                 write_atomic(log_dir / RUN_SUMMARY, text, durable=False)
             except OutputError as exc:
                 record_errors.append(str(exc))
+            else:
+                try:  # what history reads of this run; without it, history reads the summary
+                    write_atomic(log_dir / RUN_DURATIONS, durations_text(summary), durable=False)
+                except OutputError:
+                    pass
         try:
             if options.summary_path == "-":
                 _write_stdout(text)

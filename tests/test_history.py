@@ -57,6 +57,16 @@ def test_simulated_makespan_file_order_versus_history():
     assert est.makespan_s == 10.0
 
 
+def test_a_run_is_not_simulated_only_its_priorities_are_taken():
+    tasks = {f"s{i}": [] for i in range(16)}
+    tasks.update({"c1": [], "c2": ["c1"], "c3": ["c2"]})
+    plan = make(tasks, pool=4)
+    durations = {**{f"s{i}": 1.0 for i in range(16)}, "c1": 1.0, "c2": 2.0, "c3": 4.0}
+    full, run = estimate(plan, durations), estimate(plan, durations, makespan=False)
+    assert run.makespan_s is None and full.makespan_s == 7.0
+    assert (run.priority, run.critical_path, run.critical_s) == (full.priority, full.critical_path, full.critical_s)
+
+
 def test_scheduler_starts_ready_tasks_in_priority_order(tmp_path):
     plan = make({"a": [], "b": [], "c": [], "d": ["a"]}, pool=1)
     est = estimate(plan, {"a": 1.0, "b": 2.0, "c": 3.0, "d": 5.0})
@@ -126,7 +136,46 @@ def test_summaries_whose_first_lines_name_another_file_or_content_are_not_read_w
     monkeypatch.setattr(record, "read_bytes",
                         lambda path, *a, **kw: read.append(str(path)) or real_read(path, *a, **kw))
     assert earlier_durations(runs, tf, {"quick1", "quick2", "slow"}) == {"quick1": 1.0, "quick2": 2.0, "slow": 3.0}
-    assert sorted(read) == sorted(map(str, (mine, flat, long)))
+    assert sorted(p for p in read if p.endswith("summary.json")) == sorted(map(str, (mine, flat, long)))
+
+
+def test_a_runs_durations_file_is_read_instead_of_its_summary_and_only_when_it_is_that_runs(tmp_path, monkeypatch):
+    from runner import record
+
+    tf_path, other, tf, runs = _two_files(tmp_path)
+    summary = _run_summary(runs, "20260101T000000Z-000001", tf_path, {"quick1": 1.0, "quick2": 2.0, "slow": 3.0},
+                           laid_out=True)
+    durations = summary.parent / record.RUN_DURATIONS
+    durations.write_text(record.durations_text(json.loads(summary.read_text())))
+    read = []
+    real_read = record.read_bytes
+    monkeypatch.setattr(record, "read_bytes",
+                        lambda path, *a, **kw: read.append(os.path.basename(path)) or real_read(path, *a, **kw))
+    every = {"quick1", "quick2", "slow"}
+    assert earlier_durations(runs, tf, every) == {"quick1": 1.0, "quick2": 2.0, "slow": 3.0}
+    assert read == ["durations.json"]  # the summary's first 4 KiB, then the small file: not the summary
+    # Another run's file (copied), one that is not JSON, or none: the summary is read, same durations.
+    for text in (durations.read_text().replace("000001", "000002"), '{"run_id": ', None):
+        if text is None:
+            durations.unlink()
+        else:
+            durations.write_text(text)
+        read.clear()
+        assert earlier_durations(runs, tf, every) == {"quick1": 1.0, "quick2": 2.0, "slow": 3.0}
+        assert read[-1] == "summary.json"
+
+
+def test_every_run_folder_keeps_its_tasks_durations_beside_its_summary(taskrun):
+    tf = taskrun.write("tasks.yaml", HISTORY_FILE + '  skipped:\n    cmd: "true"\n    if: {sh: "false"}\n')
+    assert taskrun(tf.name).returncode == 0
+    (run_dir,) = taskrun.run_dirs()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    durations = json.loads((run_dir / "durations.json").read_text())
+    assert durations == {"run_id": summary["run_id"], "tasks": [
+        {"name": t["name"], "status": t["status"], "duration_s": t["duration_s"]} for t in summary["tasks"]]}
+    assert [t["status"] for t in durations["tasks"]] == ["success"] * 3 + ["skipped"]
+    r = taskrun(tf.name, "--dry-run")  # the next run's history comes from it
+    assert "(from 3 of 4 recorded durations)" in r.stdout, r.stdout
 
 
 def test_read_durations_reads_only_a_regular_file(tmp_path):
