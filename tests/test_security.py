@@ -135,8 +135,8 @@ def test_log_folders_and_files_are_private_whatever_the_umask(taskrun):
     for folder in (taskrun.cwd / ".taskrun", taskrun.cwd / ".taskrun" / "runs", run_dir):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["a.stderr", "a.stdout", "b.stderr", "b.stdout", "b~2.stderr", "b~2.stdout", "events.jsonl",
-                     "run.lock", "summary.json"]
+    assert names == ["a.stderr", "a.stdout", "b.stderr", "b.stdout", "b~2.stderr", "b~2.stdout", "durations.json",
+                     "events.jsonl", "run.lock", "summary.json"]
     for p in [*run_dir.iterdir(), taskrun.cwd / "taskrun-summary.json"]:
         assert p.stat().st_mode & 0o777 == 0o600, p
 
