@@ -16,7 +16,7 @@ summary is 1 MB).
 Beside its summary a run folder keeps `durations.json` (RUN_DURATIONS): each
 task's name, status and duration, all that history reads of a run, in a
 fiftieth of the summary's bytes (parsing a 20,000-task summary whole took
-0.4 s and 90 MiB). It is derived from the summary, which stays the record:
+0.28 s and 85 MiB). It is derived from the summary, which stays the record:
 where it is missing or does not match the summary's run, the summary is read.
 
 A summary is read only from a regular file of at most SUMMARY_LIMIT bytes: a
@@ -211,13 +211,16 @@ def durations_text(summary: dict) -> str:
 
 def _durations(path: Path, run_id: str) -> list[dict] | None:
     """The tasks of the durations file at `path` if it is run `run_id`'s, each a dict with a
-    string name; None when it is missing, unreadable or not one."""
+    string name and status and a number (or null) for duration; None when it is missing,
+    unreadable or not one."""
     try:
         data = read_json(path)
     except NotASummary:
         return None
     tasks = data.get("tasks") if isinstance(data, dict) and data.get("run_id") == run_id else None
-    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
+    if not isinstance(tasks, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("status"), str)
+            and isinstance(t.get("duration_s"), (int, float, type(None))) for t in tasks):
         return None
     return tasks
 
