@@ -107,6 +107,15 @@ def paired_ratio(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> floa
     return med([x[0] / y[0] for x, y in zip(a, b)])
 
 
+def ratio_spread(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> str:
+    """The median of the run-by-run ratios, and their lowest and highest: on a shared machine
+    one run's neighbour can move a ratio by a tenth, and the spread shows how far."""
+    ratios = [x[0] / y[0] for x, y in zip(a, b)]
+    if len(ratios) < 3 or max(ratios) - min(ratios) < 0.005:
+        return f"{med(ratios):.2f}x"
+    return f"{med(ratios):.2f}x ({min(ratios):.2f} - {max(ratios):.2f})"
+
+
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print(f"\n## {title}\n")
@@ -161,7 +170,7 @@ def bench_dispatch(tmp: Path, quick: bool, runs: int) -> None:
             base = res["xargs -P"]
             for name, samples in res.items():
                 rows.append([n, pool, name, f"{med(s[0] for s in samples) / n * 1000:.3f}",
-                             f"{paired_ratio(samples, base):.2f}x", f"{med(s[1] for s in samples) / 1024:.0f}"])
+                             ratio_spread(samples, base), f"{med(s[1] for s in samples) / 1024:.0f}"])
     table("Dispatch overhead: N trivial tasks (`true`, run directly), pool P",
           ["N", "P", "runner", "ms/task", "vs xargs -P", "peak MiB"], rows)
 
