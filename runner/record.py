@@ -133,13 +133,13 @@ def run_summaries(runs: Path, taskfile: TaskFile,
                   wanted: Callable[[], set[str]] | None = None) -> Iterator[tuple[Path, dict | None]]:
     """(path, summary) of the runs under `runs` that left one, newest first. A run
     folder counts when the summary in it names it (its run id is the folder's name).
+
     A summary whose first lines show it is not a run of `taskfile` as it is now
     (`_not_of`) is passed over unread: its summary is None. With `wanted` (the names
     of the tasks still looked for), a summary whose first lines show it is a run of
-    that file is, read from the run's durations file (`durations_text`) when it has a
-    valid one, else, while those tasks are at most FEW_TASKS, searched for their lines
-    alone (`_task_lines`): its summary's tasks then hold their name, status and duration
-    (the durations file), or only those of the tasks looked for that it ran."""
+    that file is not parsed whole when there is a shorter way (`_tasks_of`): its
+    tasks may then hold only their name, status and duration, or only the tasks
+    looked for."""
     try:
         entries = [e for e in os.scandir(runs) if e.is_dir(follow_symlinks=False)]
     except OSError:
@@ -159,11 +159,7 @@ def run_summaries(runs: Path, taskfile: TaskFile,
             continue
         try:
             names = wanted() if wanted is not None and _is_of(head, entry.name, taskfile) else None
-            tasks = _durations(Path(entry.path) / RUN_DURATIONS, entry.name) if names is not None else None
-            if tasks is None:
-                raw = read_bytes(path)
-                tasks = _task_lines(raw, names) if names is not None and len(names) <= FEW_TASKS else None
-            data = {**head, "tasks": tasks} if tasks is not None else _parse(raw)
+            data = _parse(read_bytes(path)) if names is None else _tasks_of(path, head, names)
         except NotASummary:
             continue  # still running, killed, or from before run folders kept a summary
         if isinstance(data, dict) and data.get("run_id") == entry.name and isinstance(data.get("tasks"), list):
@@ -200,6 +196,19 @@ def _is_of(head: dict[str, str | None], run_id: str, taskfile: TaskFile) -> bool
     """Whether the first lines of a summary show, every field held, that it is the record of
     run `run_id` of `taskfile` as it is now."""
     return head.get("run_id") == run_id and "cwd" in head and is_of(head, taskfile)
+
+
+def _tasks_of(path: Path, head: dict[str, str | None], names: set[str]) -> dict:
+    """The summary at `path` (a run of the file, its first lines `head`) as far as history
+    needs it for the tasks `names`: the tasks of the run's durations file if it has a valid
+    one; else, for at most FEW_TASKS names, the lines of those tasks (`_task_lines`); else
+    the whole summary. NotASummary when it cannot be read."""
+    tasks = _durations(path.parent / RUN_DURATIONS, head["run_id"])
+    if tasks is not None:
+        return {**head, "tasks": tasks}
+    raw = read_bytes(path)
+    tasks = _task_lines(raw, names) if len(names) <= FEW_TASKS else None
+    return _parse(raw) if tasks is None else {**head, "tasks": tasks}
 
 
 def durations_text(summary: dict) -> str:
