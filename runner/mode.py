@@ -272,10 +272,9 @@ def list_tasks(file: str, selection: Selection, *, as_json: bool, show_all: bool
     return EXIT_OK
 
 
-def recorded_durations(taskfile: TaskFile, plan: Plan, *, history: str | None, no_history: bool,
-                       log_dir: str | None) -> dict | None:
-    """The durations that order the start of ready tasks: `--history`'s summary, else
-    the earlier runs of this same file (its path and content), found in its run folders."""
+def recorded_durations(plan: Plan, *, history: str | None, no_history: bool, log_dir: str | None) -> dict | None:
+    """The durations that order the start of the plan's ready tasks: `--history`'s summary,
+    else the earlier runs of the plan's file (its path and content), found in its run folders."""
     from .history import earlier_durations, read_durations
     from .record import runs_folder
 
@@ -286,6 +285,7 @@ def recorded_durations(taskfile: TaskFile, plan: Plan, *, history: str | None, n
         if recorded is None:
             raise UsageError(f"--history {history}: not a readable taskrun summary")
         return recorded
+    taskfile = plan.taskfile
     return earlier_durations(runs_folder(taskfile.folder, log_dir), taskfile, {t.name for t in plan.tasks})
 
 
@@ -330,8 +330,7 @@ def prepare(file: str, selection: Selection, display: Display, where: Where, *,
     masker = masker_for_file(taskfile, os.environ, [t.env for t in plan.tasks])
     console = _console(taskfile, plan, display, remote=chosen.kind != "local", masker=masker,
                        to_stdout=where.summary == "-" or names_stdout(where.summary))
-    recorded = recorded_durations(taskfile, plan, history=where.history, no_history=where.no_history,
-                                  log_dir=where.log_dir)
+    recorded = recorded_durations(plan, history=where.history, no_history=where.no_history, log_dir=where.log_dir)
     return Prepared(plan=plan, executor=chosen, masker=masker, console=console,
                     estimated=estimate(plan, recorded, makespan=makespan) if recorded else None)
 
